@@ -1,0 +1,1 @@
+//! The client state machine (in progress).

@@ -1,0 +1,840 @@
+//! [`Server`]: the whole server side of the protocol as a sans-IO state machine.
+//!
+//! The runtime owns sockets and the clock; the server owns every decision.
+//!
+//! # Driving loop
+//!
+//! Feed whatever happened, then drain every output until it is empty:
+//!
+//! 1. Inputs: [`handle_accept`](Server::handle_accept),
+//!    [`handle_input`](Server::handle_input), [`handle_eof`](Server::handle_eof),
+//!    [`handle_io_error`](Server::handle_io_error),
+//!    [`handle_written`](Server::handle_written),
+//!    [`handle_timeout`](Server::handle_timeout), [`shutdown`](Server::shutdown).
+//!    Each takes `now`, which must never go backwards.
+//! 2. Outputs, in this order: [`poll_transmit`](Server::poll_transmit) (which
+//!    connections have new bytes; write [`outbound`](Server::outbound) and report
+//!    with `handle_written`), [`poll_event`](Server::poll_event) (close sockets,
+//!    log joins and departures), and [`poll_timeout`](Server::poll_timeout) (when
+//!    to call `handle_timeout` next).
+//!
+//! # Invariants
+//!
+//! - Every departure of a registered user (BYE, end of stream, I/O error,
+//!   timeout, protocol error, slow consumer) sends `LEFT` with its reason to every
+//!   remaining user exactly once, and frees the name at once.
+//! - Exactly one [`Event::Close`] is emitted per connection; after it the
+//!   [`ConnId`] is dead and every call with it is ignored.
+//! - Queued output per connection never passes `max_outbound` plus one frame:
+//!   a connection whose queue would pass it is dropped as a slow consumer. A
+//!   connection's input is not processed while its own queue is at least half
+//!   the limit ([`wants_read`](Server::wants_read) is false), so a client that
+//!   pipelines requests faster than it reads is slowed, not dropped.
+//! - Every frame broadcast is encoded once and copied into each queue.
+//! - Per-connection memory is bounded: one unfinished frame plus one read of
+//!   input, and the output limit above. Drained buffers are given back.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::codec::{Deframer, RawFrame};
+use crate::frame::{self, ErrorCode, RawClientFrame, Reason};
+use crate::name::Name;
+use crate::presence::Presence;
+use crate::text::validate_text;
+
+/// Server settings. [`Default`] gives the contract's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// A connection without a successful HELLO this long after connecting gets
+    /// `BYE(TIMEOUT)`. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// After this long with nothing received, the server sends PING, and again
+    /// after each further interval of silence. Default 30 s.
+    pub ping_interval: Duration,
+    /// After this long with nothing received, `BYE(TIMEOUT)`. Default 60 s.
+    pub idle_timeout: Duration,
+    /// Open connections, registered or not. Default 4096.
+    pub max_clients: usize,
+    /// Output queued for one connection beyond which it is dropped as a slow
+    /// consumer. Default 1 MiB.
+    pub max_outbound: usize,
+    /// How long a closing connection may take to flush its last bytes (its BYE)
+    /// before it is closed anyway. Default 1 s.
+    pub linger: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_clients: 4096,
+            max_outbound: 1 << 20,
+            linger: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A handle to one connection. Ids are never reused while the connection lives,
+/// and a stale id (after its [`Event::Close`]) is ignored by every method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    index: u32,
+    generation: u32,
+}
+
+impl ConnId {
+    /// A small number, unique among live connections, handy as a slab key.
+    pub fn index(self) -> usize {
+        self.index as usize
+    }
+}
+
+impl std::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}.{}", self.index, self.generation)
+    }
+}
+
+/// What the server asks of the runtime, or tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Close this connection's socket now; anything not yet written is
+    /// discarded (a graceful close is only emitted once the output drained or
+    /// the linger time ran out). Emitted exactly once per connection.
+    Close {
+        /// The connection.
+        conn: ConnId,
+        /// Why it ends.
+        reason: Reason,
+    },
+    /// A user registered (for logging).
+    Joined {
+        /// The user's connection.
+        conn: ConnId,
+        /// The name as registered.
+        name: Name,
+    },
+    /// A registered user left (for logging); the others were sent `LEFT`.
+    Left {
+        /// The user's connection.
+        conn: ConnId,
+        /// The user's name.
+        name: Name,
+        /// Why.
+        reason: Reason,
+    },
+}
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// Connected, no successful HELLO yet.
+    AwaitingHello,
+    /// Registered under a name.
+    Registered(Name),
+    /// Flushing its last bytes; input is ignored. Closed when the output drains
+    /// or at `deadline`.
+    Closing { deadline: Instant, reason: Reason },
+}
+
+/// Bytes queued for one connection. `buf[sent..]` is what the runtime still
+/// has to write.
+#[derive(Debug, Default)]
+struct Outbox {
+    buf: Vec<u8>,
+    sent: usize,
+}
+
+impl Outbox {
+    fn pending(&self) -> &[u8] {
+        self.buf.get(self.sent..).unwrap_or_default()
+    }
+
+    fn len(&self) -> usize {
+        self.buf.len() - self.sent
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.sent = (self.sent + n).min(self.buf.len());
+        if self.sent == self.buf.len() {
+            // Give the memory back: an idle connection holds no buffer.
+            self.buf = Vec::new();
+            self.sent = 0;
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Conn {
+    phase: Phase,
+    deframer: Deframer,
+    outbox: Outbox,
+    connected_at: Instant,
+    last_received: Instant,
+    /// PINGs sent since the last byte arrived.
+    pings_sent: u32,
+    /// The deadline of this connection's live entry in the timer heap.
+    timer: Option<Instant>,
+    /// Counted against `max_clients` (rejected connections are not).
+    counted: bool,
+    /// Named by `poll_transmit` since its outbox was last empty.
+    announced: bool,
+    /// Its queue passed the limit; it is dropped at the next reaping.
+    doomed: bool,
+}
+
+impl Conn {
+    fn name(&self) -> Option<Name> {
+        match self.phase {
+            Phase::Registered(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    fn is_closing(&self) -> bool {
+        matches!(self.phase, Phase::Closing { .. })
+    }
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    generation: u32,
+    conn: Option<Conn>,
+}
+
+/// The server state machine. See the [module docs](self) for the driving loop.
+#[derive(Debug)]
+pub struct Server {
+    config: ServerConfig,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    /// Connections counted against `max_clients`.
+    open: usize,
+    presence: Presence<ConnId>,
+    timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    events: VecDeque<Event>,
+    transmits: VecDeque<ConnId>,
+    doomed: Vec<ConnId>,
+    /// A broadcast frame, encoded once before it is copied to every queue.
+    scratch: Vec<u8>,
+    next_ping_token: u64,
+    shutting_down: bool,
+}
+
+/// How a departing connection goes.
+enum Farewell<'a> {
+    /// Queue `BYE(reason, detail)`, then close once it is flushed.
+    Bye(&'a str),
+    /// Close at once, discarding queued output.
+    Abort,
+}
+
+impl Server {
+    /// A server with no connections.
+    pub fn new(config: ServerConfig) -> Self {
+        Self {
+            config,
+            slots: Vec::new(),
+            free: Vec::new(),
+            open: 0,
+            presence: Presence::default(),
+            timers: BinaryHeap::new(),
+            events: VecDeque::new(),
+            transmits: VecDeque::new(),
+            doomed: Vec::new(),
+            scratch: Vec::new(),
+            next_ping_token: 1,
+            shutting_down: false,
+        }
+    }
+
+    // ----- getters -----
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Live connections (until their [`Event::Close`]), rejected ones included.
+    pub fn connection_count(&self) -> usize {
+        self.slots.iter().filter(|s| s.conn.is_some()).count()
+    }
+
+    /// Registered users.
+    pub fn registered_count(&self) -> usize {
+        self.presence.len()
+    }
+
+    /// The registered names, in no particular order.
+    pub fn names(&self) -> &[Name] {
+        self.presence.names()
+    }
+
+    /// The name `conn` registered, if any.
+    pub fn name_of(&self, conn: ConnId) -> Option<Name> {
+        self.conn(conn).and_then(Conn::name)
+    }
+
+    /// Bytes queued for `conn` that the runtime has not written yet. Write them
+    /// and report how many went out with [`handle_written`](Self::handle_written).
+    pub fn outbound(&self, conn: ConnId) -> &[u8] {
+        self.conn(conn).map(|c| c.outbox.pending()).unwrap_or_default()
+    }
+
+    /// Whether the runtime should read from `conn` now. False while the
+    /// connection is closing or its own output is backed up; reading anyway is
+    /// allowed but only buffers (one read's worth, which the runtime must not
+    /// exceed).
+    pub fn wants_read(&self, conn: ConnId) -> bool {
+        self.conn(conn)
+            .is_some_and(|c| !c.is_closing() && !c.doomed && !self.is_backed_up(c))
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called and every connection has
+    /// since been closed: the runtime can exit.
+    pub fn is_shut_down(&self) -> bool {
+        self.shutting_down && self.connection_count() == 0
+    }
+
+    // ----- handle_* (inputs) -----
+
+    /// A new connection was accepted. The server may refuse it at once (server
+    /// full or shutting down): it then queues a BYE and closes it when flushed.
+    pub fn handle_accept(&mut self, now: Instant) -> ConnId {
+        let id = self.allocate(now);
+        if self.shutting_down {
+            self.depart(now, id, Reason::Shutdown, Farewell::Bye("server shutting down"));
+        } else if self.open >= self.config.max_clients {
+            self.depart(now, id, Reason::ServerFull, Farewell::Bye("server full"));
+        } else {
+            self.open += 1;
+            if let Some(conn) = self.conn_mut(id) {
+                conn.counted = true;
+            }
+            self.schedule(now, id);
+        }
+        id
+    }
+
+    /// Bytes arrived on `conn`. Every complete frame is acted on in order,
+    /// unless the connection's output is backed up: the rest then waits until
+    /// the runtime has written enough ([`handle_written`](Self::handle_written)).
+    pub fn handle_input(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
+        let Some(c) = self.conn_mut(conn) else { return };
+        if c.is_closing() || bytes.is_empty() {
+            return;
+        }
+        c.last_received = now;
+        c.pings_sent = 0;
+        self.process(now, conn, bytes);
+        self.reap(now);
+    }
+
+    /// The peer ended its stream (a read returned 0). Mid-frame or not, a
+    /// connection that had not said BYE is gone: `LEFT(DISCONNECTED)`. A
+    /// connection already closing keeps flushing its BYE.
+    pub fn handle_eof(&mut self, now: Instant, conn: ConnId) {
+        if self.conn(conn).is_some_and(|c| !c.is_closing()) {
+            self.depart(now, conn, Reason::Disconnected, Farewell::Abort);
+            self.reap(now);
+        }
+    }
+
+    /// Reading or writing `conn` failed (reset, broken pipe): it is closed at once.
+    pub fn handle_io_error(&mut self, now: Instant, conn: ConnId) {
+        let reason = match self.conn(conn).map(|c| c.phase) {
+            None => return,
+            Some(Phase::Closing { reason, .. }) => reason,
+            Some(_) => Reason::Disconnected,
+        };
+        self.depart(now, conn, reason, Farewell::Abort);
+        self.reap(now);
+    }
+
+    /// The runtime wrote `n` bytes of [`outbound`](Self::outbound) for `conn`.
+    pub fn handle_written(&mut self, now: Instant, conn: ConnId, n: usize) {
+        let Some(c) = self.conn_mut(conn) else { return };
+        c.outbox.consume(n);
+        if c.outbox.len() == 0 {
+            c.announced = false;
+        }
+        match c.phase {
+            Phase::Closing { reason, .. } if c.outbox.len() == 0 => self.release(conn, reason),
+            Phase::Closing { .. } => {}
+            _ => {
+                if c.deframer.buffered() > 0 && !self.is_backed_up_id(conn) {
+                    // Input held back while the output was backed up.
+                    self.process(now, conn, &[]);
+                }
+            }
+        }
+        self.reap(now);
+    }
+
+    /// Time passed: fires every handshake, ping, idle and linger deadline that
+    /// is due. Calling it early or often is harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((deadline, id))) = self.timers.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(conn) = self.conn_mut(id) else { continue };
+            if conn.timer != Some(deadline) {
+                continue; // superseded by an earlier entry
+            }
+            conn.timer = None;
+            self.fire_timers(now, id);
+            self.reap(now);
+        }
+    }
+
+    /// Starts a graceful shutdown: every connection gets `BYE(SHUTDOWN)` and is
+    /// closed once flushed, or after `linger` at the latest. Connections
+    /// accepted afterwards are refused the same way.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.shutting_down = true;
+        let ids: Vec<ConnId> = self.live_ids().collect();
+        for id in ids {
+            if let Some(name) = self.name_of(id) {
+                self.events.push_back(Event::Left {
+                    conn: id,
+                    name,
+                    reason: Reason::Shutdown,
+                });
+            }
+            // Everyone leaves at once: no LEFT notices among them.
+            if let Some(conn) = self.conn_mut(id) {
+                if !conn.is_closing() {
+                    conn.phase = Phase::AwaitingHello;
+                }
+            }
+        }
+        self.presence.clear();
+        let ids: Vec<ConnId> = self.live_ids().collect();
+        for id in ids {
+            if self.conn(id).is_some_and(|c| !c.is_closing()) {
+                self.depart(now, id, Reason::Shutdown, Farewell::Bye("server shutting down"));
+            }
+        }
+        self.reap(now);
+    }
+
+    // ----- poll_* (outputs) -----
+
+    /// The next connection whose queue went from empty to non-empty. Edge
+    /// triggered: a connection is named once, then the runtime writes its
+    /// [`outbound`](Self::outbound) bytes (when the socket is writable) until
+    /// that is empty.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<ConnId> {
+        while let Some(id) = self.transmits.pop_front() {
+            if self.conn(id).is_some_and(|c| c.outbox.len() > 0) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// The next event for the runtime.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should be called next;
+    /// `None` when no deadline is pending. May be earlier than needed.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((deadline, _))| *deadline)
+    }
+
+    // ----- internals -----
+
+    fn conn(&self, id: ConnId) -> Option<&Conn> {
+        self.slots
+            .get(id.index())
+            .filter(|s| s.generation == id.generation)
+            .and_then(|s| s.conn.as_ref())
+    }
+
+    fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.slots
+            .get_mut(id.index())
+            .filter(|s| s.generation == id.generation)
+            .and_then(|s| s.conn.as_mut())
+    }
+
+    fn live_ids(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.slots.iter().enumerate().filter_map(|(index, slot)| {
+            slot.conn.as_ref().map(|_| ConnId {
+                index: index as u32,
+                generation: slot.generation,
+            })
+        })
+    }
+
+    fn is_backed_up(&self, conn: &Conn) -> bool {
+        conn.outbox.len() >= self.config.max_outbound / 2
+    }
+
+    fn is_backed_up_id(&self, id: ConnId) -> bool {
+        self.conn(id).is_some_and(|c| self.is_backed_up(c))
+    }
+
+    fn allocate(&mut self, now: Instant) -> ConnId {
+        let conn = Conn {
+            phase: Phase::AwaitingHello,
+            deframer: Deframer::new(),
+            outbox: Outbox::default(),
+            connected_at: now,
+            last_received: now,
+            pings_sent: 0,
+            timer: None,
+            counted: false,
+            announced: false,
+            doomed: false,
+        };
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                self.slots.push(Slot::default());
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        slot.conn = Some(conn);
+        ConnId {
+            index,
+            generation: slot.generation,
+        }
+    }
+
+    /// Emits the close event and frees the slot.
+    fn release(&mut self, id: ConnId, reason: Reason) {
+        let Some(slot) = self
+            .slots
+            .get_mut(id.index())
+            .filter(|s| s.generation == id.generation)
+        else {
+            return;
+        };
+        let Some(conn) = slot.conn.take() else { return };
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(id.index);
+        if conn.counted {
+            self.open -= 1;
+        }
+        self.events.push_back(Event::Close { conn: id, reason });
+    }
+
+    /// Removes `id` from the roster (telling the others), then says goodbye.
+    fn depart(&mut self, now: Instant, id: ConnId, reason: Reason, farewell: Farewell<'_>) {
+        let Some(conn) = self.conn_mut(id) else { return };
+        let name = conn.name();
+        conn.phase = Phase::AwaitingHello;
+        if let Some(name) = name {
+            self.presence.remove(&name);
+            self.scratch.clear();
+            frame::encode_left(&mut self.scratch, &name, reason);
+            self.broadcast(None);
+            self.events.push_back(Event::Left {
+                conn: id,
+                name,
+                reason,
+            });
+        }
+        match farewell {
+            Farewell::Abort => self.release(id, reason),
+            Farewell::Bye(detail) => {
+                let deadline = now + self.config.linger;
+                let Some(conn) = self.conn_mut(id) else { return };
+                conn.phase = Phase::Closing { deadline, reason };
+                conn.deframer = Deframer::new();
+                if conn.doomed {
+                    self.release(id, reason);
+                    return;
+                }
+                self.send_unchecked(id, |out| frame::encode_bye(out, reason, detail));
+                self.schedule(now, id);
+            }
+        }
+    }
+
+    /// Drops every connection found over its output limit, telling the others.
+    /// Dropping one sends LEFT, which may push more over: loop until none is left.
+    fn reap(&mut self, now: Instant) {
+        while let Some(id) = self.doomed.pop() {
+            self.depart(now, id, Reason::SlowConsumer, Farewell::Abort);
+        }
+    }
+
+    /// Runs the frames in `bytes` (after any held back) for `id`.
+    fn process(&mut self, now: Instant, id: ConnId, bytes: &[u8]) {
+        let Some(conn) = self.conn_mut(id) else { return };
+        let mut deframer = std::mem::take(&mut conn.deframer);
+        let mut input = bytes;
+        loop {
+            let Some(conn) = self.conn(id) else { return };
+            if conn.is_closing() || conn.doomed {
+                return;
+            }
+            if self.is_backed_up(conn) {
+                deframer.stash(input);
+                break;
+            }
+            match deframer.next_frame(&mut input) {
+                Ok(Some(frame)) => self.handle_frame(now, id, frame),
+                Ok(None) => break,
+                Err(error) => {
+                    let detail = error.to_string();
+                    self.protocol_error(now, id, &detail);
+                    return;
+                }
+            }
+            self.reap(now);
+        }
+        if let Some(conn) = self.conn_mut(id) {
+            conn.deframer = deframer;
+        }
+    }
+
+    fn protocol_error(&mut self, now: Instant, id: ConnId, detail: &str) {
+        self.depart(now, id, Reason::ProtocolError, Farewell::Bye(detail));
+    }
+
+    fn handle_frame(&mut self, now: Instant, id: ConnId, frame: RawFrame<'_>) {
+        let request = match RawClientFrame::parse(frame) {
+            Ok(request) => request,
+            Err(malformed) => {
+                let detail = malformed.to_string();
+                return self.protocol_error(now, id, &detail);
+            }
+        };
+        let sender = self.name_of(id);
+        match request {
+            RawClientFrame::Hello { name } => self.hello(id, sender, name),
+            RawClientFrame::Say { text } => {
+                let Some(from) = self.require_registered(id, sender) else { return };
+                if let Err(error) = validate_text(text) {
+                    return self.reply_error(id, ErrorCode::BadText, &error.to_string());
+                }
+                self.scratch.clear();
+                frame::encode_message(&mut self.scratch, &from, text);
+                self.broadcast(None);
+            }
+            RawClientFrame::Whisper { to, text } => {
+                let Some(from) = self.require_registered(id, sender) else { return };
+                if let Err(error) = validate_text(text) {
+                    return self.reply_error(id, ErrorCode::BadText, &error.to_string());
+                }
+                let recipient = Name::from_bytes(to)
+                    .ok()
+                    .and_then(|to| self.presence.lookup(&to));
+                match recipient {
+                    Some(to) => self.send(to, |out| frame::encode_private(out, &from, text)),
+                    None => self.reply_error(id, ErrorCode::NoSuchUser, "no such user"),
+                }
+            }
+            RawClientFrame::Who => {
+                if self.require_registered(id, sender).is_some() {
+                    self.send_roster(id);
+                }
+            }
+            RawClientFrame::Ping { token } => self.send(id, |out| frame::encode_pong(out, token)),
+            RawClientFrame::Pong { .. } => {}
+            RawClientFrame::Bye => self.depart(now, id, Reason::Quit, Farewell::Bye("")),
+        }
+    }
+
+    fn hello(&mut self, id: ConnId, sender: Option<Name>, raw_name: &[u8]) {
+        if sender.is_some() {
+            return self.reply_error(id, ErrorCode::AlreadyRegistered, "already registered");
+        }
+        let name = match Name::from_bytes(raw_name) {
+            Ok(name) => name,
+            Err(error) => {
+                return self.reply_error(id, ErrorCode::NameInvalid, &error.to_string());
+            }
+        };
+        if !self.presence.insert(name, id) {
+            return self.reply_error(id, ErrorCode::NameTaken, "name taken");
+        }
+        if let Some(conn) = self.conn_mut(id) {
+            conn.phase = Phase::Registered(name);
+        }
+        self.send(id, |out| frame::encode_welcome(out, &name));
+        self.send_roster(id);
+        self.scratch.clear();
+        frame::encode_joined(&mut self.scratch, &name);
+        self.broadcast(Some(id));
+        self.events.push_back(Event::Joined { conn: id, name });
+    }
+
+    fn require_registered(&mut self, id: ConnId, sender: Option<Name>) -> Option<Name> {
+        if sender.is_none() {
+            self.reply_error(id, ErrorCode::NotRegistered, "not registered: send HELLO first");
+        }
+        sender
+    }
+
+    fn reply_error(&mut self, id: ConnId, code: ErrorCode, detail: &str) {
+        self.send(id, |out| frame::encode_error(out, code, detail));
+    }
+
+    fn send_roster(&mut self, id: ConnId) {
+        let Self {
+            presence, slots, ..
+        } = self;
+        let names = presence.names();
+        if let Some(conn) = slots
+            .get_mut(id.index())
+            .filter(|s| s.generation == id.generation)
+            .and_then(|s| s.conn.as_mut())
+        {
+            let before = conn.outbox.len();
+            frame::encode_roster(&mut conn.outbox.buf, names);
+            self.after_push(id, before);
+        }
+    }
+
+    /// Queues bytes for one connection, dooming it if that passes the limit.
+    fn send(&mut self, id: ConnId, encode: impl FnOnce(&mut Vec<u8>)) {
+        let Some(conn) = self.conn_mut(id) else { return };
+        if conn.doomed || conn.is_closing() {
+            return;
+        }
+        let before = conn.outbox.len();
+        encode(&mut conn.outbox.buf);
+        self.after_push(id, before);
+    }
+
+    /// Queues a farewell regardless of the limit (the connection is closing).
+    fn send_unchecked(&mut self, id: ConnId, encode: impl FnOnce(&mut Vec<u8>)) {
+        let Some(conn) = self.conn_mut(id) else { return };
+        let before = conn.outbox.len();
+        encode(&mut conn.outbox.buf);
+        if before == 0 && !conn.announced {
+            conn.announced = true;
+            self.transmits.push_back(id);
+        }
+    }
+
+    fn after_push(&mut self, id: ConnId, before: usize) {
+        let max = self.config.max_outbound;
+        let Some(conn) = self.conn_mut(id) else { return };
+        if conn.outbox.len() > max {
+            conn.doomed = true;
+            conn.outbox = Outbox::default();
+            self.doomed.push(id);
+        } else if before == 0 && !conn.announced {
+            conn.announced = true;
+            self.transmits.push_back(id);
+        }
+    }
+
+    /// Copies `scratch` (one encoded frame) to every registered user but `except`.
+    fn broadcast(&mut self, except: Option<ConnId>) {
+        let Self {
+            presence,
+            slots,
+            scratch,
+            transmits,
+            doomed,
+            config,
+            ..
+        } = self;
+        for &id in presence.conns() {
+            if Some(id) == except {
+                continue;
+            }
+            let Some(conn) = slots.get_mut(id.index()).and_then(|s| s.conn.as_mut()) else {
+                continue;
+            };
+            if conn.doomed || conn.is_closing() {
+                continue;
+            }
+            let before = conn.outbox.len();
+            if before + scratch.len() > config.max_outbound {
+                conn.doomed = true;
+                conn.outbox = Outbox::default();
+                doomed.push(id);
+                continue;
+            }
+            conn.outbox.buf.extend_from_slice(scratch);
+            if before == 0 && !conn.announced {
+                conn.announced = true;
+                transmits.push_back(id);
+            }
+        }
+    }
+
+    /// The earliest moment something is due for `conn`.
+    fn deadline(&self, conn: &Conn) -> Instant {
+        let config = &self.config;
+        match conn.phase {
+            Phase::Closing { deadline, .. } => deadline,
+            phase => {
+                let pings = config.ping_interval.saturating_mul(conn.pings_sent.saturating_add(1));
+                let silence = (conn.last_received + pings).min(conn.last_received + config.idle_timeout);
+                match phase {
+                    Phase::AwaitingHello => silence.min(conn.connected_at + config.handshake_timeout),
+                    _ => silence,
+                }
+            }
+        }
+    }
+
+    /// Makes sure the timer heap holds an entry for `id` no later than its
+    /// deadline. A later deadline needs no new entry: the early one fires,
+    /// finds nothing due and reschedules.
+    fn schedule(&mut self, _now: Instant, id: ConnId) {
+        let Some(conn) = self.conn(id) else { return };
+        let deadline = self.deadline(conn);
+        if conn.timer.is_some_and(|t| t <= deadline) {
+            return;
+        }
+        if let Some(conn) = self.conn_mut(id) {
+            conn.timer = Some(deadline);
+        }
+        self.timers.push(Reverse((deadline, id)));
+    }
+
+    fn fire_timers(&mut self, now: Instant, id: ConnId) {
+        let Some(conn) = self.conn(id) else { return };
+        let config = &self.config;
+        let silent_for = now.saturating_duration_since(conn.last_received);
+        match conn.phase {
+            Phase::Closing { deadline, reason } => {
+                if now >= deadline {
+                    return self.release(id, reason);
+                }
+            }
+            Phase::AwaitingHello
+                if now.saturating_duration_since(conn.connected_at) >= config.handshake_timeout =>
+            {
+                return self.depart(now, id, Reason::Timeout, Farewell::Bye("handshake timeout"));
+            }
+            _ if silent_for >= config.idle_timeout => {
+                return self.depart(now, id, Reason::Timeout, Farewell::Bye("idle timeout"));
+            }
+            _ => {
+                let due = config.ping_interval.saturating_mul(conn.pings_sent.saturating_add(1));
+                if silent_for >= due {
+                    let intervals = silent_for.as_nanos() / config.ping_interval.as_nanos().max(1);
+                    let token = self.next_ping_token;
+                    self.next_ping_token = self.next_ping_token.wrapping_add(1);
+                    if let Some(conn) = self.conn_mut(id) {
+                        conn.pings_sent = u32::try_from(intervals).unwrap_or(u32::MAX);
+                    }
+                    self.send(id, |out| frame::encode_ping(out, token));
+                }
+            }
+        }
+        self.schedule(now, id);
+    }
+}
