@@ -60,6 +60,8 @@ pub mod frame;
 pub mod name;
 pub mod presence;
 pub mod server;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod sim;
 pub mod text;
 
 pub use codec::{FrameError, MAX_FRAME};

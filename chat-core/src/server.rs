@@ -294,6 +294,12 @@ impl Server {
             .is_some_and(|c| !c.is_closing() && !c.doomed && !self.is_backed_up(c))
     }
 
+    /// Whether `conn` is saying goodbye: its BYE is queued, its input is
+    /// ignored, and it is closed once flushed or after `linger`.
+    pub fn is_closing(&self, conn: ConnId) -> bool {
+        self.conn(conn).is_some_and(Conn::is_closing)
+    }
+
     /// Whether [`shutdown`](Self::shutdown) was called and every connection has
     /// since been closed: the runtime can exit.
     pub fn is_shut_down(&self) -> bool {
@@ -571,6 +577,18 @@ impl Server {
         while let Some(id) = self.doomed.pop() {
             self.depart(now, id, Reason::SlowConsumer, Farewell::Abort);
         }
+        self.prune_timers();
+    }
+
+    /// Pops superseded timer entries off the top of the heap, so that
+    /// [`poll_timeout`](Self::poll_timeout) names a live connection's entry.
+    fn prune_timers(&mut self) {
+        while let Some(Reverse((deadline, id))) = self.timers.peek().copied() {
+            if self.conn(id).is_some_and(|c| c.timer == Some(deadline)) {
+                break;
+            }
+            self.timers.pop();
+        }
     }
 
     /// Runs the frames in `bytes` (after any held back) for `id`.
@@ -838,3 +856,6 @@ impl Server {
         self.schedule(now, id);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,501 @@
+//! Behaviour of the server state machine, driven through the simulation
+//! world: scripted bytes, a virtual clock, no sockets and no sleeps.
+
+use std::time::Duration;
+
+use super::*;
+use crate::frame::{ClientFrame, ServerFrame};
+use crate::sim::World;
+use crate::text::Text;
+
+fn name(s: &str) -> Name {
+    Name::new(s).unwrap()
+}
+
+fn text(s: &str) -> Text {
+    Text::new(s).unwrap()
+}
+
+fn say(s: &str) -> ClientFrame {
+    ClientFrame::Say { text: text(s) }
+}
+
+fn whisper(to: &str, s: &str) -> ClientFrame {
+    ClientFrame::Whisper {
+        to: name(to),
+        text: text(s),
+    }
+}
+
+fn hello(s: &str) -> ClientFrame {
+    ClientFrame::Hello { name: name(s) }
+}
+
+fn error(code: ErrorCode) -> impl Fn(&ServerFrame) -> bool {
+    move |f| matches!(f, ServerFrame::Error { code: c, .. } if *c == code)
+}
+
+fn only_error(world: &mut World, peer: usize, code: ErrorCode) {
+    let frames = world.take(peer);
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert!(error(code)(&frames[0]), "{frames:?}");
+}
+
+fn message(from: &str, s: &str) -> ServerFrame {
+    ServerFrame::Message {
+        from: name(from),
+        text: text(s),
+    }
+}
+
+fn world() -> World {
+    World::new(ServerConfig::default())
+}
+
+#[test]
+fn hello_gets_welcome_then_roster_and_others_get_joined() {
+    let mut w = world();
+    let alice = w.join("Alice");
+    let bob = w.connect();
+    w.send(bob, &hello("bob"));
+    let frames = w.take(bob);
+    assert_eq!(frames[0], ServerFrame::Welcome { name: name("bob") });
+    let ServerFrame::Users { last: true, names } = &frames[1] else {
+        panic!("{frames:?}")
+    };
+    let mut names: Vec<&str> = names.iter().map(Name::as_str).collect();
+    names.sort();
+    assert_eq!(names, ["Alice", "bob"]);
+    assert_eq!(frames.len(), 2, "no JOINED about oneself");
+    assert_eq!(w.take(alice), [ServerFrame::Joined { name: name("bob") }]);
+    assert!(matches!(w.events.last(), Some(Event::Joined { name: n, .. }) if n.as_str() == "bob"));
+}
+
+#[test]
+fn names_are_taken_ignoring_case_and_the_client_may_retry() {
+    let mut w = world();
+    w.join("Alice");
+    let p = w.connect();
+    w.send(p, &hello("ALICE"));
+    only_error(&mut w, p, ErrorCode::NameTaken);
+    w.send(p, &ClientFrame::Hello { name: name("x") });
+    assert!(matches!(w.take(p)[0], ServerFrame::Welcome { .. }));
+}
+
+#[test]
+fn hello_checks_run_in_contract_order() {
+    let mut w = world();
+    let p = w.connect();
+    // An invalid name: NAME_INVALID, connection stays.
+    w.send_bytes(p, b"\x00\x00\x00\x05\x01\x01\x02a!");
+    only_error(&mut w, p, ErrorCode::NameInvalid);
+    w.send_bytes(p, b"\x00\x00\x00\x03\x01\x01\x00");
+    only_error(&mut w, p, ErrorCode::NameInvalid);
+    w.send(p, &hello("p"));
+    w.take(p);
+    // Registered: ALREADY_REGISTERED comes before NAME_INVALID and NAME_TAKEN.
+    w.send_bytes(p, b"\x00\x00\x00\x05\x01\x01\x02a!");
+    only_error(&mut w, p, ErrorCode::AlreadyRegistered);
+    w.send(p, &hello("P"));
+    only_error(&mut w, p, ErrorCode::AlreadyRegistered);
+    // A bad version is fatal, whatever else is wrong.
+    w.send_bytes(p, b"\x00\x00\x00\x05\x01\x02\x02a!");
+    let frames = w.take(p);
+    assert!(matches!(frames[0], ServerFrame::Bye { reason: Reason::ProtocolError, .. }));
+    assert_eq!(w.peers[p].closed, Some(Reason::ProtocolError));
+}
+
+#[test]
+fn requests_before_hello_are_not_registered_even_with_bad_text() {
+    let mut w = world();
+    let p = w.connect();
+    w.send(p, &say("hi"));
+    only_error(&mut w, p, ErrorCode::NotRegistered);
+    w.send(p, &ClientFrame::Who);
+    only_error(&mut w, p, ErrorCode::NotRegistered);
+    w.send_bytes(p, b"\x00\x00\x00\x03\x03\x00\x1b");
+    only_error(&mut w, p, ErrorCode::NotRegistered);
+    w.send_bytes(p, b"\x00\x00\x00\x01\x02");
+    only_error(&mut w, p, ErrorCode::NotRegistered);
+}
+
+#[test]
+fn say_reaches_everyone_including_the_sender_and_bad_text_reaches_nobody() {
+    let mut w = world();
+    let a = w.join("a");
+    let b = w.join("b");
+    w.take(a);
+    w.send(b, &say("hello"));
+    assert_eq!(w.take(a), [message("b", "hello")]);
+    assert_eq!(w.take(b), [message("b", "hello")]);
+    for bad in [&b"\x00\x00\x00\x01\x02"[..], b"\x00\x00\x00\x03\x02\xc3\x28", b"\x00\x00\x00\x02\x02\x7f"] {
+        w.send_bytes(b, bad);
+        only_error(&mut w, b, ErrorCode::BadText);
+        assert!(w.take(a).is_empty());
+    }
+    let mut long = vec![0, 0, 0x10, 0x02, 0x02];
+    long.extend(vec![b'x'; 4097]);
+    w.send_bytes(b, &long);
+    only_error(&mut w, b, ErrorCode::BadText);
+}
+
+#[test]
+fn whisper_reaches_only_its_recipient_in_any_case() {
+    let mut w = world();
+    let a = w.join("Alice");
+    let b = w.join("bob");
+    let c = w.join("carol");
+    for p in [a, b, c] {
+        w.take(p);
+    }
+    w.send(a, &whisper("BOB", "psst"));
+    assert_eq!(
+        w.take(b),
+        [ServerFrame::Private {
+            from: name("Alice"),
+            text: text("psst")
+        }]
+    );
+    assert!(w.take(a).is_empty(), "the sender gets nothing on success");
+    assert!(w.take(c).is_empty());
+    w.send(a, &whisper("alice", "me"));
+    assert_eq!(w.take(a).len(), 1, "whispering to oneself works");
+    w.send(a, &whisper("dave", "x"));
+    only_error(&mut w, a, ErrorCode::NoSuchUser);
+    // An invalid recipient name is nobody's name.
+    w.send_bytes(a, b"\x00\x00\x00\x05\x03\x02a!x");
+    only_error(&mut w, a, ErrorCode::NoSuchUser);
+    // Text is checked before the recipient.
+    w.send_bytes(a, b"\x00\x00\x00\x05\x03\x02zz\x01");
+    only_error(&mut w, a, ErrorCode::BadText);
+}
+
+#[test]
+fn who_lists_everyone_and_big_rosters_split_across_frames() {
+    let mut w = world();
+    let first = w.join("u0");
+    // The other users register behind the world's back, which keeps the
+    // test fast; their own output is never read.
+    for i in 1..600 {
+        let conn = w.server.handle_accept(w.now);
+        let hello = hello(&format!("user-with-a-long-name-{i:09}"));
+        w.server.handle_input(w.now, conn, &hello.to_bytes());
+    }
+    w.drive();
+    w.take(first);
+    w.send(first, &ClientFrame::Who);
+    let frames = w.take(first);
+    assert!(frames.len() > 1, "600 long names need several USERS frames");
+    let mut total = 0;
+    for (i, f) in frames.iter().enumerate() {
+        let ServerFrame::Users { last, names } = f else { panic!("{f:?}") };
+        assert_eq!(*last, i == frames.len() - 1);
+        total += names.len();
+    }
+    assert_eq!(total, 600);
+}
+
+#[test]
+fn ping_is_answered_with_the_same_token_and_pong_is_silent() {
+    let mut w = world();
+    let p = w.connect();
+    w.send(p, &ClientFrame::Ping { token: 0xdead_beef });
+    assert_eq!(w.take(p), [ServerFrame::Pong { token: 0xdead_beef }]);
+    w.send(p, &ClientFrame::Pong { token: 1 });
+    assert!(w.take(p).is_empty());
+}
+
+#[test]
+fn bye_is_answered_flushed_and_closed_and_others_see_quit() {
+    let mut w = world();
+    let a = w.join("a");
+    let b = w.join("b");
+    w.take(a);
+    w.send(b, &ClientFrame::Bye);
+    assert!(matches!(w.take(b)[..], [ServerFrame::Bye { reason: Reason::Quit, .. }]));
+    assert_eq!(w.peers[b].closed, Some(Reason::Quit));
+    assert_eq!(
+        w.take(a),
+        [ServerFrame::Left {
+            name: name("b"),
+            reason: Reason::Quit
+        }]
+    );
+    // The name is free again at once.
+    w.join("B");
+}
+
+#[test]
+fn bye_before_hello_closes_without_left() {
+    let mut w = world();
+    let a = w.join("a");
+    let p = w.connect();
+    w.send(p, &ClientFrame::Bye);
+    assert_eq!(w.peers[p].bye, Some(Reason::Quit));
+    assert!(w.take(a).is_empty());
+}
+
+#[test]
+fn end_of_stream_and_resets_are_disconnected_even_mid_frame() {
+    let mut w = world();
+    let a = w.join("a");
+    let b = w.join("b");
+    let c = w.join("c");
+    w.take(a);
+    w.send_bytes(b, b"\x00\x00\x00\x09\x02hal");
+    w.eof(b);
+    w.reset(c);
+    let left = w.take(a);
+    assert_eq!(
+        left,
+        [
+            ServerFrame::Left { name: name("b"), reason: Reason::Disconnected },
+            ServerFrame::Left { name: name("c"), reason: Reason::Disconnected },
+        ]
+    );
+    assert_eq!(w.peers[b].closed, Some(Reason::Disconnected));
+    // Ending twice, or after close, changes nothing.
+    w.eof(b);
+    assert!(w.take(a).is_empty());
+}
+
+#[test]
+fn every_malformed_frame_is_fatal_with_a_protocol_error_bye() {
+    let cases: &[&[u8]] = &[
+        b"\x00\x00\x00\x00",                   // length 0
+        b"\x00\x00\x40\x01",                   // length 16385
+        b"\xff\xff\xff\xff",                   // huge length
+        b"\x00\x00\x00\x01\x09",               // unknown op
+        b"\x00\x00\x00\x01\x00",               // unknown op 0
+        b"\x00\x00\x00\x03\x81\x01\x00",       // server op from a client
+        b"\x00\x00\x00\x01\x01",               // HELLO without version
+        b"\x00\x00\x00\x02\x01\x01",           // HELLO without name length
+        b"\x00\x00\x00\x04\x01\x01\x05ab",     // HELLO name runs past the end
+        b"\x00\x00\x00\x05\x01\x01\x01ab",     // HELLO trailing bytes
+        b"\x00\x00\x00\x04\x01\x00\x01a",      // HELLO version 0
+        b"\x00\x00\x00\x01\x03",               // WHISPER without name length
+        b"\x00\x00\x00\x03\x03\x05a",          // WHISPER name past the end
+        b"\x00\x00\x00\x02\x04\x00",           // WHO with a payload
+        b"\x00\x00\x00\x08\x05\x00\x00\x00\x00\x00\x00\x00", // PING short
+        b"\x00\x00\x00\x0a\x06\x00\x00\x00\x00\x00\x00\x00\x00\x00", // PONG long
+        b"\x00\x00\x00\x02\x07\x00",           // BYE with a payload
+    ];
+    for (i, bytes) in cases.iter().enumerate() {
+        let mut w = world();
+        let a = w.join("a");
+        let b = w.join("b");
+        w.take(a);
+        w.send_bytes(b, bytes);
+        let frames = w.take(b);
+        let Some(ServerFrame::Bye { reason: Reason::ProtocolError, detail }) = frames.last() else {
+            panic!("case {i}: {frames:?}")
+        };
+        assert!(!detail.is_empty(), "case {i}: the detail says what was wrong");
+        assert_eq!(w.peers[b].closed, Some(Reason::ProtocolError), "case {i}");
+        assert_eq!(
+            w.take(a),
+            [ServerFrame::Left { name: name("b"), reason: Reason::ProtocolError }],
+            "case {i}"
+        );
+        // Bytes after the fatal frame are never read.
+        w.send(b, &say("late"));
+        assert!(w.take(a).is_empty(), "case {i}");
+    }
+}
+
+#[test]
+fn pipelined_and_bytewise_input_mean_the_same() {
+    let mut stream = hello("zed").to_bytes();
+    stream.extend(say("one").to_bytes());
+    stream.extend(ClientFrame::Who.to_bytes());
+    stream.extend(say("two").to_bytes());
+    let mut whole = world();
+    let watcher = whole.join("w");
+    whole.take(watcher);
+    let p = whole.connect();
+    whole.send_bytes(p, &stream);
+    let mut split = world();
+    let watcher2 = split.join("w");
+    split.take(watcher2);
+    let q = split.connect();
+    split.send_bytewise(q, &stream);
+    let got = whole.take(p);
+    assert_eq!(got.len(), 5, "{got:?}");
+    assert_eq!(got, split.take(q));
+    assert_eq!(whole.take(watcher), split.take(watcher2));
+}
+
+#[test]
+fn handshake_timeout_fires_exactly_on_time() {
+    let mut w = world();
+    let p = w.connect();
+    w.advance(Duration::from_millis(9_999));
+    assert!(w.peers[p].closed.is_none());
+    w.send(p, &ClientFrame::Ping { token: 1 }); // activity does not extend the handshake
+    w.advance(Duration::from_millis(1));
+    let frames = w.take(p);
+    assert!(matches!(frames.last(), Some(ServerFrame::Bye { reason: Reason::Timeout, .. })), "{frames:?}");
+    assert_eq!(w.peers[p].closed, Some(Reason::Timeout));
+}
+
+#[test]
+fn silence_brings_pings_then_an_idle_timeout_and_bytes_reset_the_clock() {
+    let mut w = world();
+    let a = w.join("a");
+    let b = w.join("b");
+    w.take(a);
+    w.take(b);
+    w.advance(Duration::from_secs(29));
+    assert!(w.take(b).is_empty());
+    w.advance(Duration::from_secs(1));
+    assert!(matches!(w.take(b)[..], [ServerFrame::Ping { .. }]));
+    // Bytes reset the silence clock: the next PING is 30 s after them.
+    w.send(b, &ClientFrame::Pong { token: 1 });
+    w.send(a, &ClientFrame::Pong { token: 1 });
+    w.advance(Duration::from_secs(29));
+    assert!(w.take(b).is_empty());
+    w.advance(Duration::from_secs(1));
+    assert!(matches!(w.take(b)[..], [ServerFrame::Ping { .. }]));
+    w.send(a, &ClientFrame::Pong { token: 2 });
+    w.advance(Duration::from_secs(30));
+    let frames = w.take(b);
+    assert!(matches!(frames.last(), Some(ServerFrame::Bye { reason: Reason::Timeout, .. })), "{frames:?}");
+    assert!(w.take(a).iter().any(|f| *f == ServerFrame::Left { name: name("b"), reason: Reason::Timeout }));
+}
+
+#[test]
+fn a_connection_beyond_max_clients_gets_server_full() {
+    let mut w = World::new(ServerConfig {
+        max_clients: 2,
+        ..ServerConfig::default()
+    });
+    let a = w.join("a");
+    w.connect();
+    let third = w.connect();
+    assert_eq!(w.peers[third].bye, Some(Reason::ServerFull));
+    assert_eq!(w.peers[third].closed, Some(Reason::ServerFull));
+    w.send(a, &ClientFrame::Bye);
+    let fourth = w.connect();
+    assert_eq!(w.peers[fourth].closed, None, "a freed place is usable again");
+}
+
+#[test]
+fn a_reader_that_stalls_is_dropped_as_slow_consumer_while_others_get_everything() {
+    let mut w = World::new(ServerConfig {
+        max_outbound: 8192,
+        ..ServerConfig::default()
+    });
+    let sender = w.join("sender");
+    let fine = w.join("fine");
+    let slow = w.join("slow");
+    w.set_reading(slow, false);
+    for p in [sender, fine] {
+        w.take(p);
+    }
+    for i in 0..500 {
+        w.send(sender, &say(&format!("message number {i}")));
+    }
+    assert_eq!(w.peers[slow].closed, Some(Reason::SlowConsumer));
+    let got = w.take(fine);
+    let left = ServerFrame::Left { name: name("slow"), reason: Reason::SlowConsumer };
+    assert_eq!(got.iter().filter(|f| **f == left).count(), 1);
+    let messages = got.iter().filter(|f| matches!(f, ServerFrame::Message { .. })).count();
+    assert_eq!(messages, 500);
+    assert!(w.server.outbound(w.peers[slow].conn).is_empty(), "its buffer is freed");
+    w.check();
+}
+
+#[test]
+fn a_client_pipelining_faster_than_it_reads_is_slowed_not_dropped() {
+    let mut w = World::new(ServerConfig {
+        max_outbound: 4096,
+        ..ServerConfig::default()
+    });
+    let p = w.join("p");
+    w.take(p);
+    w.set_reading(p, false);
+    let pings: Vec<u8> = (0..2000).flat_map(|t| ClientFrame::Ping { token: t }.to_bytes()).collect();
+    w.send_bytes(p, &pings);
+    let conn = w.peers[p].conn;
+    assert!(!w.server.wants_read(conn), "backed up: stop reading it");
+    assert!(w.server.outbound(conn).len() <= 4096);
+    w.set_reading(p, true);
+    let tokens: Vec<u64> = w
+        .take(p)
+        .iter()
+        .map(|f| match f {
+            ServerFrame::Pong { token } => *token,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(tokens, (0..2000).collect::<Vec<u64>>());
+    assert!(w.server.wants_read(conn));
+}
+
+#[test]
+fn a_closing_connection_that_never_reads_is_closed_after_linger() {
+    let mut w = world();
+    let p = w.join("p");
+    w.set_reading(p, false);
+    w.send(p, &ClientFrame::Bye);
+    assert_eq!(w.peers[p].closed, None, "still flushing its BYE");
+    w.advance(Duration::from_millis(999));
+    assert_eq!(w.peers[p].closed, None);
+    w.advance(Duration::from_millis(1));
+    assert_eq!(w.peers[p].closed, Some(Reason::Quit));
+}
+
+#[test]
+fn shutdown_says_bye_to_everyone_and_refuses_newcomers() {
+    let mut w = world();
+    let a = w.join("a");
+    let b = w.join("b");
+    let c = w.connect();
+    w.set_reading(b, false);
+    w.server.shutdown(w.now);
+    w.drive();
+    for p in [a, c] {
+        let frames = w.take(p);
+        assert!(matches!(frames.last(), Some(ServerFrame::Bye { reason: Reason::Shutdown, .. })), "{frames:?}");
+        assert!(!frames.iter().any(|f| matches!(f, ServerFrame::Left { .. })));
+        assert_eq!(w.peers[p].closed, Some(Reason::Shutdown));
+    }
+    let late = w.connect();
+    assert_eq!(w.peers[late].bye, Some(Reason::Shutdown));
+    assert!(!w.server.is_shut_down(), "b is still flushing");
+    w.advance(Duration::from_secs(1));
+    assert!(w.server.is_shut_down());
+    assert_eq!(w.server.poll_timeout(), None);
+}
+
+#[test]
+fn poll_transmit_names_each_connection_once_per_burst() {
+    let mut server = Server::new(ServerConfig::default());
+    let now = Instant::now();
+    let a = server.handle_accept(now);
+    server.handle_input(now, a, &ClientFrame::Ping { token: 1 }.to_bytes());
+    server.handle_input(now, a, &ClientFrame::Ping { token: 2 }.to_bytes());
+    assert_eq!(server.poll_transmit(), Some(a));
+    assert_eq!(server.poll_transmit(), None);
+    assert_eq!(server.outbound(a).len(), 26);
+    server.handle_written(now, a, 26);
+    server.handle_input(now, a, &ClientFrame::Ping { token: 3 }.to_bytes());
+    assert_eq!(server.poll_transmit(), Some(a));
+}
+
+#[test]
+fn stale_ids_are_ignored() {
+    let mut server = Server::new(ServerConfig::default());
+    let now = Instant::now();
+    let a = server.handle_accept(now);
+    server.handle_eof(now, a);
+    assert_eq!(server.poll_event(), Some(Event::Close { conn: a, reason: Reason::Disconnected }));
+    let b = server.handle_accept(now);
+    assert_eq!(a.index(), b.index(), "the slot is reused");
+    assert_ne!(a, b);
+    server.handle_input(now, a, &ClientFrame::Ping { token: 1 }.to_bytes());
+    server.handle_eof(now, a);
+    assert!(server.outbound(b).is_empty());
+    assert_eq!(server.poll_event(), None);
+    assert_eq!(server.connection_count(), 1);
+}

@@ -1,0 +1,452 @@
+//! A deterministic simulation of a [`Server`] and many virtual peers, with a
+//! virtual clock and no I/O. Used by the unit tests, the seeded scenario tests
+//! and the server fuzz target; compiled only for tests and the `fuzzing`
+//! feature.
+//!
+//! Each [`Peer`] decodes what the server queued for it, applies the roster
+//! snapshot and every JOINED/LEFT to its own roster (checking each delta makes
+//! sense), and records the public messages it saw. [`World::check`] asserts
+//! the invariants the protocol promises; every check panics with a message on
+//! failure, which is what tests and fuzzers want.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use crate::codec::{Deframer, MAX_FRAME};
+use crate::frame::{ClientFrame, Reason, ServerFrame};
+use crate::name::Name;
+use crate::server::{ConnId, Event, Server, ServerConfig};
+
+/// One virtual client connection.
+#[derive(Debug)]
+pub struct Peer {
+    /// The server's id for this connection.
+    pub conn: ConnId,
+    deframer: Deframer,
+    /// Every frame received, in order (drained by [`World::take`]).
+    pub inbox: Vec<ServerFrame>,
+    /// The name from WELCOME, while registered.
+    pub name: Option<Name>,
+    /// The roster as this peer knows it (snapshot plus deltas).
+    pub roster: BTreeSet<Name>,
+    /// A USERS listing being assembled.
+    pending_roster: Option<BTreeSet<Name>>,
+    /// Public messages (sender, text) and joins/leaves, in arrival order.
+    pub history: Vec<String>,
+    /// Index in `history` where this peer's registration began.
+    pub joined_at: Option<usize>,
+    /// Whether the peer reads what the server sends.
+    pub reading: bool,
+    /// Most bytes taken per delivery (models short writes); 0 = everything.
+    pub write_chunk: usize,
+    /// Set once the server closed the connection.
+    pub closed: Option<Reason>,
+    /// The BYE reason received, if any.
+    pub bye: Option<Reason>,
+}
+
+/// A server plus its virtual peers and clock.
+#[derive(Debug)]
+pub struct World {
+    /// The server under test.
+    pub server: Server,
+    /// The virtual clock.
+    pub now: Instant,
+    /// All peers ever connected, by index.
+    pub peers: Vec<Peer>,
+    /// Every event the server emitted, in order.
+    pub events: Vec<Event>,
+}
+
+impl World {
+    /// A world with no peers.
+    pub fn new(config: ServerConfig) -> Self {
+        Self {
+            server: Server::new(config),
+            now: Instant::now(),
+            peers: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Connects a new peer and returns its index.
+    pub fn connect(&mut self) -> usize {
+        let conn = self.server.handle_accept(self.now);
+        self.peers.push(Peer {
+            conn,
+            deframer: Deframer::new(),
+            inbox: Vec::new(),
+            name: None,
+            roster: BTreeSet::new(),
+            pending_roster: None,
+            history: Vec::new(),
+            joined_at: None,
+            reading: true,
+            write_chunk: 0,
+            closed: None,
+            bye: None,
+        });
+        self.drive();
+        self.peers.len() - 1
+    }
+
+    /// Connects a peer and registers it as `name`, asserting success.
+    pub fn join(&mut self, name: &str) -> usize {
+        let peer = self.connect();
+        self.send(peer, &ClientFrame::Hello { name: Name::new(name).unwrap() });
+        let welcome = self.take(peer);
+        assert!(
+            matches!(welcome.first(), Some(ServerFrame::Welcome { .. })),
+            "{name} expected WELCOME, got {welcome:?}"
+        );
+        peer
+    }
+
+    /// Sends one client frame from `peer`.
+    pub fn send(&mut self, peer: usize, frame: &ClientFrame) {
+        self.send_bytes(peer, &frame.to_bytes());
+    }
+
+    /// Sends raw bytes from `peer` in one piece.
+    pub fn send_bytes(&mut self, peer: usize, bytes: &[u8]) {
+        let conn = self.peers[peer].conn;
+        if self.peers[peer].closed.is_none() {
+            self.server.handle_input(self.now, conn, bytes);
+        }
+        self.drive();
+    }
+
+    /// Sends raw bytes from `peer`, one byte per `handle_input`.
+    pub fn send_bytewise(&mut self, peer: usize, bytes: &[u8]) {
+        for b in bytes {
+            self.send_bytes(peer, std::slice::from_ref(b));
+        }
+    }
+
+    /// `peer` ends its stream.
+    pub fn eof(&mut self, peer: usize) {
+        let conn = self.peers[peer].conn;
+        if self.peers[peer].closed.is_none() {
+            self.server.handle_eof(self.now, conn);
+        }
+        self.drive();
+    }
+
+    /// `peer`'s connection breaks.
+    pub fn reset(&mut self, peer: usize) {
+        let conn = self.peers[peer].conn;
+        if self.peers[peer].closed.is_none() {
+            self.server.handle_io_error(self.now, conn);
+        }
+        self.drive();
+    }
+
+    /// Advances the clock and fires due timers.
+    pub fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.server.handle_timeout(self.now);
+        self.drive();
+    }
+
+    /// Advances the clock straight to the server's next deadline, if any.
+    pub fn advance_to_deadline(&mut self) -> bool {
+        match self.server.poll_timeout() {
+            Some(deadline) => {
+                self.now = self.now.max(deadline);
+                self.server.handle_timeout(self.now);
+                self.drive();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sets whether `peer` reads.
+    pub fn set_reading(&mut self, peer: usize, reading: bool) {
+        self.peers[peer].reading = reading;
+        self.drive();
+    }
+
+    /// Drains the server's outputs until it is idle: delivers queued bytes to
+    /// reading peers, records events, marks closed peers.
+    pub fn drive(&mut self) {
+        loop {
+            let mut progress = false;
+            while self.server.poll_transmit().is_some() {
+                progress = true;
+            }
+            while let Some(event) = self.server.poll_event() {
+                progress = true;
+                if let Event::Close { conn, reason } = event {
+                    let peer = self.peers.iter_mut().find(|p| p.conn == conn && p.closed.is_none());
+                    let peer = peer.expect("close event for an unknown or already closed connection");
+                    peer.closed = Some(reason);
+                    peer.name = None;
+                }
+                self.events.push(event);
+            }
+            for index in 0..self.peers.len() {
+                let peer = &self.peers[index];
+                if peer.closed.is_some() || !peer.reading {
+                    continue;
+                }
+                let pending = self.server.outbound(peer.conn);
+                if pending.is_empty() {
+                    continue;
+                }
+                let n = match peer.write_chunk {
+                    0 => pending.len(),
+                    chunk => chunk.min(pending.len()),
+                };
+                let bytes = pending[..n].to_vec();
+                self.peers[index].receive(&bytes);
+                let conn = self.peers[index].conn;
+                self.server.handle_written(self.now, conn, n);
+                progress = true;
+            }
+            if !progress {
+                break;
+            }
+        }
+        self.check_bounds();
+    }
+
+    /// Takes every frame `peer` received since the last call.
+    pub fn take(&mut self, peer: usize) -> Vec<ServerFrame> {
+        std::mem::take(&mut self.peers[peer].inbox)
+    }
+
+    /// Queued output never passes the limit by more than one roster listing.
+    fn check_bounds(&self) {
+        let max = self.server.config().max_outbound;
+        let roster_bytes = self.server.registered_count() * 33 + 64 * MAX_FRAME / 4096;
+        for peer in &self.peers {
+            if peer.closed.is_none() {
+                let queued = self.server.outbound(peer.conn).len();
+                assert!(
+                    queued <= max + MAX_FRAME.max(roster_bytes) + 8,
+                    "{} bytes queued for {} (limit {max})",
+                    queued,
+                    peer.conn
+                );
+            }
+        }
+    }
+
+    /// Asserts the protocol's invariants once every reading peer has caught up:
+    /// rosters equal the server's, registered peers agree on one history, the
+    /// server's registrations match the peers'.
+    pub fn check(&mut self) {
+        self.drive();
+        let server_names: BTreeSet<Name> = self.server.names().iter().copied().collect();
+        assert_eq!(server_names.len(), self.server.registered_count());
+        let caught_up = |p: &Peer| p.reading && self.server.outbound(p.conn).is_empty();
+        let mut registered = 0;
+        let open = |p: &&Peer| p.closed.is_none() && !self.server.is_closing(p.conn);
+        for peer in self.peers.iter().filter(open) {
+            let on_server = self.server.name_of(peer.conn);
+            registered += usize::from(on_server.is_some());
+            // A peer may not have read its WELCOME yet, but never believes
+            // in a registration the server does not have.
+            if peer.name.is_some() || caught_up(peer) {
+                assert_eq!(peer.name, on_server, "registration of {}", peer.conn);
+            }
+            if peer.name.is_some() && caught_up(peer) && peer.pending_roster.is_none() {
+                assert_eq!(peer.roster, server_names, "roster of {:?}", peer.name);
+            }
+        }
+        assert_eq!(registered, self.server.registered_count(), "registered users without a peer");
+        let live: Vec<&Peer> = self
+            .peers
+            .iter()
+            .filter(|p| open(p) && p.name.is_some())
+            .collect();
+        // One global order: for two caught-up members A and B, what A saw since
+        // B joined is exactly what B saw since its own registration.
+        let caught_up: Vec<&Peer> = live
+            .iter()
+            .copied()
+            .filter(|p| caught_up(p))
+            .collect();
+        for a in &caught_up {
+            for b in &caught_up {
+                let (Some(b_name), Some(b_start)) = (b.name, b.joined_at) else { continue };
+                if a.conn == b.conn {
+                    continue;
+                }
+                let marker = format!("joined {b_name}");
+                let Some(pos) = a.history.iter().rposition(|h| h == &marker) else { continue };
+                assert_eq!(
+                    a.history[pos + 1..],
+                    b.history[b_start..],
+                    "{:?} and {:?} disagree on history",
+                    a.name,
+                    b.name
+                );
+            }
+        }
+    }
+}
+
+impl Peer {
+    fn receive(&mut self, mut bytes: &[u8]) {
+        while let Some(frame) = self.deframer.next_frame(&mut bytes).expect("server framing") {
+            let frame = ServerFrame::decode(frame).expect("server frames decode");
+            self.apply(&frame);
+            self.inbox.push(frame);
+        }
+    }
+
+    fn apply(&mut self, frame: &ServerFrame) {
+        match frame {
+            ServerFrame::Welcome { name } => {
+                assert!(self.name.is_none(), "WELCOME twice");
+                self.name = Some(*name);
+                self.joined_at = Some(self.history.len());
+                self.pending_roster = Some(BTreeSet::new());
+            }
+            ServerFrame::Users { last, names } => {
+                let listing = self.pending_roster.get_or_insert_with(BTreeSet::new);
+                for name in names {
+                    assert!(listing.insert(*name), "{name} twice in one USERS listing");
+                }
+                if *last {
+                    let listing = self.pending_roster.take().unwrap_or_default();
+                    if let Some(me) = self.name {
+                        assert!(listing.contains(&me), "roster lacks its own user");
+                    }
+                    self.roster = listing;
+                }
+            }
+            ServerFrame::Joined { name } => {
+                assert!(self.roster.insert(*name), "JOINED {name} already in roster");
+                self.history.push(format!("joined {name}"));
+            }
+            ServerFrame::Left { name, reason } => {
+                assert!(self.roster.remove(name), "LEFT {name} ({reason:?}) not in roster");
+                self.history.push(format!("left {name}"));
+            }
+            ServerFrame::Message { from, text } => {
+                self.history.push(format!("<{from}> {text}"));
+            }
+            ServerFrame::Bye { reason, .. } => {
+                self.bye = Some(*reason);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Runs a scenario described by arbitrary bytes (the server fuzz target's
+/// input): each step picks an operation, a peer, bytes and a clock advance,
+/// and the invariants are checked along the way.
+pub fn run_ops(data: &[u8]) {
+    let config = ServerConfig {
+        max_clients: 12,
+        max_outbound: 4096,
+        ..ServerConfig::default()
+    };
+    run_scenario(config, data);
+}
+
+/// [`run_ops`] with a chosen configuration; returns the final world.
+pub fn run_scenario(config: ServerConfig, data: &[u8]) -> World {
+    let mut world = World::new(config);
+    let mut rest = data;
+    let mut next = |n: usize| -> Option<&[u8]> {
+        if rest.len() < n {
+            return None;
+        }
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        Some(head)
+    };
+    let names = ["ann", "Bob", "bob", "cy", "dee"];
+    while let Some(&[op, who, arg]) = next(3) {
+        let peers = world.peers.len();
+        let peer = if peers == 0 { None } else { Some(usize::from(who) % peers) };
+        match (op % 12, peer) {
+            (0, _) | (_, None) => {
+                world.connect();
+            }
+            (1, Some(p)) => {
+                let name = Name::new(names[usize::from(arg) % names.len()]).unwrap();
+                world.send(p, &ClientFrame::Hello { name });
+            }
+            (2, Some(p)) => {
+                let text = crate::Text::new(format!("m{arg}")).unwrap();
+                world.send(p, &ClientFrame::Say { text });
+            }
+            (3, Some(p)) => {
+                let to = Name::new(names[usize::from(arg) % names.len()]).unwrap();
+                let text = crate::Text::new("psst").unwrap();
+                world.send(p, &ClientFrame::Whisper { to, text });
+            }
+            (4, Some(p)) => world.send(p, &ClientFrame::Who),
+            (5, Some(p)) => {
+                let Some(bytes) = next(usize::from(arg % 16)) else { break };
+                world.send_bytes(p, bytes);
+            }
+            (6, Some(p)) => world.eof(p),
+            (7, Some(p)) => world.reset(p),
+            (8, Some(p)) => world.send(p, &ClientFrame::Bye),
+            (9, Some(p)) => {
+                let reading = !world.peers[p].reading;
+                world.set_reading(p, reading);
+            }
+            (10, Some(p)) => world.peers[p].write_chunk = usize::from(arg),
+            (_, Some(_)) => world.advance(Duration::from_millis(u64::from(arg) * 500)),
+        }
+        if world.peers.len() % 16 == 0 {
+            world.check();
+        }
+    }
+    world.check();
+    world
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// Random scenarios: connects, name clashes, talk, whispers, garbage,
+        /// stalls, short writes, abrupt ends and clock jumps, with the
+        /// invariants checked along the way.
+        #[test]
+        fn random_scenarios_keep_every_invariant(ops in proptest::collection::vec(any::<u8>(), 0..1500)) {
+            run_ops(&ops);
+        }
+
+        /// The same with many more peers and a roomier output limit.
+        #[test]
+        fn crowded_scenarios_keep_every_invariant(ops in proptest::collection::vec(any::<u8>(), 0..3000)) {
+            let config = ServerConfig { max_clients: 200, max_outbound: 16 * 1024, ..ServerConfig::default() };
+            run_scenario(config, &ops);
+        }
+    }
+
+    #[test]
+    fn a_hundred_peers_register_talk_and_leave_consistently() {
+        let mut world = World::new(ServerConfig::default());
+        let peers: Vec<usize> = (0..100).map(|i| world.join(&format!("peer{i}"))).collect();
+        for (i, &p) in peers.iter().enumerate() {
+            world.peers[p].write_chunk = 1 + i % 7;
+            if i % 3 == 0 {
+                world.send(p, &ClientFrame::Say { text: crate::Text::new(format!("hi from {i}")).unwrap() });
+            }
+        }
+        for &p in peers.iter().step_by(4) {
+            world.eof(p);
+        }
+        world.check();
+        assert_eq!(world.server.registered_count(), 75);
+        let lefts = world.events.iter().filter(|e| matches!(e, Event::Left { reason: Reason::Disconnected, .. })).count();
+        assert_eq!(lefts, 25);
+    }
+}
