@@ -1,0 +1,9 @@
+//! `chat-server`: the reference chat server on one epoll loop.
+
+use std::process::ExitCode;
+
+use runtime_polling::{PollingServer, cli};
+
+fn main() -> ExitCode {
+    cli::server_main("chat-server", PollingServer::bind)
+}

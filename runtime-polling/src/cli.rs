@@ -1,0 +1,202 @@
+//! What the server binaries share: the command line of the contract, a small
+//! stderr logger, and SIGINT/SIGTERM handling.
+
+use std::io::{self, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chat_core::ServerConfig;
+use clap::Parser;
+
+/// The server command line (identical for `chat-server` and `chat-server-std`).
+#[derive(Debug, Clone, Parser)]
+#[command(version, about = "Chat server speaking the chat wire protocol, version 1")]
+pub struct ServerArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
+    pub listen: String,
+    /// Most open connections, registered or not.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub max_clients: usize,
+    /// Seconds a connection has to register.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub handshake_timeout: Duration,
+    /// Seconds of silence before the server sends PING.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    pub ping_interval: Duration,
+    /// Seconds of silence before the server closes the connection.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    pub idle_timeout: Duration,
+    /// Bytes of output queued for one connection before it is dropped.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub max_outbound: usize,
+    /// More logging on stderr (-v info, -vv debug); RUST_LOG works too.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl ServerArgs {
+    /// The core configuration these flags describe.
+    pub fn config(&self) -> ServerConfig {
+        ServerConfig {
+            handshake_timeout: self.handshake_timeout,
+            ping_interval: self.ping_interval,
+            idle_timeout: self.idle_timeout,
+            max_clients: self.max_clients,
+            max_outbound: self.max_outbound,
+            ..ServerConfig::default()
+        }
+    }
+}
+
+/// Parses a positive number of seconds, decimals allowed (`0.5`).
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
+        return Err(format!("`{s}` must be a positive number of seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// A server runtime the shared `main` can drive.
+pub trait ChatServer: Sized {
+    /// The bound address.
+    fn local_addr(&self) -> SocketAddr;
+    /// A function that starts the graceful shutdown from another thread.
+    fn stopper(&self) -> Box<dyn Fn() + Send + 'static>;
+    /// Serves until stopped.
+    fn run(self) -> io::Result<()>;
+}
+
+impl ChatServer for crate::PollingServer {
+    fn local_addr(&self) -> SocketAddr {
+        self.local_addr()
+    }
+    fn stopper(&self) -> Box<dyn Fn() + Send + 'static> {
+        let handle = self.stop_handle();
+        Box::new(move || handle.stop())
+    }
+    fn run(self) -> io::Result<()> {
+        self.run()
+    }
+}
+
+/// The whole `main` of a server binary: parse flags (exit 2 on bad ones), bind
+/// (exit 1 when impossible), print `listening on IP:PORT`, serve until SIGINT
+/// or SIGTERM, exit 0 after the graceful shutdown.
+pub fn server_main<S: ChatServer>(
+    name: &str,
+    bind: impl FnOnce(SocketAddr, ServerConfig) -> io::Result<S>,
+) -> ExitCode {
+    let args = ServerArgs::parse();
+    init_logger(args.verbose);
+    let addr = match args.listen.to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(addr)) => addr,
+        Ok(None) | Err(_) => {
+            eprintln!("{name}: cannot bind {}: not a valid address", args.listen);
+            return ExitCode::from(1);
+        }
+    };
+    let server = match bind(addr, args.config()) {
+        Ok(server) => server,
+        Err(error) => {
+            eprintln!("{name}: cannot bind {addr}: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(error) = on_termination(server.stopper()) {
+        eprintln!("{name}: cannot install signal handlers: {error}");
+        return ExitCode::from(1);
+    }
+    let mut stdout = io::stdout().lock();
+    let _ = writeln!(stdout, "listening on {}", server.local_addr());
+    let _ = stdout.flush();
+    drop(stdout);
+    match server.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{name}: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Calls `stop` (once per signal) on SIGINT or SIGTERM, from a dedicated thread.
+pub fn on_termination(stop: Box<dyn Fn() + Send + 'static>) -> io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                log::info!("signal {signal} received");
+                stop();
+            }
+        })?;
+    Ok(())
+}
+
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            // Logging must never stop the server: errors writing stderr are ignored.
+            let _ = writeln!(io::stderr().lock(), "[{}] {}", record.level(), record.args());
+        }
+    }
+    fn flush(&self) {}
+}
+
+/// Installs the stderr logger: level from `-v` flags, else `RUST_LOG`
+/// (`error`, `warn`, `info`, `debug`, `trace`), else `warn`.
+pub fn init_logger(verbose: u8) {
+    let level = match verbose {
+        0 => std::env::var("RUST_LOG")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(log::LevelFilter::Warn),
+        1 => log::LevelFilter::Info,
+        2 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    };
+    if log::set_logger(&StderrLogger).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_accept_decimals_and_refuse_nonsense() {
+        assert_eq!(parse_secs("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_secs("10"), Ok(Duration::from_secs(10)));
+        for bad in ["", "x", "-1", "0", "inf", "NaN", "1e10"] {
+            assert!(parse_secs(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_contracts() {
+        let args = ServerArgs::try_parse_from(["chat-server"]).unwrap();
+        assert_eq!(args.listen, "127.0.0.1:7878");
+        assert_eq!(args.config(), ServerConfig::default());
+        let args = ServerArgs::try_parse_from([
+            "chat-server", "--listen", "127.0.0.1:0", "--max-clients", "3",
+            "--handshake-timeout", "0.25", "--ping-interval", "1", "--idle-timeout", "2",
+            "--max-outbound", "100",
+        ])
+        .unwrap();
+        let config = args.config();
+        assert_eq!(config.max_clients, 3);
+        assert_eq!(config.handshake_timeout, Duration::from_millis(250));
+        assert_eq!(config.max_outbound, 100);
+        assert!(ServerArgs::try_parse_from(["chat-server", "--bogus"]).is_err());
+    }
+}

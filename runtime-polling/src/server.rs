@@ -1,0 +1,366 @@
+//! The server event loop: sockets in, [`chat_core::Server`] decides.
+//!
+//! Invariants:
+//! - Exactly one `read` per readiness event per connection, into one reusable
+//!   buffer: a flooding client cannot starve the others.
+//! - Output is written until `WouldBlock`; writable interest is registered only
+//!   while a connection has output pending. Readable interest is dropped while
+//!   the core does not want input from that connection (its output is backed
+//!   up), so a paused connection never spins the loop.
+//! - The wait timeout is the core's next deadline; sockets are closed exactly
+//!   when the core emits [`Event::Close`].
+//! - Running out of descriptors pauses accepting (logged once) until a
+//!   connection closes or a short back-off passes; it never spins.
+
+#![allow(unsafe_code)] // polling::Poller::add is unsafe; see the SAFETY comment there.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chat_core::server::{ConnId, Event, Server, ServerConfig};
+use polling::{Event as Interest, Events, PollMode, Poller};
+
+/// Poller key of the listening socket; connections use their `ConnId` index.
+const LISTENER: usize = usize::MAX - 1;
+/// Bytes read per readiness event.
+const READ_CHUNK: usize = 64 * 1024;
+/// Connections accepted per loop turn, so a connect storm cannot starve reads.
+const ACCEPTS_PER_TURN: usize = 256;
+/// How long accepting pauses after the process ran out of descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Stops a running [`PollingServer`] from any thread.
+#[derive(Debug, Clone)]
+pub struct StopHandle {
+    poller: Arc<Poller>,
+    stop: Arc<AtomicBool>,
+}
+
+impl StopHandle {
+    /// Starts the graceful shutdown: every client gets `BYE(SHUTDOWN)`, output
+    /// is flushed for at most the configured linger (1 s), then `run` returns.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Err(error) = self.poller.notify() {
+            log::error!("cannot wake the event loop: {error}");
+        }
+    }
+}
+
+struct Socket {
+    stream: TcpStream,
+    conn: ConnId,
+    readable: bool,
+    writable: bool,
+}
+
+/// The reference chat server on one epoll loop.
+pub struct PollingServer {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    poller: Arc<Poller>,
+    stop: Arc<AtomicBool>,
+    core: Server,
+    /// Indexed by `ConnId::index()`.
+    sockets: Vec<Option<Socket>>,
+    read_buf: Vec<u8>,
+    /// Connections whose interest may need updating after this turn.
+    touched: Vec<ConnId>,
+    accept_paused_until: Option<Instant>,
+}
+
+impl std::fmt::Debug for PollingServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PollingServer")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PollingServer {
+    /// Binds the listening socket. Nothing is accepted until [`run`](Self::run).
+    pub fn bind(addr: impl ToSocketAddrs, config: ServerConfig) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let local_addr = listener.local_addr()?;
+        let poller = Arc::new(Poller::new()?);
+        // SAFETY: the listener is owned by `self` and deleted from the poller
+        // in `run` before it is dropped.
+        unsafe { poller.add_with_mode(&listener, Interest::readable(LISTENER), PollMode::Level)? };
+        Ok(Self {
+            listener,
+            local_addr,
+            poller,
+            stop: Arc::new(AtomicBool::new(false)),
+            core: Server::new(config),
+            sockets: Vec::new(),
+            read_buf: vec![0; READ_CHUNK],
+            touched: Vec::new(),
+            accept_paused_until: None,
+        })
+    }
+
+    /// The address the server listens on (with the real port when bound to 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle that stops the server from another thread.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            poller: Arc::clone(&self.poller),
+            stop: Arc::clone(&self.stop),
+        }
+    }
+
+    /// Serves until stopped, then shuts down gracefully and returns.
+    pub fn run(mut self) -> io::Result<()> {
+        let result = self.event_loop();
+        for socket in self.sockets.iter().flatten() {
+            let _ = self.poller.delete(&socket.stream);
+        }
+        let _ = self.poller.delete(&self.listener);
+        result
+    }
+
+    fn event_loop(&mut self) -> io::Result<()> {
+        let mut events = Events::new();
+        let mut shutting_down = false;
+        loop {
+            let timeout = self.next_wakeup().map(|t| t.saturating_duration_since(Instant::now()));
+            events.clear();
+            match self.poller.wait(&mut events, timeout) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            if !shutting_down && self.stop.load(Ordering::SeqCst) {
+                shutting_down = true;
+                log::info!("shutting down: saying BYE to {} connections", self.core.connection_count());
+                self.poller.delete(&self.listener)?;
+                self.core.shutdown(now);
+            }
+            for event in events.iter() {
+                if event.key == LISTENER {
+                    if !shutting_down {
+                        self.accept(now);
+                    }
+                } else {
+                    self.on_socket_event(now, event);
+                }
+            }
+            if let Some(until) = self.accept_paused_until {
+                if now >= until && !shutting_down {
+                    self.resume_accepting();
+                }
+            }
+            self.core.handle_timeout(now);
+            self.drain_core(now);
+            if shutting_down && self.core.is_shut_down() {
+                log::info!("shutdown complete");
+                return Ok(());
+            }
+        }
+    }
+
+    fn next_wakeup(&self) -> Option<Instant> {
+        match (self.core.poll_timeout(), self.accept_paused_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn accept(&mut self, now: Instant) {
+        for _ in 0..ACCEPTS_PER_TURN {
+            match self.listener.accept() {
+                Ok((stream, peer)) => {
+                    if let Err(error) = self.add_connection(now, stream) {
+                        log::warn!("cannot set up connection from {peer}: {error}");
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if is_out_of_descriptors(&e) => {
+                    log::warn!("out of file descriptors ({e}); pausing accepts");
+                    self.pause_accepting(now);
+                    return;
+                }
+                // ECONNABORTED, EINTR and friends concern one connection attempt.
+                Err(e) => log::debug!("accept failed: {e}"),
+            }
+        }
+    }
+
+    fn pause_accepting(&mut self, now: Instant) {
+        self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+        if let Err(error) = self.poller.modify(&self.listener, Interest::none(LISTENER)) {
+            log::error!("cannot pause the listener: {error}");
+        }
+    }
+
+    fn resume_accepting(&mut self) {
+        self.accept_paused_until = None;
+        if let Err(error) = self.poller.modify(&self.listener, Interest::readable(LISTENER)) {
+            log::error!("cannot resume the listener: {error}");
+        }
+    }
+
+    fn add_connection(&mut self, now: Instant, stream: TcpStream) -> io::Result<()> {
+        stream.set_nonblocking(true)?;
+        stream.set_nodelay(true)?;
+        let conn = self.core.handle_accept(now);
+        let key = conn.index();
+        // SAFETY: the stream is stored in `self.sockets` and deleted from the
+        // poller (in `close` or at the end of `run`) before it is dropped.
+        let added = unsafe { self.poller.add_with_mode(&stream, Interest::readable(key), PollMode::Level) };
+        if let Err(error) = added {
+            self.core.handle_io_error(now, conn);
+            return Err(error);
+        }
+        if self.sockets.len() <= key {
+            self.sockets.resize_with(key + 1, || None);
+        }
+        if let Some(slot) = self.sockets.get_mut(key) {
+            *slot = Some(Socket {
+                stream,
+                conn,
+                readable: true,
+                writable: false,
+            });
+        }
+        self.touched.push(conn);
+        Ok(())
+    }
+
+    fn on_socket_event(&mut self, now: Instant, event: Interest) {
+        let Some(Some(socket)) = self.sockets.get_mut(event.key) else { return };
+        let conn = socket.conn;
+        if event.readable && self.core.wants_read(conn) {
+            match socket.stream.read(&mut self.read_buf) {
+                Ok(0) => self.core.handle_eof(now, conn),
+                Ok(n) => {
+                    let bytes = self.read_buf.get(..n).unwrap_or_default();
+                    self.core.handle_input(now, conn, bytes);
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                Err(e) => {
+                    log::debug!("read from {conn} failed: {e}");
+                    self.core.handle_io_error(now, conn);
+                }
+            }
+        }
+        if event.writable {
+            self.flush(now, conn);
+        }
+        self.touched.push(conn);
+    }
+
+    /// Writes `conn`'s queued output until it is empty or the socket is full.
+    fn flush(&mut self, now: Instant, conn: ConnId) {
+        let Some(Some(socket)) = self.sockets.get_mut(conn.index()) else { return };
+        loop {
+            let pending = self.core.outbound(conn);
+            if pending.is_empty() {
+                break;
+            }
+            match socket.stream.write(pending) {
+                Ok(n) => self.core.handle_written(now, conn, n),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::debug!("write to {conn} failed: {e}");
+                    self.core.handle_io_error(now, conn);
+                    break;
+                }
+            }
+        }
+        self.touched.push(conn);
+    }
+
+    /// Drains the core's outputs until it has nothing more to say, then brings
+    /// every touched socket's interest up to date.
+    fn drain_core(&mut self, now: Instant) {
+        loop {
+            let mut progress = false;
+            while let Some(conn) = self.core.poll_transmit() {
+                progress = true;
+                self.flush(now, conn);
+            }
+            while let Some(event) = self.core.poll_event() {
+                progress = true;
+                match event {
+                    Event::Close { conn, reason } => {
+                        log::debug!("closing {conn}: {}", reason.describe());
+                        self.close(conn);
+                    }
+                    Event::Joined { conn, name } => log::info!("{name} joined ({conn})"),
+                    Event::Left { conn, name, reason } => {
+                        log::info!("{name} left ({conn}): {}", reason.describe());
+                    }
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+        let touched = std::mem::take(&mut self.touched);
+        for conn in touched.iter().copied() {
+            self.update_interest(conn);
+        }
+        self.touched = touched;
+        self.touched.clear();
+    }
+
+    fn update_interest(&mut self, conn: ConnId) {
+        let Some(Some(socket)) = self.sockets.get_mut(conn.index()) else { return };
+        if socket.conn != conn {
+            return;
+        }
+        let readable = self.core.wants_read(conn);
+        let writable = !self.core.outbound(conn).is_empty();
+        if (readable, writable) == (socket.readable, socket.writable) {
+            return;
+        }
+        let interest = Interest::new(conn.index(), readable, writable);
+        match self.poller.modify_with_mode(&socket.stream, interest, PollMode::Level) {
+            Ok(()) => {
+                socket.readable = readable;
+                socket.writable = writable;
+            }
+            Err(error) => log::error!("cannot update interest of {conn}: {error}"),
+        }
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        let Some(slot) = self.sockets.get_mut(conn.index()) else { return };
+        if slot.as_ref().is_none_or(|s| s.conn != conn) {
+            return;
+        }
+        let Some(mut socket) = slot.take() else { return };
+        let _ = self.poller.delete(&socket.stream);
+        // Send FIN after the last bytes, and take what the peer already sent,
+        // so the close does not turn into a reset that could destroy our BYE
+        // in the peer's receive buffer.
+        let _ = socket.stream.shutdown(Shutdown::Write);
+        let mut sink = [0u8; 4096];
+        for _ in 0..16 {
+            match socket.stream.read(&mut sink) {
+                Ok(n) if n > 0 => continue,
+                _ => break,
+            }
+        }
+        if self.accept_paused_until.is_some() {
+            // A descriptor was freed: try accepting again now.
+            self.resume_accepting();
+        }
+    }
+}
+
+fn is_out_of_descriptors(error: &io::Error) -> bool {
+    // EMFILE (24): per-process limit; ENFILE (23): system-wide limit;
+    // ENOBUFS/ENOMEM: the kernel is short of memory for sockets.
+    matches!(error.raw_os_error(), Some(23 | 24 | 105 | 12))
+}

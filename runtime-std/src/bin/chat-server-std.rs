@@ -1,0 +1,10 @@
+//! `chat-server-std`: the chat server with one thread per client.
+
+use std::process::ExitCode;
+
+use runtime_polling::cli;
+use runtime_std::StdServer;
+
+fn main() -> ExitCode {
+    cli::server_main("chat-server-std", StdServer::bind)
+}

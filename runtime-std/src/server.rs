@@ -1,0 +1,355 @@
+//! The thread-per-client server. See the crate docs for the locking rule.
+
+use std::collections::HashMap;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chat_core::server::{ConnId, Event, Server, ServerConfig};
+
+/// Bytes read per `read` call.
+const READ_CHUNK: usize = 16 * 1024;
+/// Stack size of the per-connection threads; they need little.
+const THREAD_STACK: usize = 128 * 1024;
+/// How long accepting pauses after running out of descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Per-connection state shared by its threads.
+struct Link {
+    stream: TcpStream,
+    /// Wakes this connection's reader and writer.
+    wake: Arc<Condvar>,
+}
+
+struct State {
+    core: Server,
+    links: HashMap<ConnId, Link>,
+    /// The deadline the timer thread sleeps towards.
+    timer_target: Option<Instant>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    timer_wake: Condvar,
+    /// Signalled whenever a connection closes (for shutdown).
+    closed: Condvar,
+    stop: AtomicBool,
+    local_addr: SocketAddr,
+}
+
+/// Stops a running [`StdServer`] from any thread.
+#[derive(Clone)]
+pub struct StopHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for StopHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StopHandle").finish_non_exhaustive()
+    }
+}
+
+impl StopHandle {
+    /// Starts the graceful shutdown: `BYE(SHUTDOWN)` to everyone, flush for at
+    /// most the linger time (1 s), then `run` returns.
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // Wake the blocking accept() with a connection of our own.
+        let _ = TcpStream::connect_timeout(&self.shared.local_addr, Duration::from_secs(1));
+    }
+}
+
+/// The chat server with one reader and one writer thread per client.
+pub struct StdServer {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for StdServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StdServer")
+            .field("local_addr", &self.shared.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(shared: &Shared) -> MutexGuard<'_, State> {
+    // A panic in another thread must not take the whole server down with it.
+    shared.state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl StdServer {
+    /// Binds the listening socket.
+    pub fn bind(addr: impl ToSocketAddrs, config: ServerConfig) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr)?;
+        let local_addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                core: Server::new(config),
+                links: HashMap::new(),
+                timer_target: None,
+            }),
+            timer_wake: Condvar::new(),
+            closed: Condvar::new(),
+            stop: AtomicBool::new(false),
+            local_addr,
+        });
+        Ok(Self { listener, shared })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// A handle that stops the server from another thread.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Serves until stopped, then shuts down gracefully and returns.
+    pub fn run(self) -> io::Result<()> {
+        let shared = &self.shared;
+        let timer = {
+            let shared = Arc::clone(shared);
+            std::thread::Builder::new()
+                .name("timer".into())
+                .spawn(move || timer_loop(&shared))?
+        };
+        let mut threads: Vec<JoinHandle<()>> = Vec::new();
+        while !shared.stop.load(Ordering::SeqCst) {
+            match self.listener.accept() {
+                Ok((stream, _)) if shared.stop.load(Ordering::SeqCst) => drop(stream),
+                Ok((stream, peer)) => {
+                    if let Err(error) = accept(shared, stream, &mut threads) {
+                        log::warn!("cannot serve {peer}: {error}");
+                    }
+                    threads.retain(|t| !t.is_finished());
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12)) => {
+                    log::warn!("out of file descriptors ({e}); pausing accepts");
+                    let state = lock(shared);
+                    // Resume when a connection closes or the back-off passes.
+                    let _ = shared.closed.wait_timeout(state, ACCEPT_BACKOFF);
+                }
+                Err(e) => log::debug!("accept failed: {e}"),
+            }
+        }
+        // Graceful shutdown: the core says BYE to everyone; wait until every
+        // connection is closed (the core's linger bounds this).
+        {
+            let mut state = lock(shared);
+            log::info!("shutting down: saying BYE to {} connections", state.core.connection_count());
+            let now = Instant::now();
+            state.core.shutdown(now);
+            dispatch(shared, &mut state);
+            while !state.core.is_shut_down() {
+                state = shared
+                    .closed
+                    .wait_timeout(state, Duration::from_millis(100))
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            shared.timer_wake.notify_all();
+        }
+        for thread in threads {
+            let _ = thread.join();
+        }
+        let _ = timer.join();
+        log::info!("shutdown complete");
+        Ok(())
+    }
+}
+
+/// Registers a new connection with the core and starts its threads, unless
+/// the core refused it.
+fn accept(shared: &Arc<Shared>, stream: TcpStream, threads: &mut Vec<JoinHandle<()>>) -> io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let mut state = lock(shared);
+    let now = Instant::now();
+    let conn = state.core.handle_accept(now);
+    if state.core.is_closing(conn) {
+        // Refused (server full or shutting down): write the BYE inline, no threads.
+        let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+        let written = (&stream).write(state.core.outbound(conn)).unwrap_or(0);
+        state.core.handle_written(now, conn, written);
+        state.core.handle_io_error(now, conn);
+        let _ = stream.shutdown(Shutdown::Both);
+        dispatch(shared, &mut state);
+        return Ok(());
+    }
+    let wake = Arc::new(Condvar::new());
+    let link = Link {
+        stream: stream.try_clone()?,
+        wake: Arc::clone(&wake),
+    };
+    state.links.insert(conn, link);
+    dispatch(shared, &mut state);
+    drop(state);
+    let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+        std::thread::Builder::new()
+            .name(name)
+            .stack_size(THREAD_STACK)
+            .spawn(f)
+    };
+    let reader = {
+        let (shared, stream, wake) = (Arc::clone(shared), stream.try_clone()?, Arc::clone(&wake));
+        spawn(format!("read {conn}"), Box::new(move || reader_loop(&shared, conn, stream, &wake)))
+    };
+    let writer = reader.and_then(|reader| {
+        threads.push(reader);
+        let shared = Arc::clone(shared);
+        spawn(format!("write {conn}"), Box::new(move || writer_loop(&shared, conn, stream, &wake)))
+    });
+    match writer {
+        Ok(writer) => {
+            threads.push(writer);
+            Ok(())
+        }
+        Err(error) => {
+            // Like running out of descriptors: refuse this one, go on.
+            let mut state = lock(shared);
+            state.core.handle_io_error(Instant::now(), conn);
+            dispatch(shared, &mut state);
+            Err(error)
+        }
+    }
+}
+
+/// Acts on everything the core has to say: wakes writers, closes sockets,
+/// logs, and tells the timer thread about an earlier deadline.
+fn dispatch(shared: &Shared, state: &mut State) {
+    while let Some(conn) = state.core.poll_transmit() {
+        if let Some(link) = state.links.get(&conn) {
+            link.wake.notify_all();
+        }
+    }
+    while let Some(event) = state.core.poll_event() {
+        match event {
+            Event::Close { conn, reason } => {
+                log::debug!("closing {conn}: {}", reason.describe());
+                if let Some(link) = state.links.remove(&conn) {
+                    // Unblocks this connection's reader and writer.
+                    let _ = link.stream.shutdown(Shutdown::Both);
+                    link.wake.notify_all();
+                }
+                shared.closed.notify_all();
+            }
+            Event::Joined { conn, name } => log::info!("{name} joined ({conn})"),
+            Event::Left { conn, name, reason } => log::info!("{name} left ({conn}): {}", reason.describe()),
+        }
+    }
+    let deadline = state.core.poll_timeout();
+    if deadline.is_some() && (state.timer_target.is_none() || deadline < state.timer_target) {
+        shared.timer_wake.notify_all();
+    }
+}
+
+fn reader_loop(shared: &Shared, conn: ConnId, mut stream: TcpStream, wake: &Condvar) {
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        {
+            let mut state = lock(shared);
+            loop {
+                if !state.links.contains_key(&conn) {
+                    return;
+                }
+                if state.core.wants_read(conn) {
+                    break;
+                }
+                state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
+            }
+        }
+        let result = stream.read(&mut buf);
+        let mut state = lock(shared);
+        let now = Instant::now();
+        match result {
+            Ok(0) => state.core.handle_eof(now, conn),
+            Ok(n) => state.core.handle_input(now, conn, buf.get(..n).unwrap_or_default()),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => state.core.handle_io_error(now, conn),
+        }
+        dispatch(shared, &mut state);
+    }
+}
+
+fn writer_loop(shared: &Shared, conn: ConnId, mut stream: TcpStream, wake: &Condvar) {
+    let mut chunk = Vec::new();
+    loop {
+        {
+            let mut state = lock(shared);
+            loop {
+                if !state.links.contains_key(&conn) {
+                    return;
+                }
+                let pending = state.core.outbound(conn);
+                if !pending.is_empty() {
+                    chunk.clear();
+                    chunk.extend_from_slice(pending);
+                    break;
+                }
+                state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
+            }
+        }
+        let result = stream.write(&chunk);
+        let mut state = lock(shared);
+        let now = Instant::now();
+        match result {
+            Ok(n) => state.core.handle_written(now, conn, n),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => state.core.handle_io_error(now, conn),
+        }
+        // A reader paused on backed-up output may read again.
+        if let Some(link) = state.links.get(&conn) {
+            link.wake.notify_all();
+        }
+        dispatch(shared, &mut state);
+        if chunk.capacity() > READ_CHUNK && state.core.outbound(conn).is_empty() {
+            chunk = Vec::new();
+        }
+    }
+}
+
+fn timer_loop(shared: &Shared) {
+    let mut state = lock(shared);
+    loop {
+        if shared.stop.load(Ordering::SeqCst) && state.core.is_shut_down() {
+            return;
+        }
+        let now = Instant::now();
+        state.core.handle_timeout(now);
+        dispatch(shared, &mut state);
+        let deadline = state.core.poll_timeout();
+        state.timer_target = deadline;
+        state = match deadline {
+            Some(deadline) => {
+                let wait = deadline.saturating_duration_since(Instant::now());
+                shared
+                    .timer_wake
+                    .wait_timeout(state, wait)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0
+            }
+            None => shared.timer_wake.wait(state).unwrap_or_else(PoisonError::into_inner),
+        };
+    }
+}
+
+impl runtime_polling::cli::ChatServer for StdServer {
+    fn local_addr(&self) -> SocketAddr {
+        self.local_addr()
+    }
+    fn stopper(&self) -> Box<dyn Fn() + Send + 'static> {
+        let handle = self.stop_handle();
+        Box::new(move || handle.stop())
+    }
+    fn run(self) -> io::Result<()> {
+        self.run()
+    }
+}
