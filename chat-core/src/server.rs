@@ -110,6 +110,11 @@ pub enum Event {
         conn: ConnId,
         /// Why it ends.
         reason: Reason,
+        /// Whether everything queued was delivered to the socket (a BYE was
+        /// flushed). When false, the peer is gone, broken or not reading, and
+        /// the runtime should abort the connection (reset it) so that the
+        /// kernel drops what it still buffers instead of trickling it out.
+        graceful: bool,
     },
     /// A user registered (for logging).
     Joined {
@@ -141,6 +146,9 @@ enum Phase {
     Closing { deadline: Instant, reason: Reason },
 }
 
+/// Written bytes at the front of an outbox worth moving the rest down for.
+const COMPACT_AT: usize = 64 * 1024;
+
 /// Bytes queued for one connection. `buf[sent..]` is what the runtime still
 /// has to write.
 #[derive(Debug, Default)]
@@ -163,6 +171,11 @@ impl Outbox {
         if self.sent == self.buf.len() {
             // Give the memory back: an idle connection holds no buffer.
             self.buf = Vec::new();
+            self.sent = 0;
+        } else if self.sent >= COMPACT_AT && self.sent * 2 >= self.buf.len() {
+            // A connection that never fully drains must not grow without
+            // bound: drop the written half (amortised O(1) per byte).
+            self.buf.drain(..self.sent);
             self.sent = 0;
         }
     }
@@ -369,7 +382,7 @@ impl Server {
             c.announced = false;
         }
         match c.phase {
-            Phase::Closing { reason, .. } if c.outbox.len() == 0 => self.release(conn, reason),
+            Phase::Closing { reason, .. } if c.outbox.len() == 0 => self.release(conn, reason, true),
             Phase::Closing { .. } => {}
             _ => {
                 if c.deframer.buffered() > 0 && !self.is_backed_up_id(conn) {
@@ -521,7 +534,7 @@ impl Server {
     }
 
     /// Emits the close event and frees the slot.
-    fn release(&mut self, id: ConnId, reason: Reason) {
+    fn release(&mut self, id: ConnId, reason: Reason, graceful: bool) {
         let Some(slot) = self
             .slots
             .get_mut(id.index())
@@ -535,7 +548,11 @@ impl Server {
         if conn.counted {
             self.open -= 1;
         }
-        self.events.push_back(Event::Close { conn: id, reason });
+        self.events.push_back(Event::Close {
+            conn: id,
+            reason,
+            graceful,
+        });
     }
 
     /// Removes `id` from the roster (telling the others), then says goodbye.
@@ -555,14 +572,14 @@ impl Server {
             });
         }
         match farewell {
-            Farewell::Abort => self.release(id, reason),
+            Farewell::Abort => self.release(id, reason, false),
             Farewell::Bye(detail) => {
                 let deadline = now + self.config.linger;
                 let Some(conn) = self.conn_mut(id) else { return };
                 conn.phase = Phase::Closing { deadline, reason };
                 conn.deframer = Deframer::new();
                 if conn.doomed {
-                    self.release(id, reason);
+                    self.release(id, reason, false);
                     return;
                 }
                 self.send_unchecked(id, |out| frame::encode_bye(out, reason, detail));
@@ -829,7 +846,7 @@ impl Server {
         match conn.phase {
             Phase::Closing { deadline, reason } => {
                 if now >= deadline {
-                    return self.release(id, reason);
+                    return self.release(id, reason, false);
                 }
             }
             Phase::AwaitingHello

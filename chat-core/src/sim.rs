@@ -179,7 +179,7 @@ impl World {
             }
             while let Some(event) = self.server.poll_event() {
                 progress = true;
-                if let Event::Close { conn, reason } = event {
+                if let Event::Close { conn, reason, .. } = event {
                     let peer = self.peers.iter_mut().find(|p| p.conn == conn && p.closed.is_none());
                     let peer = peer.expect("close event for an unknown or already closed connection");
                     peer.closed = Some(reason);

@@ -141,8 +141,10 @@ impl PollingServer {
             if !shutting_down && self.stop.load(Ordering::SeqCst) {
                 shutting_down = true;
                 log::info!("shutting down: saying BYE to {} connections", self.core.connection_count());
-                self.poller.delete(&self.listener)?;
                 self.core.shutdown(now);
+                // Connections still in the backlog get their BYE too.
+                self.accept(now);
+                self.poller.delete(&self.listener)?;
             }
             for event in events.iter() {
                 if event.key == LISTENER {
@@ -292,9 +294,9 @@ impl PollingServer {
             while let Some(event) = self.core.poll_event() {
                 progress = true;
                 match event {
-                    Event::Close { conn, reason } => {
+                    Event::Close { conn, reason, graceful } => {
                         log::debug!("closing {conn}: {}", reason.describe());
-                        self.close(conn);
+                        self.close(conn, graceful);
                     }
                     Event::Joined { conn, name } => log::info!("{name} joined ({conn})"),
                     Event::Left { conn, name, reason } => {
@@ -334,23 +336,28 @@ impl PollingServer {
         }
     }
 
-    fn close(&mut self, conn: ConnId) {
+    fn close(&mut self, conn: ConnId, graceful: bool) {
         let Some(slot) = self.sockets.get_mut(conn.index()) else { return };
         if slot.as_ref().is_none_or(|s| s.conn != conn) {
             return;
         }
         let Some(mut socket) = slot.take() else { return };
         let _ = self.poller.delete(&socket.stream);
-        // Send FIN after the last bytes, and take what the peer already sent,
-        // so the close does not turn into a reset that could destroy our BYE
-        // in the peer's receive buffer.
-        let _ = socket.stream.shutdown(Shutdown::Write);
-        let mut sink = [0u8; 4096];
-        for _ in 0..16 {
-            match socket.stream.read(&mut sink) {
-                Ok(n) if n > 0 => continue,
-                _ => break,
+        if graceful {
+            // Send FIN after the last bytes, and take what the peer already
+            // sent, so the close does not turn into a reset that could destroy
+            // our BYE in the peer's receive buffer.
+            let _ = socket.stream.shutdown(Shutdown::Write);
+            let mut sink = [0u8; 4096];
+            for _ in 0..16 {
+                match socket.stream.read(&mut sink) {
+                    Ok(n) if n > 0 => continue,
+                    _ => break,
+                }
             }
+        } else {
+            // Reset: drop whatever the kernel still buffers for this peer.
+            let _ = socket2::SockRef::from(&socket.stream).set_linger(Some(Duration::ZERO));
         }
         if self.accept_paused_until.is_some() {
             // A descriptor was freed: try accepting again now.

@@ -149,6 +149,17 @@ impl StdServer {
             let now = Instant::now();
             state.core.shutdown(now);
             dispatch(shared, &mut state);
+        }
+        // Connections still in the backlog get their BYE too (written inline:
+        // the core refuses them).
+        if self.listener.set_nonblocking(true).is_ok() {
+            while let Ok((stream, _)) = self.listener.accept() {
+                let _ = stream.set_nonblocking(false);
+                let _ = accept(shared, stream, &mut threads);
+            }
+        }
+        {
+            let mut state = lock(shared);
             while !state.core.is_shut_down() {
                 state = shared
                     .closed
@@ -232,9 +243,13 @@ fn dispatch(shared: &Shared, state: &mut State) {
     }
     while let Some(event) = state.core.poll_event() {
         match event {
-            Event::Close { conn, reason } => {
+            Event::Close { conn, reason, graceful } => {
                 log::debug!("closing {conn}: {}", reason.describe());
                 if let Some(link) = state.links.remove(&conn) {
+                    if !graceful {
+                        // Reset: drop whatever the kernel still buffers.
+                        let _ = socket2::SockRef::from(&link.stream).set_linger(Some(Duration::ZERO));
+                    }
                     // Unblocks this connection's reader and writer.
                     let _ = link.stream.shutdown(Shutdown::Both);
                     link.wake.notify_all();

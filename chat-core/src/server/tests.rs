@@ -489,7 +489,7 @@ fn stale_ids_are_ignored() {
     let now = Instant::now();
     let a = server.handle_accept(now);
     server.handle_eof(now, a);
-    assert_eq!(server.poll_event(), Some(Event::Close { conn: a, reason: Reason::Disconnected }));
+    assert_eq!(server.poll_event(), Some(Event::Close { conn: a, reason: Reason::Disconnected, graceful: false }));
     let b = server.handle_accept(now);
     assert_eq!(a.index(), b.index(), "the slot is reused");
     assert_ne!(a, b);

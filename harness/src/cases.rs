@@ -1,0 +1,413 @@
+//! The behaviour cases of the contract's sections 2 and 3.
+
+use std::time::Duration;
+
+use chat_core::{ClientFrame, ErrorCode, Name, Reason, ServerConfig, ServerFrame, Text};
+
+use crate::{Client, Received, Target};
+
+fn name(s: &str) -> Name {
+    Name::new(s).unwrap()
+}
+
+fn text(s: &str) -> Text {
+    Text::new(s).unwrap()
+}
+
+fn expect_error(client: &mut Client, code: ErrorCode) {
+    match client.recv() {
+        ServerFrame::Error { code: got, .. } => assert_eq!(got, code),
+        other => panic!("expected ERROR {code:?}, got {other:?}"),
+    }
+}
+
+fn expect_bye(client: &mut Client, reason: Reason) {
+    match client.recv() {
+        ServerFrame::Bye { reason: got, .. } => assert_eq!(got, reason),
+        other => panic!("expected BYE {reason:?}, got {other:?}"),
+    }
+    client.expect_closed();
+}
+
+fn message(from: &str, s: &str) -> ServerFrame {
+    ServerFrame::Message {
+        from: name(from),
+        text: text(s),
+    }
+}
+
+fn left(who: &str, reason: Reason) -> ServerFrame {
+    ServerFrame::Left { name: name(who), reason }
+}
+
+/// A short quiet period for "nothing else arrives" checks.
+const QUIET: Duration = Duration::from_millis(150);
+
+pub fn registration_and_roster(target: &Target) {
+    let server = target.start(ServerConfig::default());
+    let (mut alice, roster) = Client::join(server.addr, "Alice");
+    assert_eq!(roster, ["Alice"]);
+    let (mut bob, roster) = Client::join(server.addr, "bob");
+    assert_eq!(roster, ["Alice", "bob"]);
+    assert_eq!(alice.recv(), ServerFrame::Joined { name: name("bob") });
+    bob.expect_silence(QUIET);
+    assert_eq!(server.stop(), 0);
+}
+
+pub fn names_taken_invalid_and_retry(target: &Target) {
+    let server = target.start(ServerConfig::default());
+    let (_alice, _) = Client::join(server.addr, "Alice");
+    let mut other = Client::connect(server.addr);
+    other.send(&ClientFrame::Hello { name: name("ALICE") });
+    expect_error(&mut other, ErrorCode::NameTaken);
+    other.send_raw(b"\x00\x00\x00\x06\x01\x01\x03a b");
+    expect_error(&mut other, ErrorCode::NameInvalid);
+    assert_eq!(other.hello("alice2"), ["Alice", "alice2"]);
+    other.send(&ClientFrame::Hello { name: name("zed") });
+    expect_error(&mut other, ErrorCode::AlreadyRegistered);
+}
+
+pub fn requests_before_hello(target: &Target) {
+    let server = target.start(ServerConfig::default());
+    let mut c = Client::connect(server.addr);
+    c.say("hi");
+    expect_error(&mut c, ErrorCode::NotRegistered);
+    c.send(&ClientFrame::Who);
+    expect_error(&mut c, ErrorCode::NotRegistered);
+    c.send(&ClientFrame::Whisper { to: name("x"), text: text("y") });
+    expect_error(&mut c, ErrorCode::NotRegistered);
+}
+
+pub fn public_and_private_messages(target: &Target) {
+    let server = target.start(ServerConfig::default());
+    let (mut a, _) = Client::join(server.addr, "a");
+    let (mut b, _) = Client::join(server.addr, "b");
+    let (mut c, _) = Client::join(server.addr, "c");
+    a.recv();
+    a.recv();
+    b.recv();
+    b.say("hello everyone");
+    for client in [&mut a, &mut b, &mut c] {
+        assert_eq!(client.recv(), message("b", "hello everyone"));
+    }
+    a.send(&ClientFrame::Whisper { to: name("C"), text: text("psst") });
+    assert_eq!(c.recv(), ServerFrame::Private { from: name("a"), text: text("psst") });
+    a.send(&ClientFrame::Whisper { to: name("nobody"), text: text("x") });
+    expect_error(&mut a, ErrorCode::NoSuchUser);
+    b.expect_silence(QUIET);
+}
+
+pub fn who_and_ping(target: &Target) {
+    let server = target.start(ServerConfig::default());
+    let (mut a, _) = Client::join(server.addr, "a");
+    let (_b, _) = Client::join(server.addr, "b");
+    a.recv();
+    a.send(&ClientFrame::Who);
+    assert_eq!(a.roster(), ["a", "b"]);
+    a.send(&ClientFrame::Ping { token: 0x0102_0304_0506_0708 });
+    assert_eq!(a.recv(), ServerFrame::Pong { token: 0x0102_0304_0506_0708 });
+}
+
+pub fn bad_text_is_refused(target: &Target) {
+    let server = target.start(ServerConfig::default());
+    let (mut a, _) = Client::join(server.addr, "a");
+    let (mut b, _) = Client::join(server.addr, "b");
+    a.recv();
+    b.send_raw(b"\x00\x00\x00\x04\x02a\x1bb");
+    expect_error(&mut b, ErrorCode::BadText);
+    b.send_raw(b"\x00\x00\x00\x03\x02\xff\xfe");
+    expect_error(&mut b, ErrorCode::BadText);
+    a.expect_silence(QUIET);
+}
+
+pub fn bytewise_and_pipelined(target: &Target) {
+    let server = target.start(ServerConfig::default());
+    let (mut watcher, _) = Client::join(server.addr, "w");
+    let mut stream = ClientFrame::Hello { name: name("slowpoke") }.to_bytes();
+    stream.extend(ClientFrame::Say { text: text("one") }.to_bytes());
+    stream.extend(ClientFrame::Say { text: text("two") }.to_bytes());
+    let mut c = Client::connect(server.addr);
+    for b in &stream {
+        c.send_raw(std::slice::from_ref(b));
+    }
+    assert!(matches!(c.recv(), ServerFrame::Welcome { .. }));
+    c.roster();
+    assert_eq!(c.recv(), message("slowpoke", "one"));
+    assert_eq!(c.recv(), message("slowpoke", "two"));
+    assert_eq!(watcher.recv(), ServerFrame::Joined { name: name("slowpoke") });
+    assert_eq!(watcher.recv(), message("slowpoke", "one"));
+    // Pipelined in one write: HELLO and SAY are processed in order.
+    let mut d = Client::connect(server.addr);
+    let mut both = ClientFrame::Hello { name: name("quick") }.to_bytes();
+    both.extend(ClientFrame::Say { text: text("fast") }.to_bytes());
+    d.send_raw(&both);
+    assert!(matches!(d.recv(), ServerFrame::Welcome { .. }));
+    d.roster();
+    assert_eq!(d.recv(), message("quick", "fast"));
+}
+
+pub fn protocol_errors_are_fatal(target: &Target) {
+    let server = target.start(ServerConfig::default());
+    let (mut watcher, _) = Client::join(server.addr, "w");
+    let cases: &[&[u8]] = &[
+        b"\x00\x00\x00\x00",
+        b"\x00\x00\x40\x01",
+        b"\x00\x00\x00\x01\x42",
+        b"\x00\x00\x00\x01\x81",
+        b"\x00\x00\x00\x02\x04\x00",
+        b"\x00\x00\x00\x04\x01\x02\x01a",
+        b"\x00\x00\x00\x04\x01\x01\x05a",
+    ];
+    for (i, bytes) in cases.iter().enumerate() {
+        let mut c = Client::connect(server.addr);
+        let who = format!("victim{i}");
+        c.hello(&who);
+        assert_eq!(watcher.recv(), ServerFrame::Joined { name: name(&who) });
+        c.send_raw(bytes);
+        match c.recv() {
+            ServerFrame::Bye { reason: Reason::ProtocolError, detail } => {
+                assert!(!detail.is_empty(), "case {i}: the detail explains")
+            }
+            other => panic!("case {i}: {other:?}"),
+        }
+        c.expect_closed();
+        assert_eq!(watcher.recv(), left(&who, Reason::ProtocolError), "case {i}");
+    }
+}
+
+pub fn leaving_by_bye_eof_and_reset(target: &Target) {
+    let server = target.start(ServerConfig::default());
+    let (mut watcher, _) = Client::join(server.addr, "w");
+    let (mut quitter, _) = Client::join(server.addr, "quitter");
+    quitter.send(&ClientFrame::Bye);
+    expect_bye(&mut quitter, Reason::Quit);
+    let (mut half, _) = Client::join(server.addr, "half");
+    half.send_raw(b"\x00\x00\x00\x09\x02hal"); // then end mid-frame
+    half.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    half.expect_closed();
+    let (reset, _) = Client::join(server.addr, "reset");
+    reset.reset();
+    let mut seen = Vec::new();
+    while seen.len() < 6 {
+        seen.push(watcher.recv());
+    }
+    assert_eq!(
+        seen,
+        [
+            ServerFrame::Joined { name: name("quitter") },
+            left("quitter", Reason::Quit),
+            ServerFrame::Joined { name: name("half") },
+            left("half", Reason::Disconnected),
+            ServerFrame::Joined { name: name("reset") },
+            left("reset", Reason::Disconnected),
+        ]
+    );
+    watcher.expect_silence(QUIET);
+    // Names are free again.
+    Client::join(server.addr, "quitter");
+}
+
+pub fn handshake_timeout(target: &Target) {
+    let server = target.start(ServerConfig {
+        handshake_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    });
+    let mut c = Client::connect(server.addr);
+    c.send(&ClientFrame::Ping { token: 1 });
+    assert_eq!(c.recv(), ServerFrame::Pong { token: 1 });
+    expect_bye(&mut c, Reason::Timeout);
+}
+
+pub fn ping_then_idle_timeout(target: &Target) {
+    let server = target.start(ServerConfig {
+        ping_interval: Duration::from_millis(200),
+        idle_timeout: Duration::from_millis(700),
+        ..ServerConfig::default()
+    });
+    let (mut watcher, _) = Client::join(server.addr, "w");
+    let (mut sleepy, _) = Client::join(server.addr, "sleepy");
+    assert_eq!(watcher.recv(), ServerFrame::Joined { name: name("sleepy") });
+    // The watcher answers every PING on its own thread, so it stays.
+    let watcher = std::thread::spawn(move || {
+        loop {
+            match watcher.recv() {
+                ServerFrame::Ping { token } => watcher.send(&ClientFrame::Pong { token }),
+                frame => return frame,
+            }
+        }
+    });
+    // Sleepy never answers: PINGs each interval of silence, then BYE(TIMEOUT).
+    let mut sleepy_pings = 0;
+    loop {
+        match sleepy.next() {
+            Received::Frame(ServerFrame::Ping { .. }) => sleepy_pings += 1,
+            Received::Frame(ServerFrame::Bye { reason, .. }) => {
+                assert_eq!(reason, Reason::Timeout);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(sleepy_pings >= 2, "pings repeat each interval of silence");
+    sleepy.expect_closed();
+    assert_eq!(watcher.join().unwrap(), left("sleepy", Reason::Timeout));
+}
+
+pub fn max_clients(target: &Target) {
+    let server = target.start(ServerConfig {
+        max_clients: 2,
+        ..ServerConfig::default()
+    });
+    let (a, _) = Client::join(server.addr, "a");
+    let _b = Client::connect(server.addr);
+    let mut third = Client::connect(server.addr);
+    expect_bye(&mut third, Reason::ServerFull);
+    drop(a);
+    // Once a place is free a newcomer gets in (allow the close to be noticed).
+    let mut admitted = false;
+    for _ in 0..50 {
+        let mut c = Client::connect(server.addr);
+        c.send(&ClientFrame::Hello { name: name("c") });
+        match c.recv() {
+            ServerFrame::Welcome { .. } => {
+                admitted = true;
+                break;
+            }
+            ServerFrame::Bye { reason: Reason::ServerFull, .. } => c.expect_closed(),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(admitted);
+}
+
+pub fn slow_consumer_is_dropped(target: &Target) {
+    // One read of the sender (up to 64 KiB) fans out at once, so the limit
+    // must leave room for a few of those.
+    let server = target.start(ServerConfig {
+        max_outbound: 256 * 1024,
+        ..ServerConfig::default()
+    });
+    let (mut sender, _) = Client::join(server.addr, "sender");
+    let (mut fine, _) = Client::join(server.addr, "fine");
+    let (mut slow, _) = Client::join(server.addr, "slow");
+    // `slow` shrinks its receive buffer and never reads again.
+    socket2::SockRef::from(&slow.stream).set_recv_buffer_size(4096).unwrap();
+    sender.recv();
+    sender.recv();
+    fine.recv();
+    let line = "x".repeat(1000);
+    let count = 20_000; // 20 MB to each: far past the kernel buffers and the limit
+    let writer = {
+        let mut stream = sender.stream.try_clone().unwrap();
+        let frame = ClientFrame::Say { text: text(&line) }.to_bytes();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            for _ in 0..count {
+                if stream.write_all(&frame).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let echoes = std::thread::spawn(move || {
+        let mut echoes = 0;
+        while echoes < count {
+            if let ServerFrame::Message { .. } = sender.recv() {
+                echoes += 1;
+            }
+        }
+        echoes
+    });
+    let mut messages = 0;
+    let mut saw_left = false;
+    while messages < count {
+        match fine.recv() {
+            ServerFrame::Message { .. } => messages += 1,
+            frame => {
+                assert_eq!(frame, left("slow", Reason::SlowConsumer));
+                saw_left = true;
+            }
+        }
+    }
+    assert!(saw_left, "the others are told the slow consumer left");
+    assert_eq!(echoes.join().unwrap(), count, "the sender got every echo");
+    writer.join().unwrap();
+    // The slow client's stream ends (after whatever it had buffered).
+    socket2::SockRef::from(&slow.stream).set_recv_buffer_size(1 << 20).unwrap();
+    loop {
+        match slow.next() {
+            Received::Closed => break,
+            Received::Frame(_) => {}
+        }
+    }
+}
+
+pub fn pipelining_client_is_slowed(target: &Target) {
+    let server = target.start(ServerConfig {
+        max_outbound: 16 * 1024,
+        ..ServerConfig::default()
+    });
+    let (mut c, _) = Client::join(server.addr, "asker");
+    // 20,000 PINGs (340 KB) sent without reading: far more answers than the
+    // output limit, yet the client is slowed, not dropped.
+    let pings: Vec<u8> = (0..20_000u64).flat_map(|t| ClientFrame::Ping { token: t }.to_bytes()).collect();
+    let writer = {
+        let mut stream = c.stream.try_clone().unwrap();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            stream.write_all(&pings).unwrap();
+        })
+    };
+    for expected in 0..20_000u64 {
+        assert_eq!(c.recv(), ServerFrame::Pong { token: expected });
+    }
+    writer.join().unwrap();
+}
+
+pub fn shutdown_says_bye(target: &Target) {
+    for signal in ["TERM", "INT"] {
+        let server = target.start(ServerConfig::default());
+        let (mut a, _) = Client::join(server.addr, "a");
+        let mut b = Client::connect(server.addr);
+        assert_eq!(server.stop_with(signal), 0, "exit status after SIG{signal}");
+        expect_bye(&mut a, Reason::Shutdown);
+        expect_bye(&mut b, Reason::Shutdown);
+        if !target.is_binary() {
+            break; // in-process there is no signal to vary
+        }
+    }
+}
+
+pub fn many_clients_receive_a_broadcast(target: &Target) {
+    broadcast_to(target, 1000);
+}
+
+/// `count` registered clients all receive one broadcast.
+pub fn broadcast_to(target: &Target, count: usize) {
+    let server = target.start(ServerConfig {
+        max_clients: count + 16,
+        ..ServerConfig::default()
+    });
+    let mut clients = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut c = Client::connect(server.addr);
+        c.send(&ClientFrame::Hello { name: name(&format!("u{i}")) });
+        clients.push(c);
+    }
+    for c in &mut clients {
+        assert!(matches!(c.recv(), ServerFrame::Welcome { .. }));
+    }
+    clients[0].say("to all");
+    for (i, c) in clients.iter_mut().enumerate() {
+        loop {
+            match c.recv() {
+                ServerFrame::Message { from, text } => {
+                    assert_eq!((from.as_str(), text.as_str()), ("u0", "to all"), "client {i}");
+                    break;
+                }
+                ServerFrame::Users { .. } | ServerFrame::Joined { .. } => {}
+                other => panic!("client {i}: {other:?}"),
+            }
+        }
+    }
+}

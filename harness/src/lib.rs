@@ -1,0 +1,339 @@
+//! One list of behaviour cases, run against every server runtime.
+//!
+//! A [`Target`] knows how to start a server with a [`ServerConfig`]: in-process
+//! through a runtime's library API, or as a real binary. [`server_cases!`]
+//! expands to one `#[test]` per case for a target, so the polling and std
+//! runtimes run exactly the same cases.
+//!
+//! Waiting is always for a deterministic signal (a frame, an end of stream, a
+//! process exit) with a generous upper bound that only fails a broken server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
+
+pub mod cases;
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chat_core::codec::Deframer;
+use chat_core::{ClientFrame, Name, ServerConfig, ServerFrame, Text};
+
+/// How long any single wait may take before the case fails.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A way to start a server.
+#[derive(Clone, Copy)]
+pub enum Target {
+    /// A runtime's library API, on a thread of the test process.
+    InProcess(fn(ServerConfig) -> Running),
+    /// A server binary, by path.
+    Binary(&'static str),
+}
+
+/// A started server.
+pub struct Running {
+    pub addr: SocketAddr,
+    /// Taken by `stop_with`; `Drop` kills a process still here.
+    stop: Option<Stop>,
+}
+
+enum Stop {
+    Thread {
+        stop: Box<dyn FnOnce() + Send>,
+        thread: JoinHandle<std::io::Result<()>>,
+    },
+    Process(Child),
+}
+
+impl Running {
+    /// Wraps a server running on a thread, with the function that stops it.
+    pub fn thread(addr: SocketAddr, stop: Box<dyn FnOnce() + Send>, thread: JoinHandle<std::io::Result<()>>) -> Self {
+        Self {
+            addr,
+            stop: Some(Stop::Thread { stop, thread }),
+        }
+    }
+
+    /// The server process, for binaries.
+    pub fn process(&mut self) -> Option<&mut Child> {
+        match &mut self.stop {
+            Some(Stop::Process(child)) => Some(child),
+            _ => None,
+        }
+    }
+
+    /// Stops the server gracefully (SIGTERM for a binary) and waits for it;
+    /// returns the exit code (0 for a clean in-process stop).
+    pub fn stop_with(mut self, signal: &str) -> i32 {
+        match self.stop.take().expect("not yet stopped") {
+            Stop::Thread { stop, thread } => {
+                stop();
+                thread.join().expect("server thread panicked").expect("server run failed");
+                0
+            }
+            Stop::Process(mut child) => {
+                send_signal(child.id(), signal);
+                wait_exit(&mut child, PATIENCE).expect("server did not exit after the signal")
+            }
+        }
+    }
+
+    pub fn stop(self) -> i32 {
+        self.stop_with("TERM")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(Stop::Process(child)) = &mut self.stop {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Sends a signal by name (`TERM`, `INT`) to a process.
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+}
+
+/// Waits for a child to exit, up to `limit`; its exit code.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status.code().unwrap_or(-1));
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        // Polling a child's exit status has no blocking-with-timeout API in std.
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The command-line flags for a configuration.
+pub fn flags(config: &ServerConfig) -> Vec<String> {
+    vec![
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--max-clients".into(),
+        config.max_clients.to_string(),
+        "--handshake-timeout".into(),
+        config.handshake_timeout.as_secs_f64().to_string(),
+        "--ping-interval".into(),
+        config.ping_interval.as_secs_f64().to_string(),
+        "--idle-timeout".into(),
+        config.idle_timeout.as_secs_f64().to_string(),
+        "--max-outbound".into(),
+        config.max_outbound.to_string(),
+    ]
+}
+
+/// Starts a server binary and reads its `listening on IP:PORT` line.
+pub fn spawn_binary(path: &str, config: &ServerConfig) -> Running {
+    let mut child = Command::new(path)
+        .args(flags(config))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {path}: {e}"));
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
+    let addr = line
+        .strip_prefix("listening on ")
+        .and_then(|rest| rest.trim_end().parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    Running {
+        addr,
+        stop: Some(Stop::Process(child)),
+    }
+}
+
+impl Target {
+    pub fn start(&self, config: ServerConfig) -> Running {
+        match self {
+            Target::InProcess(start) => start(config),
+            Target::Binary(path) => spawn_binary(path, &config),
+        }
+    }
+
+    pub fn is_binary(&self) -> bool {
+        matches!(self, Target::Binary(_))
+    }
+}
+
+/// A blocking test client speaking frames.
+pub struct Client {
+    pub stream: TcpStream,
+    deframer: Deframer,
+    pending: Vec<ServerFrame>,
+}
+
+/// What a read attempt found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received {
+    Frame(ServerFrame),
+    Closed,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        Self {
+            stream,
+            deframer: Deframer::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    /// Connects and registers as `name`; returns the roster it was given.
+    pub fn join(addr: SocketAddr, name: &str) -> (Self, Vec<String>) {
+        let mut client = Self::connect(addr);
+        let roster = client.hello(name);
+        (client, roster)
+    }
+
+    /// Registers, asserting WELCOME and a roster; returns the roster names.
+    pub fn hello(&mut self, name: &str) -> Vec<String> {
+        self.send(&ClientFrame::Hello {
+            name: Name::new(name).unwrap(),
+        });
+        match self.recv() {
+            ServerFrame::Welcome { name: got } => assert_eq!(got.as_str(), name),
+            other => panic!("{name}: expected WELCOME, got {other:?}"),
+        }
+        self.roster()
+    }
+
+    /// Reads USERS frames up to the one with `last = 1`.
+    pub fn roster(&mut self) -> Vec<String> {
+        let mut names = Vec::new();
+        loop {
+            match self.recv() {
+                ServerFrame::Users { last, names: part } => {
+                    names.extend(part.iter().map(|n| n.as_str().to_owned()));
+                    if last {
+                        names.sort();
+                        return names;
+                    }
+                }
+                other => panic!("expected USERS, got {other:?}"),
+            }
+        }
+    }
+
+    pub fn send(&mut self, frame: &ClientFrame) {
+        self.send_raw(&frame.to_bytes());
+    }
+
+    pub fn say(&mut self, text: &str) {
+        self.send(&ClientFrame::Say {
+            text: Text::new(text).unwrap(),
+        });
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// The next frame or the end of the stream, within [`PATIENCE`].
+    pub fn next(&mut self) -> Received {
+        self.next_within(PATIENCE).unwrap_or_else(|| panic!("nothing received within {PATIENCE:?}"))
+    }
+
+    /// The next frame or end of stream, or `None` if `limit` passed first.
+    pub fn next_within(&mut self, limit: Duration) -> Option<Received> {
+        if !self.pending.is_empty() {
+            return Some(Received::Frame(self.pending.remove(0)));
+        }
+        let deadline = Instant::now() + limit;
+        let mut buf = [0u8; 8192];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.stream.set_read_timeout(Some(left)).expect("timeout");
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Some(Received::Closed),
+                Ok(n) => {
+                    let mut input = &buf[..n];
+                    while let Some(frame) = self.deframer.next_frame(&mut input).expect("server framing") {
+                        self.pending.push(ServerFrame::decode(frame).expect("server frame"));
+                    }
+                    if !self.pending.is_empty() {
+                        return Some(Received::Frame(self.pending.remove(0)));
+                    }
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return None,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => return Some(Received::Closed),
+                Err(e) => panic!("read failed: {e}"),
+            }
+        }
+    }
+
+    /// The next frame; panics at the end of the stream.
+    pub fn recv(&mut self) -> ServerFrame {
+        match self.next() {
+            Received::Frame(frame) => frame,
+            Received::Closed => panic!("connection closed while a frame was expected"),
+        }
+    }
+
+    /// Asserts the server closes the stream next (after any frames matching
+    /// `allowed`), within [`PATIENCE`].
+    pub fn expect_closed(&mut self) {
+        match self.next() {
+            Received::Closed => {}
+            Received::Frame(frame) => panic!("expected the end of the stream, got {frame:?}"),
+        }
+    }
+
+    /// Asserts nothing arrives within `quiet`.
+    pub fn expect_silence(&mut self, quiet: Duration) {
+        if let Some(got) = self.next_within(quiet) {
+            panic!("expected silence, got {got:?}");
+        }
+    }
+
+    /// Makes the next close a reset (SO_LINGER 0) and drops the connection.
+    pub fn reset(self) {
+        let socket = socket2::SockRef::from(&self.stream);
+        socket.set_linger(Some(Duration::ZERO)).expect("linger");
+        drop(self);
+    }
+}
+
+/// Expands to one `#[test]` per shared case, each run against `$target`.
+#[macro_export]
+macro_rules! server_cases {
+    ($target:expr) => {
+        $crate::server_cases!(@each $target;
+            registration_and_roster, names_taken_invalid_and_retry, requests_before_hello,
+            public_and_private_messages, who_and_ping, bad_text_is_refused, bytewise_and_pipelined,
+            protocol_errors_are_fatal, leaving_by_bye_eof_and_reset, handshake_timeout,
+            ping_then_idle_timeout, max_clients, slow_consumer_is_dropped, pipelining_client_is_slowed,
+            shutdown_says_bye, many_clients_receive_a_broadcast);
+    };
+    (@each $target:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::cases::$case(&$target);
+            }
+        )*
+    };
+}
