@@ -62,7 +62,7 @@ pub fn check_header(header: [u8; HEADER_LEN]) -> Result<usize, FrameError> {
 /// The caller guarantees `1 + payload_len <= MAX_FRAME`; encoders in this crate
 /// only build frames within the limit.
 pub fn put_header(out: &mut Vec<u8>, op: u8, payload_len: usize) {
-    debug_assert!(1 + payload_len <= MAX_FRAME);
+    debug_assert!(payload_len < MAX_FRAME);
     let length = (1 + payload_len) as u32;
     out.extend_from_slice(&length.to_be_bytes());
     out.push(op);
@@ -291,10 +291,7 @@ mod tests {
     fn zero_length_fails_on_the_fourth_header_byte() {
         let mut d = Deframer::new();
         assert_eq!(decode_chunks(&mut d, &[&[0, 0, 0]]).unwrap(), vec![]);
-        assert_eq!(
-            decode_chunks(&mut d, &[&[0]]),
-            Err(FrameError::ZeroLength)
-        );
+        assert_eq!(decode_chunks(&mut d, &[&[0]]), Err(FrameError::ZeroLength));
     }
 
     #[test]

@@ -184,7 +184,7 @@ pub enum Malformed {
         extra: usize,
     },
     /// HELLO or WELCOME carries a version other than 1.
-    #[error("unsupported protocol version {0} (this server speaks 1)")]
+    #[error("unsupported protocol version {0} (only version 1 is spoken)")]
     UnsupportedVersion(u8),
     /// An ERROR frame with a code the protocol does not define.
     #[error("unknown error code {0}")]
@@ -192,6 +192,14 @@ pub enum Malformed {
     /// A LEFT or BYE frame with a reason the protocol does not define.
     #[error("unknown reason code {0}")]
     UnknownReason(u8),
+    /// A flag byte that is neither 0 nor 1.
+    #[error("{op} flag byte is {value}; only 0 and 1 are defined")]
+    BadFlag {
+        /// The frame's name.
+        op: &'static str,
+        /// The byte found.
+        value: u8,
+    },
     /// A detail string that is not UTF-8.
     #[error("{op} detail is not valid UTF-8")]
     DetailNotUtf8 {
@@ -608,7 +616,17 @@ impl ServerFrame {
                 }
             }
             op::USERS => {
-                let last = r.u8("last")? != 0;
+                let last = match r.u8("last")? {
+                    0 => false,
+                    1 => true,
+                    other => {
+                        return Err(Malformed::BadFlag {
+                            op: "USERS",
+                            value: other,
+                        }
+                        .into());
+                    }
+                };
                 let count = r.u16("count")?;
                 // Each name takes at least two bytes, which bounds the allocation
                 // by the payload size whatever `count` claims.

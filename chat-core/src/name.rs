@@ -164,7 +164,10 @@ mod tests {
         let all = "ABCDEFGHIJKLMNOPQRSTUVWXYZ_-0123";
         assert_eq!(Name::new(all).unwrap().as_str(), all);
         assert_eq!(Name::new("z").unwrap().len(), 1);
-        assert_eq!(Name::new("abcdefghijklmnopqrstuvwxyz789_-").unwrap().len(), 31);
+        assert_eq!(
+            Name::new("abcdefghijklmnopqrstuvwxyz789_-").unwrap().len(),
+            31
+        );
     }
 
     #[test]
@@ -172,7 +175,10 @@ mod tests {
         assert_eq!(Name::new(""), Err(NameError::Empty));
         assert_eq!(Name::new(&"a".repeat(33)), Err(NameError::TooLong(33)));
         for bad in ["a b", "a.b", "é", "a\0", "a\n", "a/b", "@"] {
-            assert!(matches!(Name::new(bad), Err(NameError::BadByte(_))), "{bad:?}");
+            assert!(
+                matches!(Name::new(bad), Err(NameError::BadByte(_))),
+                "{bad:?}"
+            );
         }
     }
 

@@ -109,7 +109,10 @@ mod tests {
         assert_eq!(p.remove(&n("aLiCe")), Some(1));
         assert!(!p.contains(&n("Alice")));
         assert!(p.insert(n("alice"), 3));
-        assert_eq!(p.names()[p.conns().iter().position(|&c| c == 3).unwrap()].as_str(), "alice");
+        assert_eq!(
+            p.names()[p.conns().iter().position(|&c| c == 3).unwrap()].as_str(),
+            "alice"
+        );
     }
 
     #[test]

@@ -295,7 +295,9 @@ impl Server {
     /// Bytes queued for `conn` that the runtime has not written yet. Write them
     /// and report how many went out with [`handle_written`](Self::handle_written).
     pub fn outbound(&self, conn: ConnId) -> &[u8] {
-        self.conn(conn).map(|c| c.outbox.pending()).unwrap_or_default()
+        self.conn(conn)
+            .map(|c| c.outbox.pending())
+            .unwrap_or_default()
     }
 
     /// Whether the runtime should read from `conn` now. False while the
@@ -326,7 +328,12 @@ impl Server {
     pub fn handle_accept(&mut self, now: Instant) -> ConnId {
         let id = self.allocate(now);
         if self.shutting_down {
-            self.depart(now, id, Reason::Shutdown, Farewell::Bye("server shutting down"));
+            self.depart(
+                now,
+                id,
+                Reason::Shutdown,
+                Farewell::Bye("server shutting down"),
+            );
         } else if self.open >= self.config.max_clients {
             self.depart(now, id, Reason::ServerFull, Farewell::Bye("server full"));
         } else {
@@ -382,7 +389,9 @@ impl Server {
             c.announced = false;
         }
         match c.phase {
-            Phase::Closing { reason, .. } if c.outbox.len() == 0 => self.release(conn, reason, true),
+            Phase::Closing { reason, .. } if c.outbox.len() == 0 => {
+                self.release(conn, reason, true)
+            }
             Phase::Closing { .. } => {}
             _ => {
                 if c.deframer.buffered() > 0 && !self.is_backed_up_id(conn) {
@@ -402,7 +411,9 @@ impl Server {
                 break;
             }
             self.timers.pop();
-            let Some(conn) = self.conn_mut(id) else { continue };
+            let Some(conn) = self.conn_mut(id) else {
+                continue;
+            };
             if conn.timer != Some(deadline) {
                 continue; // superseded by an earlier entry
             }
@@ -437,7 +448,12 @@ impl Server {
         let ids: Vec<ConnId> = self.live_ids().collect();
         for id in ids {
             if self.conn(id).is_some_and(|c| !c.is_closing()) {
-                self.depart(now, id, Reason::Shutdown, Farewell::Bye("server shutting down"));
+                self.depart(
+                    now,
+                    id,
+                    Reason::Shutdown,
+                    Farewell::Bye("server shutting down"),
+                );
             }
         }
         self.reap(now);
@@ -525,12 +541,15 @@ impl Server {
                 (self.slots.len() - 1) as u32
             }
         };
-        let slot = &mut self.slots[index as usize];
-        slot.conn = Some(conn);
-        ConnId {
-            index,
-            generation: slot.generation,
-        }
+        let generation = match self.slots.get_mut(index as usize) {
+            Some(slot) => {
+                slot.conn = Some(conn);
+                slot.generation
+            }
+            // Unreachable: the index was just pushed or taken from the free list.
+            None => 0,
+        };
+        ConnId { index, generation }
     }
 
     /// Emits the close event and frees the slot.
@@ -557,7 +576,9 @@ impl Server {
 
     /// Removes `id` from the roster (telling the others), then says goodbye.
     fn depart(&mut self, now: Instant, id: ConnId, reason: Reason, farewell: Farewell<'_>) {
-        let Some(conn) = self.conn_mut(id) else { return };
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
         let name = conn.name();
         conn.phase = Phase::AwaitingHello;
         if let Some(name) = name {
@@ -575,7 +596,9 @@ impl Server {
             Farewell::Abort => self.release(id, reason, false),
             Farewell::Bye(detail) => {
                 let deadline = now + self.config.linger;
-                let Some(conn) = self.conn_mut(id) else { return };
+                let Some(conn) = self.conn_mut(id) else {
+                    return;
+                };
                 conn.phase = Phase::Closing { deadline, reason };
                 conn.deframer = Deframer::new();
                 if conn.doomed {
@@ -610,7 +633,9 @@ impl Server {
 
     /// Runs the frames in `bytes` (after any held back) for `id`.
     fn process(&mut self, now: Instant, id: ConnId, bytes: &[u8]) {
-        let Some(conn) = self.conn_mut(id) else { return };
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
         let mut deframer = std::mem::take(&mut conn.deframer);
         let mut input = bytes;
         loop {
@@ -654,7 +679,9 @@ impl Server {
         match request {
             RawClientFrame::Hello { name } => self.hello(id, sender, name),
             RawClientFrame::Say { text } => {
-                let Some(from) = self.require_registered(id, sender) else { return };
+                let Some(from) = self.require_registered(id, sender) else {
+                    return;
+                };
                 if let Err(error) = validate_text(text) {
                     return self.reply_error(id, ErrorCode::BadText, &error.to_string());
                 }
@@ -663,7 +690,9 @@ impl Server {
                 self.broadcast(None);
             }
             RawClientFrame::Whisper { to, text } => {
-                let Some(from) = self.require_registered(id, sender) else { return };
+                let Some(from) = self.require_registered(id, sender) else {
+                    return;
+                };
                 if let Err(error) = validate_text(text) {
                     return self.reply_error(id, ErrorCode::BadText, &error.to_string());
                 }
@@ -712,7 +741,11 @@ impl Server {
 
     fn require_registered(&mut self, id: ConnId, sender: Option<Name>) -> Option<Name> {
         if sender.is_none() {
-            self.reply_error(id, ErrorCode::NotRegistered, "not registered: send HELLO first");
+            self.reply_error(
+                id,
+                ErrorCode::NotRegistered,
+                "not registered: send HELLO first",
+            );
         }
         sender
     }
@@ -739,7 +772,9 @@ impl Server {
 
     /// Queues bytes for one connection, dooming it if that passes the limit.
     fn send(&mut self, id: ConnId, encode: impl FnOnce(&mut Vec<u8>)) {
-        let Some(conn) = self.conn_mut(id) else { return };
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
         if conn.doomed || conn.is_closing() {
             return;
         }
@@ -750,7 +785,9 @@ impl Server {
 
     /// Queues a farewell regardless of the limit (the connection is closing).
     fn send_unchecked(&mut self, id: ConnId, encode: impl FnOnce(&mut Vec<u8>)) {
-        let Some(conn) = self.conn_mut(id) else { return };
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
         let before = conn.outbox.len();
         encode(&mut conn.outbox.buf);
         if before == 0 && !conn.announced {
@@ -761,7 +798,9 @@ impl Server {
 
     fn after_push(&mut self, id: ConnId, before: usize) {
         let max = self.config.max_outbound;
-        let Some(conn) = self.conn_mut(id) else { return };
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
         if conn.outbox.len() > max {
             conn.doomed = true;
             conn.outbox = Outbox::default();
@@ -814,10 +853,15 @@ impl Server {
         match conn.phase {
             Phase::Closing { deadline, .. } => deadline,
             phase => {
-                let pings = config.ping_interval.saturating_mul(conn.pings_sent.saturating_add(1));
-                let silence = (conn.last_received + pings).min(conn.last_received + config.idle_timeout);
+                let pings = config
+                    .ping_interval
+                    .saturating_mul(conn.pings_sent.saturating_add(1));
+                let silence =
+                    (conn.last_received + pings).min(conn.last_received + config.idle_timeout);
                 match phase {
-                    Phase::AwaitingHello => silence.min(conn.connected_at + config.handshake_timeout),
+                    Phase::AwaitingHello => {
+                        silence.min(conn.connected_at + config.handshake_timeout)
+                    }
                     _ => silence,
                 }
             }
@@ -858,7 +902,9 @@ impl Server {
                 return self.depart(now, id, Reason::Timeout, Farewell::Bye("idle timeout"));
             }
             _ => {
-                let due = config.ping_interval.saturating_mul(conn.pings_sent.saturating_add(1));
+                let due = config
+                    .ping_interval
+                    .saturating_mul(conn.pings_sent.saturating_add(1));
                 if silent_for >= due {
                     let intervals = silent_for.as_nanos() / config.ping_interval.as_nanos().max(1);
                     let token = self.next_ping_token;

@@ -95,7 +95,12 @@ impl World {
     /// Connects a peer and registers it as `name`, asserting success.
     pub fn join(&mut self, name: &str) -> usize {
         let peer = self.connect();
-        self.send(peer, &ClientFrame::Hello { name: Name::new(name).unwrap() });
+        self.send(
+            peer,
+            &ClientFrame::Hello {
+                name: Name::new(name).unwrap(),
+            },
+        );
         let welcome = self.take(peer);
         assert!(
             matches!(welcome.first(), Some(ServerFrame::Welcome { .. })),
@@ -180,8 +185,12 @@ impl World {
             while let Some(event) = self.server.poll_event() {
                 progress = true;
                 if let Event::Close { conn, reason, .. } = event {
-                    let peer = self.peers.iter_mut().find(|p| p.conn == conn && p.closed.is_none());
-                    let peer = peer.expect("close event for an unknown or already closed connection");
+                    let peer = self
+                        .peers
+                        .iter_mut()
+                        .find(|p| p.conn == conn && p.closed.is_none());
+                    let peer =
+                        peer.expect("close event for an unknown or already closed connection");
                     peer.closed = Some(reason);
                     peer.name = None;
                 }
@@ -257,7 +266,11 @@ impl World {
                 assert_eq!(peer.roster, server_names, "roster of {:?}", peer.name);
             }
         }
-        assert_eq!(registered, self.server.registered_count(), "registered users without a peer");
+        assert_eq!(
+            registered,
+            self.server.registered_count(),
+            "registered users without a peer"
+        );
         let live: Vec<&Peer> = self
             .peers
             .iter()
@@ -265,19 +278,19 @@ impl World {
             .collect();
         // One global order: for two caught-up members A and B, what A saw since
         // B joined is exactly what B saw since its own registration.
-        let caught_up: Vec<&Peer> = live
-            .iter()
-            .copied()
-            .filter(|p| caught_up(p))
-            .collect();
+        let caught_up: Vec<&Peer> = live.iter().copied().filter(|p| caught_up(p)).collect();
         for a in &caught_up {
             for b in &caught_up {
-                let (Some(b_name), Some(b_start)) = (b.name, b.joined_at) else { continue };
+                let (Some(b_name), Some(b_start)) = (b.name, b.joined_at) else {
+                    continue;
+                };
                 if a.conn == b.conn {
                     continue;
                 }
                 let marker = format!("joined {b_name}");
-                let Some(pos) = a.history.iter().rposition(|h| h == &marker) else { continue };
+                let Some(pos) = a.history.iter().rposition(|h| h == &marker) else {
+                    continue;
+                };
                 assert_eq!(
                     a.history[pos + 1..],
                     b.history[b_start..],
@@ -292,7 +305,11 @@ impl World {
 
 impl Peer {
     fn receive(&mut self, mut bytes: &[u8]) {
-        while let Some(frame) = self.deframer.next_frame(&mut bytes).expect("server framing") {
+        while let Some(frame) = self
+            .deframer
+            .next_frame(&mut bytes)
+            .expect("server framing")
+        {
             let frame = ServerFrame::decode(frame).expect("server frames decode");
             self.apply(&frame);
             self.inbox.push(frame);
@@ -325,7 +342,10 @@ impl Peer {
                 self.history.push(format!("joined {name}"));
             }
             ServerFrame::Left { name, reason } => {
-                assert!(self.roster.remove(name), "LEFT {name} ({reason:?}) not in roster");
+                assert!(
+                    self.roster.remove(name),
+                    "LEFT {name} ({reason:?}) not in roster"
+                );
                 self.history.push(format!("left {name}"));
             }
             ServerFrame::Message { from, text } => {
@@ -366,7 +386,11 @@ pub fn run_scenario(config: ServerConfig, data: &[u8]) -> World {
     let names = ["ann", "Bob", "bob", "cy", "dee"];
     while let Some(&[op, who, arg]) = next(3) {
         let peers = world.peers.len();
-        let peer = if peers == 0 { None } else { Some(usize::from(who) % peers) };
+        let peer = if peers == 0 {
+            None
+        } else {
+            Some(usize::from(who) % peers)
+        };
         match (op % 12, peer) {
             (0, _) | (_, None) => {
                 world.connect();
@@ -386,7 +410,9 @@ pub fn run_scenario(config: ServerConfig, data: &[u8]) -> World {
             }
             (4, Some(p)) => world.send(p, &ClientFrame::Who),
             (5, Some(p)) => {
-                let Some(bytes) = next(usize::from(arg % 16)) else { break };
+                let Some(bytes) = next(usize::from(arg % 16)) else {
+                    break;
+                };
                 world.send_bytes(p, bytes);
             }
             (6, Some(p)) => world.eof(p),
@@ -438,7 +464,12 @@ mod tests {
         for (i, &p) in peers.iter().enumerate() {
             world.peers[p].write_chunk = 1 + i % 7;
             if i % 3 == 0 {
-                world.send(p, &ClientFrame::Say { text: crate::Text::new(format!("hi from {i}")).unwrap() });
+                world.send(
+                    p,
+                    &ClientFrame::Say {
+                        text: crate::Text::new(format!("hi from {i}")).unwrap(),
+                    },
+                );
             }
         }
         for &p in peers.iter().step_by(4) {
@@ -446,7 +477,19 @@ mod tests {
         }
         world.check();
         assert_eq!(world.server.registered_count(), 75);
-        let lefts = world.events.iter().filter(|e| matches!(e, Event::Left { reason: Reason::Disconnected, .. })).count();
+        let lefts = world
+            .events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::Left {
+                        reason: Reason::Disconnected,
+                        ..
+                    }
+                )
+            })
+            .count();
         assert_eq!(lefts, 25);
     }
 }

@@ -37,7 +37,10 @@ fn message(from: &str, s: &str) -> ServerFrame {
 }
 
 fn left(who: &str, reason: Reason) -> ServerFrame {
-    ServerFrame::Left { name: name(who), reason }
+    ServerFrame::Left {
+        name: name(who),
+        reason,
+    }
 }
 
 /// A short quiet period for "nothing else arrives" checks.
@@ -58,7 +61,9 @@ pub fn names_taken_invalid_and_retry(target: &Target) {
     let server = target.start(ServerConfig::default());
     let (_alice, _) = Client::join(server.addr, "Alice");
     let mut other = Client::connect(server.addr);
-    other.send(&ClientFrame::Hello { name: name("ALICE") });
+    other.send(&ClientFrame::Hello {
+        name: name("ALICE"),
+    });
     expect_error(&mut other, ErrorCode::NameTaken);
     other.send_raw(b"\x00\x00\x00\x06\x01\x01\x03a b");
     expect_error(&mut other, ErrorCode::NameInvalid);
@@ -74,7 +79,10 @@ pub fn requests_before_hello(target: &Target) {
     expect_error(&mut c, ErrorCode::NotRegistered);
     c.send(&ClientFrame::Who);
     expect_error(&mut c, ErrorCode::NotRegistered);
-    c.send(&ClientFrame::Whisper { to: name("x"), text: text("y") });
+    c.send(&ClientFrame::Whisper {
+        to: name("x"),
+        text: text("y"),
+    });
     expect_error(&mut c, ErrorCode::NotRegistered);
 }
 
@@ -90,9 +98,21 @@ pub fn public_and_private_messages(target: &Target) {
     for client in [&mut a, &mut b, &mut c] {
         assert_eq!(client.recv(), message("b", "hello everyone"));
     }
-    a.send(&ClientFrame::Whisper { to: name("C"), text: text("psst") });
-    assert_eq!(c.recv(), ServerFrame::Private { from: name("a"), text: text("psst") });
-    a.send(&ClientFrame::Whisper { to: name("nobody"), text: text("x") });
+    a.send(&ClientFrame::Whisper {
+        to: name("C"),
+        text: text("psst"),
+    });
+    assert_eq!(
+        c.recv(),
+        ServerFrame::Private {
+            from: name("a"),
+            text: text("psst")
+        }
+    );
+    a.send(&ClientFrame::Whisper {
+        to: name("nobody"),
+        text: text("x"),
+    });
     expect_error(&mut a, ErrorCode::NoSuchUser);
     b.expect_silence(QUIET);
 }
@@ -104,8 +124,15 @@ pub fn who_and_ping(target: &Target) {
     a.recv();
     a.send(&ClientFrame::Who);
     assert_eq!(a.roster(), ["a", "b"]);
-    a.send(&ClientFrame::Ping { token: 0x0102_0304_0506_0708 });
-    assert_eq!(a.recv(), ServerFrame::Pong { token: 0x0102_0304_0506_0708 });
+    a.send(&ClientFrame::Ping {
+        token: 0x0102_0304_0506_0708,
+    });
+    assert_eq!(
+        a.recv(),
+        ServerFrame::Pong {
+            token: 0x0102_0304_0506_0708
+        }
+    );
 }
 
 pub fn bad_text_is_refused(target: &Target) {
@@ -123,7 +150,10 @@ pub fn bad_text_is_refused(target: &Target) {
 pub fn bytewise_and_pipelined(target: &Target) {
     let server = target.start(ServerConfig::default());
     let (mut watcher, _) = Client::join(server.addr, "w");
-    let mut stream = ClientFrame::Hello { name: name("slowpoke") }.to_bytes();
+    let mut stream = ClientFrame::Hello {
+        name: name("slowpoke"),
+    }
+    .to_bytes();
     stream.extend(ClientFrame::Say { text: text("one") }.to_bytes());
     stream.extend(ClientFrame::Say { text: text("two") }.to_bytes());
     let mut c = Client::connect(server.addr);
@@ -134,11 +164,19 @@ pub fn bytewise_and_pipelined(target: &Target) {
     c.roster();
     assert_eq!(c.recv(), message("slowpoke", "one"));
     assert_eq!(c.recv(), message("slowpoke", "two"));
-    assert_eq!(watcher.recv(), ServerFrame::Joined { name: name("slowpoke") });
+    assert_eq!(
+        watcher.recv(),
+        ServerFrame::Joined {
+            name: name("slowpoke")
+        }
+    );
     assert_eq!(watcher.recv(), message("slowpoke", "one"));
     // Pipelined in one write: HELLO and SAY are processed in order.
     let mut d = Client::connect(server.addr);
-    let mut both = ClientFrame::Hello { name: name("quick") }.to_bytes();
+    let mut both = ClientFrame::Hello {
+        name: name("quick"),
+    }
+    .to_bytes();
     both.extend(ClientFrame::Say { text: text("fast") }.to_bytes());
     d.send_raw(&both);
     assert!(matches!(d.recv(), ServerFrame::Welcome { .. }));
@@ -165,13 +203,20 @@ pub fn protocol_errors_are_fatal(target: &Target) {
         assert_eq!(watcher.recv(), ServerFrame::Joined { name: name(&who) });
         c.send_raw(bytes);
         match c.recv() {
-            ServerFrame::Bye { reason: Reason::ProtocolError, detail } => {
+            ServerFrame::Bye {
+                reason: Reason::ProtocolError,
+                detail,
+            } => {
                 assert!(!detail.is_empty(), "case {i}: the detail explains")
             }
             other => panic!("case {i}: {other:?}"),
         }
         c.expect_closed();
-        assert_eq!(watcher.recv(), left(&who, Reason::ProtocolError), "case {i}");
+        assert_eq!(
+            watcher.recv(),
+            left(&who, Reason::ProtocolError),
+            "case {i}"
+        );
     }
 }
 
@@ -194,11 +239,15 @@ pub fn leaving_by_bye_eof_and_reset(target: &Target) {
     assert_eq!(
         seen,
         [
-            ServerFrame::Joined { name: name("quitter") },
+            ServerFrame::Joined {
+                name: name("quitter")
+            },
             left("quitter", Reason::Quit),
             ServerFrame::Joined { name: name("half") },
             left("half", Reason::Disconnected),
-            ServerFrame::Joined { name: name("reset") },
+            ServerFrame::Joined {
+                name: name("reset")
+            },
             left("reset", Reason::Disconnected),
         ]
     );
@@ -226,7 +275,12 @@ pub fn ping_then_idle_timeout(target: &Target) {
     });
     let (mut watcher, _) = Client::join(server.addr, "w");
     let (mut sleepy, _) = Client::join(server.addr, "sleepy");
-    assert_eq!(watcher.recv(), ServerFrame::Joined { name: name("sleepy") });
+    assert_eq!(
+        watcher.recv(),
+        ServerFrame::Joined {
+            name: name("sleepy")
+        }
+    );
     // The watcher answers every PING on its own thread, so it stays.
     let watcher = std::thread::spawn(move || {
         loop {
@@ -239,7 +293,7 @@ pub fn ping_then_idle_timeout(target: &Target) {
     // Sleepy never answers: PINGs each interval of silence, then BYE(TIMEOUT).
     let mut sleepy_pings = 0;
     loop {
-        match sleepy.next() {
+        match sleepy.receive() {
             Received::Frame(ServerFrame::Ping { .. }) => sleepy_pings += 1,
             Received::Frame(ServerFrame::Bye { reason, .. }) => {
                 assert_eq!(reason, Reason::Timeout);
@@ -273,7 +327,10 @@ pub fn max_clients(target: &Target) {
                 admitted = true;
                 break;
             }
-            ServerFrame::Bye { reason: Reason::ServerFull, .. } => c.expect_closed(),
+            ServerFrame::Bye {
+                reason: Reason::ServerFull,
+                ..
+            } => c.expect_closed(),
             other => panic!("{other:?}"),
         }
     }
@@ -291,20 +348,29 @@ pub fn slow_consumer_is_dropped(target: &Target) {
     let (mut fine, _) = Client::join(server.addr, "fine");
     let (mut slow, _) = Client::join(server.addr, "slow");
     // `slow` shrinks its receive buffer and never reads again.
-    socket2::SockRef::from(&slow.stream).set_recv_buffer_size(4096).unwrap();
+    socket2::SockRef::from(&slow.stream)
+        .set_recv_buffer_size(4096)
+        .unwrap();
     sender.recv();
     sender.recv();
     fine.recv();
     let line = "x".repeat(1000);
     let count = 20_000; // 20 MB to each: far past the kernel buffers and the limit
+    // The sender stays at most two batches ahead of `fine`, so only the
+    // client that stopped reading can fall behind.
+    const BATCH: usize = 50;
+    let (caught_up, batches) = std::sync::mpsc::channel::<()>();
     let writer = {
         let mut stream = sender.stream.try_clone().unwrap();
         let frame = ClientFrame::Say { text: text(&line) }.to_bytes();
         std::thread::spawn(move || {
             use std::io::Write;
-            for _ in 0..count {
-                if stream.write_all(&frame).is_err() {
+            for batch in 0..count / BATCH {
+                if batch >= 2 && batches.recv().is_err() {
                     break;
+                }
+                for _ in 0..BATCH {
+                    stream.write_all(&frame).unwrap();
                 }
             }
         })
@@ -322,7 +388,12 @@ pub fn slow_consumer_is_dropped(target: &Target) {
     let mut saw_left = false;
     while messages < count {
         match fine.recv() {
-            ServerFrame::Message { .. } => messages += 1,
+            ServerFrame::Message { .. } => {
+                messages += 1;
+                if messages % BATCH == 0 {
+                    let _ = caught_up.send(());
+                }
+            }
             frame => {
                 assert_eq!(frame, left("slow", Reason::SlowConsumer));
                 saw_left = true;
@@ -333,9 +404,11 @@ pub fn slow_consumer_is_dropped(target: &Target) {
     assert_eq!(echoes.join().unwrap(), count, "the sender got every echo");
     writer.join().unwrap();
     // The slow client's stream ends (after whatever it had buffered).
-    socket2::SockRef::from(&slow.stream).set_recv_buffer_size(1 << 20).unwrap();
+    socket2::SockRef::from(&slow.stream)
+        .set_recv_buffer_size(1 << 20)
+        .unwrap();
     loop {
-        match slow.next() {
+        match slow.receive() {
             Received::Closed => break,
             Received::Frame(_) => {}
         }
@@ -350,7 +423,9 @@ pub fn pipelining_client_is_slowed(target: &Target) {
     let (mut c, _) = Client::join(server.addr, "asker");
     // 20,000 PINGs (340 KB) sent without reading: far more answers than the
     // output limit, yet the client is slowed, not dropped.
-    let pings: Vec<u8> = (0..20_000u64).flat_map(|t| ClientFrame::Ping { token: t }.to_bytes()).collect();
+    let pings: Vec<u8> = (0..20_000u64)
+        .flat_map(|t| ClientFrame::Ping { token: t }.to_bytes())
+        .collect();
     let writer = {
         let mut stream = c.stream.try_clone().unwrap();
         std::thread::spawn(move || {
@@ -391,7 +466,9 @@ pub fn broadcast_to(target: &Target, count: usize) {
     let mut clients = Vec::with_capacity(count);
     for i in 0..count {
         let mut c = Client::connect(server.addr);
-        c.send(&ClientFrame::Hello { name: name(&format!("u{i}")) });
+        c.send(&ClientFrame::Hello {
+            name: name(&format!("u{i}")),
+        });
         clients.push(c);
     }
     for c in &mut clients {
@@ -402,7 +479,11 @@ pub fn broadcast_to(target: &Target, count: usize) {
         loop {
             match c.recv() {
                 ServerFrame::Message { from, text } => {
-                    assert_eq!((from.as_str(), text.as_str()), ("u0", "to all"), "client {i}");
+                    assert_eq!(
+                        (from.as_str(), text.as_str()),
+                        ("u0", "to all"),
+                        "client {i}"
+                    );
                     break;
                 }
                 ServerFrame::Users { .. } | ServerFrame::Joined { .. } => {}

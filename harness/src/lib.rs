@@ -8,7 +8,12 @@
 //! Waiting is always for a deterministic signal (a frame, an end of stream, a
 //! process exit) with a generous upper bound that only fails a broken server.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    missing_docs
+)]
 
 pub mod cases;
 
@@ -50,7 +55,11 @@ enum Stop {
 
 impl Running {
     /// Wraps a server running on a thread, with the function that stops it.
-    pub fn thread(addr: SocketAddr, stop: Box<dyn FnOnce() + Send>, thread: JoinHandle<std::io::Result<()>>) -> Self {
+    pub fn thread(
+        addr: SocketAddr,
+        stop: Box<dyn FnOnce() + Send>,
+        thread: JoinHandle<std::io::Result<()>>,
+    ) -> Self {
         Self {
             addr,
             stop: Some(Stop::Thread { stop, thread }),
@@ -71,7 +80,10 @@ impl Running {
         match self.stop.take().expect("not yet stopped") {
             Stop::Thread { stop, thread } => {
                 stop();
-                thread.join().expect("server thread panicked").expect("server run failed");
+                thread
+                    .join()
+                    .expect("server thread panicked")
+                    .expect("server run failed");
                 0
             }
             Stop::Process(mut child) => {
@@ -149,7 +161,9 @@ pub fn spawn_binary(path: &str, config: &ServerConfig) -> Running {
         .unwrap_or_else(|e| panic!("cannot start {path}: {e}"));
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the listening line");
     let addr = line
         .strip_prefix("listening on ")
         .and_then(|rest| rest.trim_end().parse().ok())
@@ -249,8 +263,9 @@ impl Client {
     }
 
     /// The next frame or the end of the stream, within [`PATIENCE`].
-    pub fn next(&mut self) -> Received {
-        self.next_within(PATIENCE).unwrap_or_else(|| panic!("nothing received within {PATIENCE:?}"))
+    pub fn receive(&mut self) -> Received {
+        self.next_within(PATIENCE)
+            .unwrap_or_else(|| panic!("nothing received within {PATIENCE:?}"))
     }
 
     /// The next frame or end of stream, or `None` if `limit` passed first.
@@ -270,14 +285,21 @@ impl Client {
                 Ok(0) => return Some(Received::Closed),
                 Ok(n) => {
                     let mut input = &buf[..n];
-                    while let Some(frame) = self.deframer.next_frame(&mut input).expect("server framing") {
-                        self.pending.push(ServerFrame::decode(frame).expect("server frame"));
+                    while let Some(frame) = self
+                        .deframer
+                        .next_frame(&mut input)
+                        .expect("server framing")
+                    {
+                        self.pending
+                            .push(ServerFrame::decode(frame).expect("server frame"));
                     }
                     if !self.pending.is_empty() {
                         return Some(Received::Frame(self.pending.remove(0)));
                     }
                 }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return None,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return None;
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == ErrorKind::ConnectionReset => return Some(Received::Closed),
                 Err(e) => panic!("read failed: {e}"),
@@ -287,7 +309,7 @@ impl Client {
 
     /// The next frame; panics at the end of the stream.
     pub fn recv(&mut self) -> ServerFrame {
-        match self.next() {
+        match self.receive() {
             Received::Frame(frame) => frame,
             Received::Closed => panic!("connection closed while a frame was expected"),
         }
@@ -296,7 +318,7 @@ impl Client {
     /// Asserts the server closes the stream next (after any frames matching
     /// `allowed`), within [`PATIENCE`].
     pub fn expect_closed(&mut self) {
-        match self.next() {
+        match self.receive() {
             Received::Closed => {}
             Received::Frame(frame) => panic!("expected the end of the stream, got {frame:?}"),
         }

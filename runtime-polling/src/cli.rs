@@ -11,7 +11,10 @@ use clap::Parser;
 
 /// The server command line (identical for `chat-server` and `chat-server-std`).
 #[derive(Debug, Clone, Parser)]
-#[command(version, about = "Chat server speaking the chat wire protocol, version 1")]
+#[command(
+    version,
+    about = "Chat server speaking the chat wire protocol, version 1"
+)]
 pub struct ServerArgs {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
@@ -52,7 +55,9 @@ impl ServerArgs {
 
 /// Parses a positive number of seconds, decimals allowed (`0.5`).
 pub fn parse_secs(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s.parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
     if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
         return Err(format!("`{s}` must be a positive number of seconds"));
     }
@@ -146,7 +151,12 @@ impl log::Log for StderrLogger {
     fn log(&self, record: &log::Record<'_>) {
         if self.enabled(record.metadata()) {
             // Logging must never stop the server: errors writing stderr are ignored.
-            let _ = writeln!(io::stderr().lock(), "[{}] {}", record.level(), record.args());
+            let _ = writeln!(
+                io::stderr().lock(),
+                "[{}] {}",
+                record.level(),
+                record.args()
+            );
         }
     }
     fn flush(&self) {}
@@ -188,9 +198,19 @@ mod tests {
         assert_eq!(args.listen, "127.0.0.1:7878");
         assert_eq!(args.config(), ServerConfig::default());
         let args = ServerArgs::try_parse_from([
-            "chat-server", "--listen", "127.0.0.1:0", "--max-clients", "3",
-            "--handshake-timeout", "0.25", "--ping-interval", "1", "--idle-timeout", "2",
-            "--max-outbound", "100",
+            "chat-server",
+            "--listen",
+            "127.0.0.1:0",
+            "--max-clients",
+            "3",
+            "--handshake-timeout",
+            "0.25",
+            "--ping-interval",
+            "1",
+            "--idle-timeout",
+            "2",
+            "--max-outbound",
+            "100",
         ])
         .unwrap();
         let config = args.config();

@@ -130,7 +130,9 @@ impl PollingServer {
         let mut events = Events::new();
         let mut shutting_down = false;
         loop {
-            let timeout = self.next_wakeup().map(|t| t.saturating_duration_since(Instant::now()));
+            let timeout = self
+                .next_wakeup()
+                .map(|t| t.saturating_duration_since(Instant::now()));
             events.clear();
             match self.poller.wait(&mut events, timeout) {
                 Ok(_) => {}
@@ -140,7 +142,10 @@ impl PollingServer {
             let now = Instant::now();
             if !shutting_down && self.stop.load(Ordering::SeqCst) {
                 shutting_down = true;
-                log::info!("shutting down: saying BYE to {} connections", self.core.connection_count());
+                log::info!(
+                    "shutting down: saying BYE to {} connections",
+                    self.core.connection_count()
+                );
                 self.core.shutdown(now);
                 // Connections still in the backlog get their BYE too.
                 self.accept(now);
@@ -205,7 +210,10 @@ impl PollingServer {
 
     fn resume_accepting(&mut self) {
         self.accept_paused_until = None;
-        if let Err(error) = self.poller.modify(&self.listener, Interest::readable(LISTENER)) {
+        if let Err(error) = self
+            .poller
+            .modify(&self.listener, Interest::readable(LISTENER))
+        {
             log::error!("cannot resume the listener: {error}");
         }
     }
@@ -217,7 +225,10 @@ impl PollingServer {
         let key = conn.index();
         // SAFETY: the stream is stored in `self.sockets` and deleted from the
         // poller (in `close` or at the end of `run`) before it is dropped.
-        let added = unsafe { self.poller.add_with_mode(&stream, Interest::readable(key), PollMode::Level) };
+        let added = unsafe {
+            self.poller
+                .add_with_mode(&stream, Interest::readable(key), PollMode::Level)
+        };
         if let Err(error) = added {
             self.core.handle_io_error(now, conn);
             return Err(error);
@@ -238,7 +249,9 @@ impl PollingServer {
     }
 
     fn on_socket_event(&mut self, now: Instant, event: Interest) {
-        let Some(Some(socket)) = self.sockets.get_mut(event.key) else { return };
+        let Some(Some(socket)) = self.sockets.get_mut(event.key) else {
+            return;
+        };
         let conn = socket.conn;
         if event.readable && self.core.wants_read(conn) {
             match socket.stream.read(&mut self.read_buf) {
@@ -262,7 +275,9 @@ impl PollingServer {
 
     /// Writes `conn`'s queued output until it is empty or the socket is full.
     fn flush(&mut self, now: Instant, conn: ConnId) {
-        let Some(Some(socket)) = self.sockets.get_mut(conn.index()) else { return };
+        let Some(Some(socket)) = self.sockets.get_mut(conn.index()) else {
+            return;
+        };
         loop {
             let pending = self.core.outbound(conn);
             if pending.is_empty() {
@@ -294,7 +309,11 @@ impl PollingServer {
             while let Some(event) = self.core.poll_event() {
                 progress = true;
                 match event {
-                    Event::Close { conn, reason, graceful } => {
+                    Event::Close {
+                        conn,
+                        reason,
+                        graceful,
+                    } => {
                         log::debug!("closing {conn}: {}", reason.describe());
                         self.close(conn, graceful);
                     }
@@ -317,7 +336,9 @@ impl PollingServer {
     }
 
     fn update_interest(&mut self, conn: ConnId) {
-        let Some(Some(socket)) = self.sockets.get_mut(conn.index()) else { return };
+        let Some(Some(socket)) = self.sockets.get_mut(conn.index()) else {
+            return;
+        };
         if socket.conn != conn {
             return;
         }
@@ -327,7 +348,10 @@ impl PollingServer {
             return;
         }
         let interest = Interest::new(conn.index(), readable, writable);
-        match self.poller.modify_with_mode(&socket.stream, interest, PollMode::Level) {
+        match self
+            .poller
+            .modify_with_mode(&socket.stream, interest, PollMode::Level)
+        {
             Ok(()) => {
                 socket.readable = readable;
                 socket.writable = writable;
@@ -337,11 +361,15 @@ impl PollingServer {
     }
 
     fn close(&mut self, conn: ConnId, graceful: bool) {
-        let Some(slot) = self.sockets.get_mut(conn.index()) else { return };
+        let Some(slot) = self.sockets.get_mut(conn.index()) else {
+            return;
+        };
         if slot.as_ref().is_none_or(|s| s.conn != conn) {
             return;
         }
-        let Some(mut socket) = slot.take() else { return };
+        let Some(mut socket) = slot.take() else {
+            return;
+        };
         let _ = self.poller.delete(&socket.stream);
         if graceful {
             // Send FIN after the last bytes, and take what the peer already

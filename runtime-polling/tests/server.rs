@@ -1,4 +1,5 @@
 //! The shared behaviour cases against `chat-server`, in-process and as a binary.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
 
 use chat_core::ServerConfig;
 use harness::{Running, Target};

@@ -12,6 +12,8 @@ use chat_core::server::{ConnId, Event, Server, ServerConfig};
 
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 16 * 1024;
+/// Most bytes handed to one blocking `write`.
+const WRITE_CHUNK: usize = 64 * 1024;
 /// Stack size of the per-connection threads; they need little.
 const THREAD_STACK: usize = 128 * 1024;
 /// How long accepting pauses after running out of descriptors.
@@ -122,9 +124,11 @@ impl StdServer {
                 .spawn(move || timer_loop(&shared))?
         };
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
+        let mut late = None;
         while !shared.stop.load(Ordering::SeqCst) {
             match self.listener.accept() {
-                Ok((stream, _)) if shared.stop.load(Ordering::SeqCst) => drop(stream),
+                // Accepted as the stop came: it gets its BYE below.
+                Ok((stream, _)) if shared.stop.load(Ordering::SeqCst) => late = Some(stream),
                 Ok((stream, peer)) => {
                     if let Err(error) = accept(shared, stream, &mut threads) {
                         log::warn!("cannot serve {peer}: {error}");
@@ -145,13 +149,19 @@ impl StdServer {
         // connection is closed (the core's linger bounds this).
         {
             let mut state = lock(shared);
-            log::info!("shutting down: saying BYE to {} connections", state.core.connection_count());
+            log::info!(
+                "shutting down: saying BYE to {} connections",
+                state.core.connection_count()
+            );
             let now = Instant::now();
             state.core.shutdown(now);
             dispatch(shared, &mut state);
         }
         // Connections still in the backlog get their BYE too (written inline:
         // the core refuses them).
+        if let Some(stream) = late {
+            let _ = accept(shared, stream, &mut threads);
+        }
         if self.listener.set_nonblocking(true).is_ok() {
             while let Ok((stream, _)) = self.listener.accept() {
                 let _ = stream.set_nonblocking(false);
@@ -180,7 +190,11 @@ impl StdServer {
 
 /// Registers a new connection with the core and starts its threads, unless
 /// the core refused it.
-fn accept(shared: &Arc<Shared>, stream: TcpStream, threads: &mut Vec<JoinHandle<()>>) -> io::Result<()> {
+fn accept(
+    shared: &Arc<Shared>,
+    stream: TcpStream,
+    threads: &mut Vec<JoinHandle<()>>,
+) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     let mut state = lock(shared);
     let now = Instant::now();
@@ -211,12 +225,18 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream, threads: &mut Vec<JoinHandle<
     };
     let reader = {
         let (shared, stream, wake) = (Arc::clone(shared), stream.try_clone()?, Arc::clone(&wake));
-        spawn(format!("read {conn}"), Box::new(move || reader_loop(&shared, conn, stream, &wake)))
+        spawn(
+            format!("read {conn}"),
+            Box::new(move || reader_loop(&shared, conn, stream, &wake)),
+        )
     };
     let writer = reader.and_then(|reader| {
         threads.push(reader);
         let shared = Arc::clone(shared);
-        spawn(format!("write {conn}"), Box::new(move || writer_loop(&shared, conn, stream, &wake)))
+        spawn(
+            format!("write {conn}"),
+            Box::new(move || writer_loop(&shared, conn, stream, &wake)),
+        )
     });
     match writer {
         Ok(writer) => {
@@ -243,12 +263,17 @@ fn dispatch(shared: &Shared, state: &mut State) {
     }
     while let Some(event) = state.core.poll_event() {
         match event {
-            Event::Close { conn, reason, graceful } => {
+            Event::Close {
+                conn,
+                reason,
+                graceful,
+            } => {
                 log::debug!("closing {conn}: {}", reason.describe());
                 if let Some(link) = state.links.remove(&conn) {
                     if !graceful {
                         // Reset: drop whatever the kernel still buffers.
-                        let _ = socket2::SockRef::from(&link.stream).set_linger(Some(Duration::ZERO));
+                        let _ =
+                            socket2::SockRef::from(&link.stream).set_linger(Some(Duration::ZERO));
                     }
                     // Unblocks this connection's reader and writer.
                     let _ = link.stream.shutdown(Shutdown::Both);
@@ -257,7 +282,9 @@ fn dispatch(shared: &Shared, state: &mut State) {
                 shared.closed.notify_all();
             }
             Event::Joined { conn, name } => log::info!("{name} joined ({conn})"),
-            Event::Left { conn, name, reason } => log::info!("{name} left ({conn}): {}", reason.describe()),
+            Event::Left { conn, name, reason } => {
+                log::info!("{name} left ({conn}): {}", reason.describe())
+            }
         }
     }
     let deadline = state.core.poll_timeout();
@@ -286,7 +313,9 @@ fn reader_loop(shared: &Shared, conn: ConnId, mut stream: TcpStream, wake: &Cond
         let now = Instant::now();
         match result {
             Ok(0) => state.core.handle_eof(now, conn),
-            Ok(n) => state.core.handle_input(now, conn, buf.get(..n).unwrap_or_default()),
+            Ok(n) => state
+                .core
+                .handle_input(now, conn, buf.get(..n).unwrap_or_default()),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(_) => state.core.handle_io_error(now, conn),
         }
@@ -305,8 +334,11 @@ fn writer_loop(shared: &Shared, conn: ConnId, mut stream: TcpStream, wake: &Cond
                 }
                 let pending = state.core.outbound(conn);
                 if !pending.is_empty() {
+                    // A bounded chunk, so progress is reported to the core
+                    // often: what a blocked write holds still counts as queued.
+                    let take = pending.len().min(WRITE_CHUNK);
                     chunk.clear();
-                    chunk.extend_from_slice(pending);
+                    chunk.extend_from_slice(pending.get(..take).unwrap_or_default());
                     break;
                 }
                 state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
@@ -325,7 +357,7 @@ fn writer_loop(shared: &Shared, conn: ConnId, mut stream: TcpStream, wake: &Cond
             link.wake.notify_all();
         }
         dispatch(shared, &mut state);
-        if chunk.capacity() > READ_CHUNK && state.core.outbound(conn).is_empty() {
+        if state.core.outbound(conn).is_empty() {
             chunk = Vec::new();
         }
     }
@@ -351,7 +383,10 @@ fn timer_loop(shared: &Shared) {
                     .unwrap_or_else(PoisonError::into_inner)
                     .0
             }
-            None => shared.timer_wake.wait(state).unwrap_or_else(PoisonError::into_inner),
+            None => shared
+                .timer_wake
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner),
         };
     }
 }

@@ -1,4 +1,5 @@
 //! The shared behaviour cases against `chat-server-std`, in-process and as a binary.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
 
 use chat_core::ServerConfig;
 use harness::Running;
@@ -17,5 +18,7 @@ mod in_process {
 }
 
 mod binary {
-    harness::server_cases!(harness::Target::Binary(env!("CARGO_BIN_EXE_chat-server-std")));
+    harness::server_cases!(harness::Target::Binary(env!(
+        "CARGO_BIN_EXE_chat-server-std"
+    )));
 }

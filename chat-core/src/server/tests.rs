@@ -101,7 +101,13 @@ fn hello_checks_run_in_contract_order() {
     // A bad version is fatal, whatever else is wrong.
     w.send_bytes(p, b"\x00\x00\x00\x05\x01\x02\x02a!");
     let frames = w.take(p);
-    assert!(matches!(frames[0], ServerFrame::Bye { reason: Reason::ProtocolError, .. }));
+    assert!(matches!(
+        frames[0],
+        ServerFrame::Bye {
+            reason: Reason::ProtocolError,
+            ..
+        }
+    ));
     assert_eq!(w.peers[p].closed, Some(Reason::ProtocolError));
 }
 
@@ -128,7 +134,11 @@ fn say_reaches_everyone_including_the_sender_and_bad_text_reaches_nobody() {
     w.send(b, &say("hello"));
     assert_eq!(w.take(a), [message("b", "hello")]);
     assert_eq!(w.take(b), [message("b", "hello")]);
-    for bad in [&b"\x00\x00\x00\x01\x02"[..], b"\x00\x00\x00\x03\x02\xc3\x28", b"\x00\x00\x00\x02\x02\x7f"] {
+    for bad in [
+        &b"\x00\x00\x00\x01\x02"[..],
+        b"\x00\x00\x00\x03\x02\xc3\x28",
+        b"\x00\x00\x00\x02\x02\x7f",
+    ] {
         w.send_bytes(b, bad);
         only_error(&mut w, b, ErrorCode::BadText);
         assert!(w.take(a).is_empty());
@@ -188,7 +198,9 @@ fn who_lists_everyone_and_big_rosters_split_across_frames() {
     assert!(frames.len() > 1, "600 long names need several USERS frames");
     let mut total = 0;
     for (i, f) in frames.iter().enumerate() {
-        let ServerFrame::Users { last, names } = f else { panic!("{f:?}") };
+        let ServerFrame::Users { last, names } = f else {
+            panic!("{f:?}")
+        };
         assert_eq!(*last, i == frames.len() - 1);
         total += names.len();
     }
@@ -212,7 +224,13 @@ fn bye_is_answered_flushed_and_closed_and_others_see_quit() {
     let b = w.join("b");
     w.take(a);
     w.send(b, &ClientFrame::Bye);
-    assert!(matches!(w.take(b)[..], [ServerFrame::Bye { reason: Reason::Quit, .. }]));
+    assert!(matches!(
+        w.take(b)[..],
+        [ServerFrame::Bye {
+            reason: Reason::Quit,
+            ..
+        }]
+    ));
     assert_eq!(w.peers[b].closed, Some(Reason::Quit));
     assert_eq!(
         w.take(a),
@@ -249,8 +267,14 @@ fn end_of_stream_and_resets_are_disconnected_even_mid_frame() {
     assert_eq!(
         left,
         [
-            ServerFrame::Left { name: name("b"), reason: Reason::Disconnected },
-            ServerFrame::Left { name: name("c"), reason: Reason::Disconnected },
+            ServerFrame::Left {
+                name: name("b"),
+                reason: Reason::Disconnected
+            },
+            ServerFrame::Left {
+                name: name("c"),
+                reason: Reason::Disconnected
+            },
         ]
     );
     assert_eq!(w.peers[b].closed, Some(Reason::Disconnected));
@@ -262,23 +286,23 @@ fn end_of_stream_and_resets_are_disconnected_even_mid_frame() {
 #[test]
 fn every_malformed_frame_is_fatal_with_a_protocol_error_bye() {
     let cases: &[&[u8]] = &[
-        b"\x00\x00\x00\x00",                   // length 0
-        b"\x00\x00\x40\x01",                   // length 16385
-        b"\xff\xff\xff\xff",                   // huge length
-        b"\x00\x00\x00\x01\x09",               // unknown op
-        b"\x00\x00\x00\x01\x00",               // unknown op 0
-        b"\x00\x00\x00\x03\x81\x01\x00",       // server op from a client
-        b"\x00\x00\x00\x01\x01",               // HELLO without version
-        b"\x00\x00\x00\x02\x01\x01",           // HELLO without name length
-        b"\x00\x00\x00\x04\x01\x01\x05ab",     // HELLO name runs past the end
-        b"\x00\x00\x00\x05\x01\x01\x01ab",     // HELLO trailing bytes
-        b"\x00\x00\x00\x04\x01\x00\x01a",      // HELLO version 0
-        b"\x00\x00\x00\x01\x03",               // WHISPER without name length
-        b"\x00\x00\x00\x03\x03\x05a",          // WHISPER name past the end
-        b"\x00\x00\x00\x02\x04\x00",           // WHO with a payload
-        b"\x00\x00\x00\x08\x05\x00\x00\x00\x00\x00\x00\x00", // PING short
+        b"\x00\x00\x00\x00",                                         // length 0
+        b"\x00\x00\x40\x01",                                         // length 16385
+        b"\xff\xff\xff\xff",                                         // huge length
+        b"\x00\x00\x00\x01\x09",                                     // unknown op
+        b"\x00\x00\x00\x01\x00",                                     // unknown op 0
+        b"\x00\x00\x00\x03\x81\x01\x00",                             // server op from a client
+        b"\x00\x00\x00\x01\x01",                                     // HELLO without version
+        b"\x00\x00\x00\x02\x01\x01",                                 // HELLO without name length
+        b"\x00\x00\x00\x04\x01\x01\x05ab",                           // HELLO name runs past the end
+        b"\x00\x00\x00\x05\x01\x01\x01ab",                           // HELLO trailing bytes
+        b"\x00\x00\x00\x04\x01\x00\x01a",                            // HELLO version 0
+        b"\x00\x00\x00\x01\x03",                                     // WHISPER without name length
+        b"\x00\x00\x00\x03\x03\x05a",                                // WHISPER name past the end
+        b"\x00\x00\x00\x02\x04\x00",                                 // WHO with a payload
+        b"\x00\x00\x00\x08\x05\x00\x00\x00\x00\x00\x00\x00",         // PING short
         b"\x00\x00\x00\x0a\x06\x00\x00\x00\x00\x00\x00\x00\x00\x00", // PONG long
-        b"\x00\x00\x00\x02\x07\x00",           // BYE with a payload
+        b"\x00\x00\x00\x02\x07\x00",                                 // BYE with a payload
     ];
     for (i, bytes) in cases.iter().enumerate() {
         let mut w = world();
@@ -287,14 +311,24 @@ fn every_malformed_frame_is_fatal_with_a_protocol_error_bye() {
         w.take(a);
         w.send_bytes(b, bytes);
         let frames = w.take(b);
-        let Some(ServerFrame::Bye { reason: Reason::ProtocolError, detail }) = frames.last() else {
+        let Some(ServerFrame::Bye {
+            reason: Reason::ProtocolError,
+            detail,
+        }) = frames.last()
+        else {
             panic!("case {i}: {frames:?}")
         };
-        assert!(!detail.is_empty(), "case {i}: the detail says what was wrong");
+        assert!(
+            !detail.is_empty(),
+            "case {i}: the detail says what was wrong"
+        );
         assert_eq!(w.peers[b].closed, Some(Reason::ProtocolError), "case {i}");
         assert_eq!(
             w.take(a),
-            [ServerFrame::Left { name: name("b"), reason: Reason::ProtocolError }],
+            [ServerFrame::Left {
+                name: name("b"),
+                reason: Reason::ProtocolError
+            }],
             "case {i}"
         );
         // Bytes after the fatal frame are never read.
@@ -334,7 +368,16 @@ fn handshake_timeout_fires_exactly_on_time() {
     w.send(p, &ClientFrame::Ping { token: 1 }); // activity does not extend the handshake
     w.advance(Duration::from_millis(1));
     let frames = w.take(p);
-    assert!(matches!(frames.last(), Some(ServerFrame::Bye { reason: Reason::Timeout, .. })), "{frames:?}");
+    assert!(
+        matches!(
+            frames.last(),
+            Some(ServerFrame::Bye {
+                reason: Reason::Timeout,
+                ..
+            })
+        ),
+        "{frames:?}"
+    );
     assert_eq!(w.peers[p].closed, Some(Reason::Timeout));
 }
 
@@ -359,8 +402,21 @@ fn silence_brings_pings_then_an_idle_timeout_and_bytes_reset_the_clock() {
     w.send(a, &ClientFrame::Pong { token: 2 });
     w.advance(Duration::from_secs(30));
     let frames = w.take(b);
-    assert!(matches!(frames.last(), Some(ServerFrame::Bye { reason: Reason::Timeout, .. })), "{frames:?}");
-    assert!(w.take(a).iter().any(|f| *f == ServerFrame::Left { name: name("b"), reason: Reason::Timeout }));
+    assert!(
+        matches!(
+            frames.last(),
+            Some(ServerFrame::Bye {
+                reason: Reason::Timeout,
+                ..
+            })
+        ),
+        "{frames:?}"
+    );
+    assert!(w.take(a).iter().any(|f| *f
+        == ServerFrame::Left {
+            name: name("b"),
+            reason: Reason::Timeout
+        }));
 }
 
 #[test]
@@ -376,7 +432,10 @@ fn a_connection_beyond_max_clients_gets_server_full() {
     assert_eq!(w.peers[third].closed, Some(Reason::ServerFull));
     w.send(a, &ClientFrame::Bye);
     let fourth = w.connect();
-    assert_eq!(w.peers[fourth].closed, None, "a freed place is usable again");
+    assert_eq!(
+        w.peers[fourth].closed, None,
+        "a freed place is usable again"
+    );
 }
 
 #[test]
@@ -397,11 +456,20 @@ fn a_reader_that_stalls_is_dropped_as_slow_consumer_while_others_get_everything(
     }
     assert_eq!(w.peers[slow].closed, Some(Reason::SlowConsumer));
     let got = w.take(fine);
-    let left = ServerFrame::Left { name: name("slow"), reason: Reason::SlowConsumer };
+    let left = ServerFrame::Left {
+        name: name("slow"),
+        reason: Reason::SlowConsumer,
+    };
     assert_eq!(got.iter().filter(|f| **f == left).count(), 1);
-    let messages = got.iter().filter(|f| matches!(f, ServerFrame::Message { .. })).count();
+    let messages = got
+        .iter()
+        .filter(|f| matches!(f, ServerFrame::Message { .. }))
+        .count();
     assert_eq!(messages, 500);
-    assert!(w.server.outbound(w.peers[slow].conn).is_empty(), "its buffer is freed");
+    assert!(
+        w.server.outbound(w.peers[slow].conn).is_empty(),
+        "its buffer is freed"
+    );
     w.check();
 }
 
@@ -414,7 +482,9 @@ fn a_client_pipelining_faster_than_it_reads_is_slowed_not_dropped() {
     let p = w.join("p");
     w.take(p);
     w.set_reading(p, false);
-    let pings: Vec<u8> = (0..2000).flat_map(|t| ClientFrame::Ping { token: t }.to_bytes()).collect();
+    let pings: Vec<u8> = (0..2000)
+        .flat_map(|t| ClientFrame::Ping { token: t }.to_bytes())
+        .collect();
     w.send_bytes(p, &pings);
     let conn = w.peers[p].conn;
     assert!(!w.server.wants_read(conn), "backed up: stop reading it");
@@ -456,7 +526,16 @@ fn shutdown_says_bye_to_everyone_and_refuses_newcomers() {
     w.drive();
     for p in [a, c] {
         let frames = w.take(p);
-        assert!(matches!(frames.last(), Some(ServerFrame::Bye { reason: Reason::Shutdown, .. })), "{frames:?}");
+        assert!(
+            matches!(
+                frames.last(),
+                Some(ServerFrame::Bye {
+                    reason: Reason::Shutdown,
+                    ..
+                })
+            ),
+            "{frames:?}"
+        );
         assert!(!frames.iter().any(|f| matches!(f, ServerFrame::Left { .. })));
         assert_eq!(w.peers[p].closed, Some(Reason::Shutdown));
     }
@@ -489,7 +568,14 @@ fn stale_ids_are_ignored() {
     let now = Instant::now();
     let a = server.handle_accept(now);
     server.handle_eof(now, a);
-    assert_eq!(server.poll_event(), Some(Event::Close { conn: a, reason: Reason::Disconnected, graceful: false }));
+    assert_eq!(
+        server.poll_event(),
+        Some(Event::Close {
+            conn: a,
+            reason: Reason::Disconnected,
+            graceful: false
+        })
+    );
     let b = server.handle_accept(now);
     assert_eq!(a.index(), b.index(), "the slot is reused");
     assert_ne!(a, b);

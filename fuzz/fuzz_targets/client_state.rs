@@ -1,0 +1,8 @@
+//! The client state machine driven by a fuzzer-chosen script of server bytes,
+//! clock advances, partial writes, user intents and end of stream; `drive`
+//! asserts its invariants (one `Closed`, always last; no output after close).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    chat_core::client::fuzzing::drive(std::time::Instant::now(), data)
+});
