@@ -26,9 +26,13 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
+#![cfg_attr(
+    test,
+    allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
 pub mod cli;
 mod server;
+pub mod terminal;
 
-pub use server::{PollingServer, StopHandle};
+pub use server::{PollingServer, StopHandle, listen};

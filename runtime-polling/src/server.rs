@@ -83,7 +83,7 @@ impl std::fmt::Debug for PollingServer {
 impl PollingServer {
     /// Binds the listening socket. Nothing is accepted until [`run`](Self::run).
     pub fn bind(addr: impl ToSocketAddrs, config: ServerConfig) -> io::Result<Self> {
-        let listener = TcpListener::bind(addr)?;
+        let listener = listen(addr)?;
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
         let poller = Arc::new(Poller::new()?);
@@ -392,6 +392,31 @@ impl PollingServer {
             self.resume_accepting();
         }
     }
+}
+
+/// Binds a listening socket with a backlog deep enough for connect storms
+/// (std's `TcpListener::bind` uses 128) and `SO_REUSEADDR`, so a restarted
+/// server can bind while old connections linger in TIME_WAIT.
+pub fn listen(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+    let mut last_error = None;
+    for addr in addr.to_socket_addrs()? {
+        let attempt = (|| {
+            let socket = socket2::Socket::new(
+                socket2::Domain::for_address(addr),
+                socket2::Type::STREAM,
+                None,
+            )?;
+            socket.set_reuse_address(true)?;
+            socket.bind(&addr.into())?;
+            socket.listen(4096)?;
+            Ok::<_, io::Error>(TcpListener::from(socket))
+        })();
+        match attempt {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| io::Error::new(ErrorKind::InvalidInput, "no address to bind")))
 }
 
 fn is_out_of_descriptors(error: &io::Error) -> bool {

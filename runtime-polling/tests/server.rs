@@ -24,5 +24,13 @@ mod binary {
 #[test]
 fn five_thousand_clients_receive_a_broadcast() {
     // The polling runtime's own scale case (the shared case uses 1,000).
+    // This process holds both ends of every connection: raise the soft
+    // descriptor limit to the hard one (util-linux `prlimit`, no unsafe).
+    let _ = std::process::Command::new("prlimit")
+        .args(["--pid", &std::process::id().to_string(), "--nofile=unlimited:"])
+        .status();
+    let _ = std::process::Command::new("sh")
+        .args(["-c", &format!("prlimit --pid {} --nofile=$(ulimit -Hn):", std::process::id())])
+        .status();
     harness::cases::broadcast_to(&Target::InProcess(start), 5000);
 }

@@ -86,7 +86,7 @@ fn lock(shared: &Shared) -> MutexGuard<'_, State> {
 impl StdServer {
     /// Binds the listening socket.
     pub fn bind(addr: impl ToSocketAddrs, config: ServerConfig) -> io::Result<Self> {
-        let listener = TcpListener::bind(addr)?;
+        let listener = runtime_polling::listen(addr)?;
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {

@@ -1,0 +1,684 @@
+//! The `chat` terminal client: one [`polling`] loop around a sans-IO
+//! [`chat_core::client::Client`].
+//!
+//! The loop owns the socket, stdout and the clock; the [`Client`] makes every
+//! protocol decision. stdin is read by a helper thread (epoll refuses regular
+//! files and `/dev/null`, so the loop never polls stdin itself): each line, the
+//! end of input and every SIGINT/SIGTERM go through one channel and wake the
+//! loop with [`Poller::notify`].
+//!
+//! Invariants:
+//! - The loop never blocks except in [`Poller::wait`], whose timeout is the
+//!   earlier of the client's idle deadline and the quit linger.
+//! - Nothing reaches stdout but the lines of the contract (`<a> text`,
+//!   `*a* text`, `-> *b* text`, `* ...`, `! ...`) and, only when stdin and
+//!   stdout are both terminals, the `name: ` / `> ` prompts. Every byte that
+//!   came from the server is passed through [`escape`]: no control character
+//!   (not even TAB or LF) and no bidi override is ever written raw.
+//! - User lines wait in a queue while a HELLO awaits its answer, so the line
+//!   after a refused name is the next name even when stdin is piped.
+//! - After our BYE the loop waits at most [`QUIT_LINGER`] for the server's BYE
+//!   or end of stream, then exits 0 either way.
+//! - Exit status: 0 after the user left (`/quit`, `exit()`, end of input,
+//!   Ctrl-C, idle exit); 1 when the server cannot be reached, goes away or
+//!   breaks the protocol.
+//!
+//! Limitation: on a terminal in cooked mode the partial input line cannot be
+//! redrawn after an incoming message; only the `> ` prompt is reprinted.
+
+#![allow(unsafe_code)] // polling::Poller::add is unsafe; see the SAFETY comment there.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::io::{self, BufRead, ErrorKind, IsTerminal, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::{Duration, Instant};
+
+use chat_core::client::{Client, ClientConfig, ClientEvent, CloseReason};
+use chat_core::{ErrorCode, Name, Reason, Text};
+use polling::{Event as Interest, Events, PollMode, Poller};
+
+/// Poller key of the socket.
+const SOCKET: usize = 0;
+/// Bytes read per readiness event.
+const READ_CHUNK: usize = 64 * 1024;
+/// How long to wait for the server's answer to our BYE.
+pub const QUIT_LINGER: Duration = Duration::from_secs(1);
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the `chat` program was asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Server address, `HOST:PORT`.
+    pub connect: String,
+    /// Register as this name at once; `None` reads the name from stdin.
+    pub name: Option<Name>,
+    /// Leave after this long without user input; `None` never does.
+    pub idle_exit: Option<Duration>,
+}
+
+/// What the stdin and signal threads hand to the loop.
+#[derive(Debug)]
+enum UserInput {
+    Line(String),
+    Eof,
+    Interrupt,
+}
+
+/// A parsed user line.
+#[derive(Debug, PartialEq, Eq)]
+enum Command<'a> {
+    Say(&'a str),
+    Msg(&'a str, &'a str),
+    Who,
+    Quit,
+    Unknown(&'a str),
+}
+
+/// Runs the client until it ends; returns the process exit status.
+pub fn run(options: Options) -> u8 {
+    let stream = match connect(&options.connect) {
+        Ok(stream) => stream,
+        Err(error) => {
+            eprintln!("chat: cannot connect to {}: {error}", options.connect);
+            return 1;
+        }
+    };
+    match Terminal::new(stream, &options).and_then(|t| t.run(options.name)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("chat: {error}");
+            1
+        }
+    }
+}
+
+fn connect(addr: &str) -> io::Result<TcpStream> {
+    let mut last = io::Error::new(ErrorKind::InvalidInput, "not a valid address");
+    for candidate in addr.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&candidate, CONNECT_TIMEOUT) {
+            Ok(stream) => return Ok(stream),
+            Err(error) => last = error,
+        }
+    }
+    Err(last)
+}
+
+/// The event loop's state.
+struct Terminal {
+    stream: TcpStream,
+    poller: Arc<Poller>,
+    client: Client,
+    inputs: Receiver<UserInput>,
+    /// User lines (and the end of input, as `None`) not acted on yet.
+    queue: VecDeque<Option<String>>,
+    /// Prompts and line clearing are shown only on an interactive terminal.
+    interactive: bool,
+    /// Whether the socket is registered for writability.
+    writable: bool,
+    /// The user asked to leave: a later server BYE is not a failure.
+    user_quit: bool,
+    /// When to stop waiting for the server's answer to our BYE.
+    quit_deadline: Option<Instant>,
+    /// The last whisper's recipient, to name it in `! no such user: bob`.
+    last_whisper: Option<Name>,
+    idle_exit: Option<Duration>,
+    read_buf: Vec<u8>,
+}
+
+impl Terminal {
+    fn new(stream: TcpStream, options: &Options) -> io::Result<Self> {
+        stream.set_nonblocking(true)?;
+        stream.set_nodelay(true)?;
+        let poller = Arc::new(Poller::new()?);
+        // SAFETY: the stream is owned by the returned `Terminal` and deleted
+        // from the poller in `run` before it is dropped.
+        unsafe { poller.add_with_mode(&stream, Interest::readable(SOCKET), PollMode::Level)? };
+        let (sender, inputs) = mpsc::channel();
+        spawn_signal_thread(sender.clone(), Arc::clone(&poller))?;
+        spawn_stdin_thread(sender, Arc::clone(&poller))?;
+        let config = ClientConfig {
+            idle_exit: options.idle_exit,
+        };
+        Ok(Self {
+            stream,
+            poller,
+            client: Client::new(config, Instant::now()),
+            inputs,
+            queue: VecDeque::new(),
+            interactive: io::stdin().is_terminal() && io::stdout().is_terminal(),
+            writable: false,
+            user_quit: false,
+            quit_deadline: None,
+            last_whisper: None,
+            idle_exit: options.idle_exit,
+            read_buf: vec![0; READ_CHUNK],
+        })
+    }
+
+    fn run(mut self, name: Option<Name>) -> io::Result<u8> {
+        let now = Instant::now();
+        match name {
+            Some(name) => self.hello(now, name),
+            None => self.prompt(),
+        }
+        let result = self.event_loop();
+        let _ = self.poller.delete(&self.stream);
+        result
+    }
+
+    fn event_loop(&mut self) -> io::Result<u8> {
+        let mut events = Events::new();
+        loop {
+            if let Some(code) = self.drain_client()? {
+                return Ok(code);
+            }
+            let now = Instant::now();
+            if self.quit_deadline.is_some_and(|deadline| now >= deadline) {
+                log::debug!("no answer to our BYE; leaving anyway");
+                return Ok(0);
+            }
+            let timeout = self.next_wakeup().map(|t| t.saturating_duration_since(now));
+            events.clear();
+            match self.poller.wait(&mut events, timeout) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            for event in events.iter() {
+                if event.readable {
+                    self.read_socket(now);
+                }
+            }
+            if let Some(code) = self.take_inputs(now) {
+                return Ok(code);
+            }
+            self.client.handle_timeout(now);
+        }
+    }
+
+    fn next_wakeup(&self) -> Option<Instant> {
+        match (self.client.poll_timeout(), self.quit_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn read_socket(&mut self, now: Instant) {
+        match self.stream.read(&mut self.read_buf) {
+            Ok(0) => self.client.handle_eof(now),
+            Ok(n) => {
+                let bytes = self.read_buf.get(..n).unwrap_or_default();
+                self.client.handle_input(now, bytes);
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+            Err(e) => {
+                log::debug!("read failed: {e}");
+                self.client.handle_eof(now);
+            }
+        }
+    }
+
+    /// Writes what the client queued, shows its events and keeps the socket's
+    /// interest up to date. `Some(code)` once the program should exit.
+    fn drain_client(&mut self) -> io::Result<Option<u8>> {
+        self.flush();
+        while let Some(event) = self.client.poll_event() {
+            if let Some(code) = self.show(event) {
+                return Ok(Some(code));
+            }
+        }
+        self.process_queue(Instant::now());
+        self.flush();
+        if self.client.is_quitting()
+            && self.quit_deadline.is_none()
+            && self.client.outbound().is_empty()
+        {
+            self.quit_deadline = Some(Instant::now() + QUIT_LINGER);
+        }
+        let writable = !self.client.outbound().is_empty();
+        if writable != self.writable {
+            let interest = Interest::new(SOCKET, true, writable);
+            self.poller
+                .modify_with_mode(&self.stream, interest, PollMode::Level)?;
+            self.writable = writable;
+        }
+        Ok(None)
+    }
+
+    fn flush(&mut self) {
+        loop {
+            let pending = self.client.outbound();
+            if pending.is_empty() {
+                return;
+            }
+            match self.stream.write(pending) {
+                Ok(n) => self.client.handle_written(n),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::debug!("write failed: {e}");
+                    self.client.handle_eof(Instant::now());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Moves everything the stdin and signal threads sent into the queue;
+    /// a second interrupt ends the program at once.
+    fn take_inputs(&mut self, now: Instant) -> Option<u8> {
+        while let Ok(input) = self.inputs.try_recv() {
+            match input {
+                UserInput::Line(line) => self.queue.push_back(Some(line)),
+                UserInput::Eof => self.queue.push_back(None),
+                UserInput::Interrupt if self.user_quit => return Some(0),
+                UserInput::Interrupt => self.quit(now),
+            }
+        }
+        self.process_queue(now);
+        None
+    }
+
+    /// Acts on queued lines, but none while a HELLO awaits its answer.
+    fn process_queue(&mut self, now: Instant) {
+        while !self.client.is_hello_pending() && !self.user_quit {
+            match self.queue.pop_front() {
+                Some(Some(line)) => self.on_line(now, &line),
+                Some(None) => self.quit(now),
+                None => return,
+            }
+        }
+    }
+
+    fn on_line(&mut self, now: Instant, line: &str) {
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.trim().is_empty() {
+            return self.prompt();
+        }
+        let command = parse_command(line);
+        if command == Command::Quit {
+            return self.quit(now);
+        }
+        if self.client.name().is_none() {
+            return self.on_name(now, line.trim());
+        }
+        match command {
+            Command::Say(text) => self.say(now, text),
+            Command::Msg(to, text) => self.whisper(now, to, text),
+            Command::Who => {
+                let _ = self.client.who(now);
+            }
+            Command::Unknown(what) => {
+                self.print(&format!(
+                    "! unknown command: {} (try /msg, /who, /quit)",
+                    escape(what)
+                ));
+            }
+            Command::Quit => {}
+        }
+        self.prompt();
+    }
+
+    fn on_name(&mut self, now: Instant, name: &str) {
+        match Name::new(name) {
+            Ok(name) => self.hello(now, name),
+            Err(error) => {
+                self.print(&format!("! name invalid: {error}"));
+                self.prompt();
+            }
+        }
+    }
+
+    fn hello(&mut self, now: Instant, name: Name) {
+        if let Err(error) = self.client.hello(now, name) {
+            log::debug!("hello refused: {error}");
+        }
+    }
+
+    fn say(&mut self, now: Instant, text: &str) {
+        match Text::new(text) {
+            Ok(text) => {
+                let _ = self.client.say(now, text);
+            }
+            Err(error) => self.print(&format!("! not sent: {error}")),
+        }
+    }
+
+    fn whisper(&mut self, now: Instant, to: &str, text: &str) {
+        let to = match Name::new(to) {
+            Ok(to) => to,
+            Err(error) => return self.print(&format!("! not sent: {error}")),
+        };
+        match Text::new(text) {
+            Ok(text) => {
+                self.last_whisper = Some(to);
+                let _ = self.client.whisper(now, to, text);
+            }
+            Err(error) => self.print(&format!("! not sent: {error}")),
+        }
+    }
+
+    fn quit(&mut self, now: Instant) {
+        self.user_quit = true;
+        self.client.quit(now);
+    }
+
+    /// Shows one event; `Some(code)` when it ends the program.
+    fn show(&mut self, event: ClientEvent) -> Option<u8> {
+        match event {
+            ClientEvent::Closed { reason } => return Some(self.show_close(reason)),
+            ClientEvent::Error { code, detail } => {
+                let line = describe_error(code, &detail, self.last_whisper);
+                self.print(&line);
+                if matches!(code, ErrorCode::NameTaken | ErrorCode::NameInvalid)
+                    && self.client.name().is_none()
+                {
+                    self.prompt();
+                }
+            }
+            ClientEvent::IdleExit => {
+                let secs = self.idle_exit.map(|d| d.as_secs_f64()).unwrap_or_default();
+                self.user_quit = true;
+                self.print(&format!("* idle for {secs} s, leaving"));
+            }
+            other => {
+                if let Some(line) = render(&other) {
+                    self.print(&line);
+                }
+            }
+        }
+        None
+    }
+
+    fn show_close(&mut self, reason: CloseReason) -> u8 {
+        match reason {
+            CloseReason::Quit => 0,
+            CloseReason::ServerBye { reason, detail } => {
+                let mut line = format!("* server closed the connection ({}", reason.describe());
+                if !detail.is_empty() {
+                    let _ = write!(line, ": {}", escape(&detail));
+                }
+                line.push(')');
+                self.print(&line);
+                u8::from(!self.user_quit)
+            }
+            CloseReason::Disconnected => {
+                self.print("! disconnected: the server closed the connection");
+                u8::from(!self.user_quit)
+            }
+            CloseReason::ProtocolError(error) => {
+                self.print(&format!(
+                    "! protocol error from the server: {}",
+                    escape(&error.to_string())
+                ));
+                1
+            }
+        }
+    }
+
+    /// Writes one line (already escaped) to stdout, clearing and redrawing the
+    /// prompt on an interactive terminal.
+    fn print(&self, line: &str) {
+        let mut stdout = io::stdout().lock();
+        // stdout going away must not stop the client from leaving cleanly.
+        if self.interactive {
+            let _ = write!(stdout, "\r\x1b[K");
+        }
+        let _ = writeln!(stdout, "{line}");
+        let _ = stdout.flush();
+        drop(stdout);
+        if self.interactive && self.client.name().is_some() {
+            self.prompt();
+        }
+    }
+
+    fn prompt(&self) {
+        if !self.interactive || self.user_quit || self.client.is_hello_pending() {
+            return;
+        }
+        let prompt = if self.client.name().is_some() {
+            "> "
+        } else {
+            "name: "
+        };
+        let mut stdout = io::stdout().lock();
+        let _ = write!(stdout, "{prompt}");
+        let _ = stdout.flush();
+    }
+}
+
+/// The line for an event that is shown as is (not `Closed`, `Error` or
+/// `IdleExit`, which depend on the loop's state). `None`: nothing to show.
+fn render(event: &ClientEvent) -> Option<String> {
+    Some(match event {
+        ClientEvent::Message { from, text } => {
+            format!("<{}> {}", escape(from.as_str()), escape(text.as_str()))
+        }
+        ClientEvent::Private { from, text } => {
+            format!("*{}* {}", escape(from.as_str()), escape(text.as_str()))
+        }
+        ClientEvent::PrivateSent { to, text } => {
+            format!("-> *{}* {}", escape(to.as_str()), escape(text.as_str()))
+        }
+        ClientEvent::Joined { name } => format!("* {} joined", escape(name.as_str())),
+        ClientEvent::Left { name, reason } => format!(
+            "* {} left ({})",
+            escape(name.as_str()),
+            describe_reason(*reason)
+        ),
+        ClientEvent::Roster { names } => {
+            let names: Vec<String> = names.iter().map(|n| escape(n.as_str())).collect();
+            format!("* users: {}", names.join(", "))
+        }
+        ClientEvent::Welcome { .. }
+        | ClientEvent::Error { .. }
+        | ClientEvent::IdleExit
+        | ClientEvent::Closed { .. } => {
+            return None;
+        }
+    })
+}
+
+fn describe_reason(reason: Reason) -> &'static str {
+    reason.describe()
+}
+
+/// `! ` and the error, naming the problem: the server's detail when it says
+/// more than the code, the whisper's recipient for `no such user`.
+fn describe_error(code: ErrorCode, detail: &str, last_whisper: Option<Name>) -> String {
+    let what = code.describe();
+    let detail = escape(detail.trim());
+    if code == ErrorCode::NoSuchUser && (detail.is_empty() || detail.eq_ignore_ascii_case(what)) {
+        if let Some(to) = last_whisper {
+            return format!("! {what}: {}", escape(to.as_str()));
+        }
+    }
+    if detail.is_empty() || detail.eq_ignore_ascii_case(what) {
+        format!("! {what}")
+    } else if detail.to_ascii_lowercase().starts_with(what) {
+        format!("! {detail}")
+    } else {
+        format!("! {what}: {detail}")
+    }
+}
+
+fn parse_command(line: &str) -> Command<'_> {
+    let trimmed = line.trim();
+    if trimmed == "/quit" || trimmed == "exit()" {
+        return Command::Quit;
+    }
+    if trimmed == "/who" {
+        return Command::Who;
+    }
+    if let Some(rest) = trimmed.strip_prefix("/msg ") {
+        let rest = rest.trim_start();
+        return match rest.split_once(' ') {
+            Some((to, text)) if !text.trim().is_empty() => Command::Msg(to, text.trim_start()),
+            _ => Command::Unknown("/msg needs a name and a text"),
+        };
+    }
+    if trimmed.starts_with('/') && !trimmed.starts_with("//") {
+        return Command::Unknown(trimmed);
+    }
+    Command::Say(line)
+}
+
+/// Makes received text safe for a terminal: every control character (C0
+/// including TAB and LF, DEL, C1) and every bidi control is written as a
+/// visible escape (`\n`, `\t`, `\u{1b}`); everything else is kept.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() || is_bidi_control(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{61c}')
+}
+
+/// Reads stdin line by line on its own thread (epoll cannot watch files or
+/// `/dev/null`), waking the loop for each line and at the end of input.
+fn spawn_stdin_thread(sender: Sender<UserInput>, poller: Arc<Poller>) -> io::Result<()> {
+    std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            let mut stdin = io::stdin().lock();
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                let input = match stdin.read_until(b'\n', &mut buf) {
+                    Ok(0) => UserInput::Eof,
+                    Ok(_) => UserInput::Line(String::from_utf8_lossy(&buf).into_owned()),
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        log::debug!("stdin read failed: {e}");
+                        UserInput::Eof
+                    }
+                };
+                let done = matches!(input, UserInput::Eof);
+                if sender.send(input).is_err() || poller.notify().is_err() || done {
+                    return;
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// Turns SIGINT and SIGTERM into [`UserInput::Interrupt`] for the loop.
+fn spawn_signal_thread(sender: Sender<UserInput>, poller: Arc<Poller>) -> io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                log::debug!("signal {signal} received");
+                if sender.send(UserInput::Interrupt).is_err() || poller.notify().is_err() {
+                    return;
+                }
+            }
+        })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_hides_every_control_character() {
+        assert_eq!(escape("\u{1b}[31mred\u{7}"), "\\u{1b}[31mred\\u{7}");
+        assert_eq!(escape("a\tb\nc\r"), "a\\tb\\nc\\r");
+        assert_eq!(escape("\u{9b}x\u{7f}\u{202e}"), "\\u{9b}x\\u{7f}\\u{202e}");
+        assert_eq!(escape("héllo ✓"), "héllo ✓");
+    }
+
+    #[test]
+    fn commands_parse() {
+        assert_eq!(parse_command("hello"), Command::Say("hello"));
+        assert_eq!(
+            parse_command("/msg bob hi there"),
+            Command::Msg("bob", "hi there")
+        );
+        assert_eq!(parse_command("/who"), Command::Who);
+        assert_eq!(parse_command("/quit"), Command::Quit);
+        assert_eq!(parse_command("exit()"), Command::Quit);
+        assert!(matches!(parse_command("/msg bob"), Command::Unknown(_)));
+        assert!(matches!(parse_command("/nope"), Command::Unknown(_)));
+    }
+
+    #[test]
+    fn lines_match_the_contract() {
+        let alice = Name::new("alice").unwrap();
+        let bob = Name::new("bob").unwrap();
+        let text = Text::new("hello").unwrap();
+        let line = |e| render(&e).unwrap();
+        assert_eq!(
+            line(ClientEvent::Message {
+                from: alice,
+                text: text.clone()
+            }),
+            "<alice> hello"
+        );
+        assert_eq!(
+            line(ClientEvent::Private {
+                from: alice,
+                text: text.clone()
+            }),
+            "*alice* hello"
+        );
+        assert_eq!(
+            line(ClientEvent::PrivateSent { to: bob, text }),
+            "-> *bob* hello"
+        );
+        assert_eq!(line(ClientEvent::Joined { name: bob }), "* bob joined");
+        assert_eq!(
+            line(ClientEvent::Left {
+                name: bob,
+                reason: Reason::SlowConsumer
+            }),
+            "* bob left (slow consumer)"
+        );
+        assert_eq!(
+            line(ClientEvent::Roster {
+                names: vec![alice, bob]
+            }),
+            "* users: alice, bob"
+        );
+        assert_eq!(
+            describe_error(ErrorCode::NameTaken, "name taken", None),
+            "! name taken"
+        );
+        assert_eq!(
+            describe_error(ErrorCode::NoSuchUser, "no such user", Some(bob)),
+            "! no such user: bob"
+        );
+        assert_eq!(
+            describe_error(
+                ErrorCode::NotRegistered,
+                "not registered: send HELLO first",
+                None
+            ),
+            "! not registered: send HELLO first"
+        );
+        assert_eq!(
+            describe_error(ErrorCode::BadText, "\u{1b}x", None),
+            "! bad text: \\u{1b}x"
+        );
+    }
+}

@@ -1,0 +1,515 @@
+//! End-to-end tests of the `chat` terminal client against the real
+//! `chat-server` and against scripted fake servers.
+//!
+//! Every wait is for a deterministic signal: a line read from a child's stdout
+//! (through a reader thread and `recv_timeout`), the end of its stdout, or its
+//! exit.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chat_core::{ClientFrame, ErrorCode, Name, ServerFrame};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A line of stdout, or `None` at its end.
+fn spawn_line_reader(out: impl Read + Send + 'static) -> Receiver<Option<Vec<u8>>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(out);
+        loop {
+            let mut line = Vec::new();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => {
+                    let _ = tx.send(None);
+                    return;
+                }
+                Ok(_) => {
+                    if tx.send(Some(line)).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn chat-server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("listening line")
+            .to_owned();
+        Self { child, addr }
+    }
+
+    fn interrupt(&self) {
+        signal(self.child.id(), "-INT");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+struct Chat {
+    label: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<Option<Vec<u8>>>,
+    /// Every byte the client wrote to stdout so far.
+    seen: Vec<u8>,
+    ended: bool,
+}
+
+impl Chat {
+    fn spawn(label: &str, addr: &str, args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat"))
+            .args(["--connect", addr])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn chat");
+        let lines = spawn_line_reader(child.stdout.take().unwrap());
+        let stdin = child.stdin.take();
+        Self {
+            label: label.to_owned(),
+            child,
+            stdin,
+            lines,
+            seen: Vec::new(),
+            ended: false,
+        }
+    }
+
+    /// A client registered as `name` (via `--name`), its roster line read.
+    fn join(addr: &str, name: &str, roster: &str) -> Self {
+        let mut chat = Self::spawn(name, addr, &["--name", name]);
+        chat.expect(&format!("* users: {roster}"));
+        chat
+    }
+
+    fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(line.as_bytes()).unwrap();
+        stdin.write_all(b"\n").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    fn next_line(&mut self) -> Option<String> {
+        if self.ended {
+            return None;
+        }
+        match self.lines.recv_timeout(WAIT) {
+            Ok(Some(line)) => {
+                self.seen.extend_from_slice(&line);
+                Some(
+                    String::from_utf8_lossy(&line)
+                        .trim_end_matches('\n')
+                        .to_owned(),
+                )
+            }
+            Ok(None) => {
+                self.ended = true;
+                None
+            }
+            Err(_) => panic!(
+                "{}: no output for {WAIT:?}; so far: {:?}",
+                self.label,
+                self.text()
+            ),
+        }
+    }
+
+    /// Reads lines until `want` arrives; panics on end of output.
+    fn expect(&mut self, want: &str) {
+        while let Some(line) = self.next_line() {
+            if line == want {
+                return;
+            }
+        }
+        panic!(
+            "{}: output ended without {want:?}; got {:?}",
+            self.label,
+            self.text()
+        );
+    }
+
+    /// Reads lines until one starts with `prefix`; returns it.
+    fn expect_prefix(&mut self, prefix: &str) -> String {
+        while let Some(line) = self.next_line() {
+            if line.starts_with(prefix) {
+                return line;
+            }
+        }
+        panic!(
+            "{}: output ended without {prefix:?}…; got {:?}",
+            self.label,
+            self.text()
+        );
+    }
+
+    /// Reads stdout to its end, then reaps the process.
+    fn finish(&mut self) -> ExitStatus {
+        while self.next_line().is_some() {}
+        self.child.wait().unwrap()
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.seen).into_owned()
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Chat {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn public_and_private_messages_roster_and_leaving() {
+    let server = Server::start(&[]);
+    let mut alice = Chat::join(&server.addr, "alice", "alice");
+    // bob gives his name on stdin.
+    let mut bob = Chat::spawn("bob", &server.addr, &[]);
+    bob.send("bob");
+    bob.expect("* users: alice, bob");
+    alice.expect("* bob joined");
+
+    alice.send("hello");
+    alice.expect("<alice> hello");
+    bob.expect("<alice> hello");
+
+    bob.send("/msg alice hello");
+    bob.expect("-> *alice* hello");
+    alice.expect("*bob* hello");
+
+    alice.send("/msg nobody hi");
+    alice.expect("-> *nobody* hi");
+    alice.expect("! no such user: nobody");
+
+    alice.send("/who");
+    alice.expect("* users: alice, bob");
+
+    bob.send("/quit");
+    alice.expect("* bob left (quit)");
+    assert!(bob.finish().success());
+
+    let mut carol = Chat::join(&server.addr, "carol", "alice, carol");
+    alice.expect("* carol joined");
+    carol.send("exit()");
+    alice.expect("* carol left (quit)");
+    assert!(carol.finish().success());
+
+    let mut dave = Chat::join(&server.addr, "dave", "alice, dave");
+    alice.expect("* dave joined");
+    dave.send("bye for now");
+    dave.close_stdin();
+    alice.expect("<dave> bye for now");
+    alice.expect("* dave left (quit)");
+    assert!(dave.finish().success());
+    assert!(
+        dave.text().contains("<dave> bye for now\n"),
+        "{}",
+        dave.text()
+    );
+
+    alice.close_stdin();
+    assert!(alice.finish().success());
+}
+
+#[test]
+fn a_taken_name_is_asked_again() {
+    let server = Server::start(&[]);
+    let mut alice = Chat::join(&server.addr, "alice", "alice");
+
+    // Line by line: the next stdin line after the error is the new name.
+    let mut second = Chat::spawn("second", &server.addr, &[]);
+    second.send("alice");
+    second.expect("! name taken");
+    second.send("bob");
+    second.expect("* users: alice, bob");
+    alice.expect("* bob joined");
+
+    // All at once (piped): lines wait for the HELLO's answer.
+    let mut third = Chat::spawn("third", &server.addr, &[]);
+    third.send("ALICE\ncarol\nhi all");
+    third.expect("! name taken");
+    third.expect("* users: alice, bob, carol");
+    alice.expect("<carol> hi all");
+
+    // --name taken: the name is then read from stdin.
+    let mut fourth = Chat::spawn("fourth", &server.addr, &["--name", "bob"]);
+    fourth.expect("! name taken");
+    fourth.send("not valid!");
+    fourth.expect_prefix("! name invalid");
+    fourth.send("dave");
+    fourth.expect("* users: alice, bob, carol, dave");
+}
+
+#[test]
+fn sigint_says_bye_and_exits_zero() {
+    let server = Server::start(&[]);
+    let mut alice = Chat::join(&server.addr, "alice", "alice");
+    let mut bob = Chat::join(&server.addr, "bob", "alice, bob");
+    alice.expect("* bob joined");
+    signal(bob.pid(), "-INT");
+    alice.expect("* bob left (quit)");
+    assert!(bob.finish().success());
+}
+
+#[test]
+fn idle_exit_says_so_and_leaves() {
+    let server = Server::start(&[]);
+    let mut alice = Chat::spawn(
+        "alice",
+        &server.addr,
+        &["--name", "alice", "--idle-exit", "0"],
+    );
+    alice.expect("* users: alice");
+    let mut bob = Chat::spawn("bob", &server.addr, &["--name", "bob", "--idle-exit", "1"]);
+    bob.expect("* users: alice, bob");
+    alice.expect("* bob joined");
+    let line = bob.expect_prefix("* idle");
+    assert_eq!(line, "* idle for 1 s, leaving");
+    alice.expect("* bob left (quit)");
+    assert!(bob.finish().success());
+}
+
+#[test]
+fn leave_reasons_and_server_shutdown() {
+    let server = Server::start(&["--ping-interval", "0.2", "--idle-timeout", "0.6"]);
+    let mut alice = Chat::join(&server.addr, "alice", "alice");
+
+    // A raw client that registers and then never answers a PING: timeout.
+    let mut mallory = TcpStream::connect(&server.addr).unwrap();
+    let hello = ClientFrame::Hello {
+        name: Name::new("mallory").unwrap(),
+    };
+    mallory.write_all(&hello.to_bytes()).unwrap();
+    alice.expect("* mallory joined");
+    alice.expect("* mallory left (timeout)");
+
+    // One that just goes away: disconnected.
+    let mut eve = TcpStream::connect(&server.addr).unwrap();
+    eve.write_all(
+        &ClientFrame::Hello {
+            name: Name::new("eve").unwrap(),
+        }
+        .to_bytes(),
+    )
+    .unwrap();
+    alice.expect("* eve joined");
+    drop(eve);
+    alice.expect("* eve left (disconnected)");
+    drop(mallory);
+
+    // The server shuts down: a clear line and exit 1.
+    server.interrupt();
+    let line = alice.expect_prefix("* server closed the connection (shutdown");
+    assert!(line.ends_with(')'), "{line}");
+    assert_eq!(alice.finish().code(), Some(1));
+}
+
+#[test]
+fn unreachable_server_exits_one() {
+    // Bind then drop: nothing listens on that port any more.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut chat = Chat::spawn("lonely", &format!("127.0.0.1:{port}"), &["--name", "x"]);
+    assert_eq!(chat.finish().code(), Some(1));
+    assert!(chat.seen.is_empty());
+}
+
+#[test]
+fn bad_flags_exit_two() {
+    let status = Command::new(env!("CARGO_BIN_EXE_chat"))
+        .args(["--bogus"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(2));
+    let status = Command::new(env!("CARGO_BIN_EXE_chat"))
+        .args(["--idle-exit", "soon"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(2));
+}
+
+// ----- scripted fake servers -----
+
+fn raw_frame(op: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = u32::try_from(payload.len() + 1)
+        .unwrap()
+        .to_be_bytes()
+        .to_vec();
+    out.push(op);
+    out.extend_from_slice(payload);
+    out
+}
+
+fn with_name(name: &[u8], rest: &[u8]) -> Vec<u8> {
+    let mut out = vec![u8::try_from(name.len()).unwrap()];
+    out.extend_from_slice(name);
+    out.extend_from_slice(rest);
+    out
+}
+
+/// A one-connection server that sends `script` after the greeting, then
+/// reads until the client goes away.
+fn fake_server(script: Vec<u8>) -> (String, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let thread = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let alice = Name::new("alice").unwrap();
+        let mut out = Vec::new();
+        ServerFrame::Welcome { name: alice }
+            .encode(&mut out)
+            .unwrap();
+        ServerFrame::Users {
+            last: true,
+            names: vec![alice],
+        }
+        .encode(&mut out)
+        .unwrap();
+        out.extend_from_slice(&script);
+        let _ = stream.write_all(&out);
+        let mut sink = [0u8; 4096];
+        while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+    });
+    (addr, thread)
+}
+
+fn assert_no_raw_controls(output: &[u8]) {
+    let text = String::from_utf8_lossy(output);
+    for c in text.chars() {
+        assert!(
+            c == '\n' || !(c.is_control() || ('\u{202a}'..='\u{202e}').contains(&c)),
+            "raw control {c:?} in output {text:?}"
+        );
+    }
+}
+
+fn run_against_fake(script: Vec<u8>) -> Chat {
+    let (addr, thread) = fake_server(script);
+    let mut chat = Chat::spawn("victim", &addr, &["--name", "alice"]);
+    chat.expect("* users: alice");
+    let status = chat.finish();
+    assert!(
+        !status.success(),
+        "exit status {status:?}; output {:?}",
+        chat.text()
+    );
+    assert_no_raw_controls(&chat.seen);
+    thread.join().unwrap();
+    chat
+}
+
+#[test]
+fn escape_sequences_from_the_server_are_never_written_raw() {
+    let evil = "\u{1b}[31mred\u{1b}[0m\u{7}\u{9b}2J\u{202e}\r\tend";
+    let mut error = vec![ErrorCode::BadText as u8];
+    error.extend_from_slice(evil.as_bytes());
+    let mut script = raw_frame(0x82, &error);
+    // A MESSAGE with a valid name and control bytes in its text: the client
+    // refuses it as a protocol error.
+    script.extend(raw_frame(0x83, &with_name(b"mallory", b"hi \x1b[2J there")));
+    let chat = run_against_fake(script);
+    let text = chat.text();
+    assert!(text.contains("! bad text: \\u{1b}[31mred"), "{text}");
+    assert!(text.contains("! protocol error"), "{text}");
+    assert!(!text.contains("hi "), "{text}");
+}
+
+#[test]
+fn control_bytes_in_a_name_are_a_protocol_error() {
+    let script = raw_frame(0x85, &with_name(b"\x1b[31mbob", b""));
+    let chat = run_against_fake(script);
+    assert!(chat.text().contains("! protocol error"), "{}", chat.text());
+}
+
+#[test]
+fn malformed_frames_end_the_client() {
+    for script in [
+        raw_frame(0x99, b"junk"),
+        vec![0xff, 0xff, 0xff, 0xff, 0x83],
+        raw_frame(0x86, &with_name(b"bob", b"\x42")),
+        raw_frame(0x87, &[1, 0, 5, 3, b'b', b'o']),
+    ] {
+        let chat = run_against_fake(script);
+        assert!(chat.text().contains("! protocol error"), "{}", chat.text());
+    }
+}
+
+#[test]
+fn server_bye_detail_is_escaped() {
+    let mut bye = vec![6u8];
+    bye.extend_from_slice(b"going down\x1b]0;pwned\x07");
+    let chat = run_against_fake(raw_frame(0x88, &bye));
+    assert!(
+        chat.text()
+            .contains("* server closed the connection (shutdown: going down\\u{1b}]0;pwned\\u{7})"),
+        "{}",
+        chat.text()
+    );
+}
