@@ -1,5 +1,10 @@
 //! The shared behaviour cases against `chat-server`, in-process and as a binary.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    missing_docs
+)]
 
 use chat_core::ServerConfig;
 use harness::{Running, Target};
@@ -27,10 +32,20 @@ fn five_thousand_clients_receive_a_broadcast() {
     // This process holds both ends of every connection: raise the soft
     // descriptor limit to the hard one (util-linux `prlimit`, no unsafe).
     let _ = std::process::Command::new("prlimit")
-        .args(["--pid", &std::process::id().to_string(), "--nofile=unlimited:"])
+        .args([
+            "--pid",
+            &std::process::id().to_string(),
+            "--nofile=unlimited:",
+        ])
         .status();
     let _ = std::process::Command::new("sh")
-        .args(["-c", &format!("prlimit --pid {} --nofile=$(ulimit -Hn):", std::process::id())])
+        .args([
+            "-c",
+            &format!(
+                "prlimit --pid {} --nofile=$(ulimit -Hn):",
+                std::process::id()
+            ),
+        ])
         .status();
     harness::cases::broadcast_to(&Target::InProcess(start), 5000);
 }

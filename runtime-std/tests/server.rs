@@ -1,5 +1,10 @@
 //! The shared behaviour cases against `chat-server-std`, in-process and as a binary.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    missing_docs
+)]
 
 use chat_core::ServerConfig;
 use harness::Running;
