@@ -18,6 +18,49 @@
 //!    log joins and departures), and [`poll_timeout`](Server::poll_timeout) (when
 //!    to call `handle_timeout` next).
 //!
+//! A runtime's whole job, by hand:
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use chat_core::{ClientFrame, Event, Name, Reason, Server, ServerConfig, ServerFrame};
+//! use chat_core::codec::Deframer;
+//!
+//! let mut server = Server::new(ServerConfig::default());
+//! let start = Instant::now();
+//!
+//! // A socket was accepted, and its first read carried a HELLO.
+//! let conn = server.handle_accept(start);
+//! let hello = ClientFrame::Hello { name: Name::new("alice").unwrap() };
+//! server.handle_input(start, conn, &hello.to_bytes());
+//!
+//! // Drain: write what is queued (here the socket takes it all at once).
+//! let mut wire = Vec::new();
+//! while let Some(ready) = server.poll_transmit() {
+//!     let bytes = server.outbound(ready);
+//!     wire.extend_from_slice(bytes);
+//!     let written = bytes.len();
+//!     server.handle_written(start, ready, written);
+//! }
+//! let mut deframer = Deframer::new();
+//! let mut input = wire.as_slice();
+//! let first = deframer.next_frame(&mut input).unwrap().unwrap();
+//! assert!(matches!(ServerFrame::decode(first), Ok(ServerFrame::Welcome { .. })));
+//! assert!(matches!(server.poll_event(), Some(Event::Joined { .. })));
+//!
+//! // Sleep until the next deadline: the handshake is done, so that is the
+//! // first ping, 30 s of silence later.
+//! let deadline = server.poll_timeout().unwrap();
+//! assert!(deadline <= start + Duration::from_secs(30));
+//!
+//! // The peer hangs up: the core asks for the socket to be closed.
+//! server.handle_eof(start, conn);
+//! assert!(matches!(
+//!     server.poll_event(),
+//!     Some(Event::Left { reason: Reason::Disconnected, .. })
+//! ));
+//! assert!(matches!(server.poll_event(), Some(Event::Close { conn: c, .. }) if c == conn));
+//! ```
+//!
 //! # Invariants
 //!
 //! - Every departure of a registered user (BYE, end of stream, I/O error,
