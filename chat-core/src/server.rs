@@ -177,6 +177,19 @@ pub enum Event {
     },
 }
 
+/// A one-line description for logs, e.g. `alice left (#3.0): quit`.
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Close { conn, reason, .. } => write!(f, "closing {conn}: {}", reason.describe()),
+            Self::Joined { conn, name } => write!(f, "{name} joined ({conn})"),
+            Self::Left { conn, name, reason } => {
+                write!(f, "{name} left ({conn}): {}", reason.describe())
+            }
+        }
+    }
+}
+
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy)]
 enum Phase {

@@ -174,8 +174,35 @@ pub fn spawn_binary(path: &str, config: &ServerConfig) -> Running {
     }
 }
 
+/// Starts any server runtime in-process on `127.0.0.1:0`, on its own thread.
+/// As a function pointer (`in_process::<PollingServer>`) it is a
+/// [`Target::InProcess`].
+pub fn in_process<S: runtime_polling::cli::ChatServer>(config: ServerConfig) -> Running {
+    let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    let server = S::bind(addr, config).expect("bind");
+    let addr = server.local_addr();
+    let stop = server.stopper();
+    let thread = std::thread::spawn(move || server.run());
+    Running::thread(addr, Box::new(stop), thread)
+}
+
+/// Raises this process's soft descriptor limit to its hard limit, once: the
+/// scale cases hold both ends of thousands of connections in one process.
+/// Uses util-linux `prlimit` on our own pid (no `unsafe` setrlimit).
+pub fn raise_fd_limit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let script = format!(
+            "prlimit --pid {} --nofile=$(ulimit -Hn):",
+            std::process::id()
+        );
+        let _ = Command::new("sh").args(["-c", &script]).status();
+    });
+}
+
 impl Target {
     pub fn start(&self, config: ServerConfig) -> Running {
+        raise_fd_limit();
         match self {
             Target::InProcess(start) => start(config),
             Target::Binary(path) => spawn_binary(path, &config),

@@ -65,7 +65,9 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
 }
 
 /// A server runtime the shared `main` can drive.
-pub trait ChatServer: Sized {
+pub trait ChatServer: Sized + Send + 'static {
+    /// Binds the listening socket; nothing is served until [`run`](Self::run).
+    fn bind(addr: SocketAddr, config: ServerConfig) -> io::Result<Self>;
     /// The bound address.
     fn local_addr(&self) -> SocketAddr;
     /// A function that starts the graceful shutdown from another thread.
@@ -75,6 +77,9 @@ pub trait ChatServer: Sized {
 }
 
 impl ChatServer for crate::PollingServer {
+    fn bind(addr: SocketAddr, config: ServerConfig) -> io::Result<Self> {
+        Self::bind(addr, config)
+    }
     fn local_addr(&self) -> SocketAddr {
         self.local_addr()
     }
@@ -90,10 +95,7 @@ impl ChatServer for crate::PollingServer {
 /// The whole `main` of a server binary: parse flags (exit 2 on bad ones), bind
 /// (exit 1 when impossible), print `listening on IP:PORT`, serve until SIGINT
 /// or SIGTERM, exit 0 after the graceful shutdown.
-pub fn server_main<S: ChatServer>(
-    name: &str,
-    bind: impl FnOnce(SocketAddr, ServerConfig) -> io::Result<S>,
-) -> ExitCode {
+pub fn server_main<S: ChatServer>(name: &str) -> ExitCode {
     let args = ServerArgs::parse();
     init_logger(args.verbose);
     let addr = match args.listen.to_socket_addrs().map(|mut a| a.next()) {
@@ -103,7 +105,7 @@ pub fn server_main<S: ChatServer>(
             return ExitCode::from(1);
         }
     };
-    let server = match bind(addr, args.config()) {
+    let server = match S::bind(addr, args.config()) {
         Ok(server) => server,
         Err(error) => {
             eprintln!("{name}: cannot bind {addr}: {error}");

@@ -35,4 +35,4 @@ pub mod cli;
 mod server;
 pub mod terminal;
 
-pub use server::{PollingServer, StopHandle, listen};
+pub use server::{PollingServer, StopHandle, listen, log_event};

@@ -133,12 +133,7 @@ impl PollingServer {
             let timeout = self
                 .next_wakeup()
                 .map(|t| t.saturating_duration_since(Instant::now()));
-            events.clear();
-            match self.poller.wait(&mut events, timeout) {
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+            wait(&self.poller, &mut events, timeout)?;
             let now = Instant::now();
             if !shutting_down && self.stop.load(Ordering::SeqCst) {
                 shutting_down = true;
@@ -308,19 +303,9 @@ impl PollingServer {
             }
             while let Some(event) = self.core.poll_event() {
                 progress = true;
-                match event {
-                    Event::Close {
-                        conn,
-                        reason,
-                        graceful,
-                    } => {
-                        log::debug!("closing {conn}: {}", reason.describe());
-                        self.close(conn, graceful);
-                    }
-                    Event::Joined { conn, name } => log::info!("{name} joined ({conn})"),
-                    Event::Left { conn, name, reason } => {
-                        log::info!("{name} left ({conn}): {}", reason.describe());
-                    }
+                log_event(&event);
+                if let Event::Close { conn, graceful, .. } = event {
+                    self.close(conn, graceful);
                 }
             }
             if !progress {
@@ -391,6 +376,28 @@ impl PollingServer {
             // A descriptor was freed: try accepting again now.
             self.resume_accepting();
         }
+    }
+}
+
+/// Logs a core event: joins and departures at info, closes at debug.
+pub fn log_event(event: &Event) {
+    match event {
+        Event::Close { .. } => log::debug!("{event}"),
+        Event::Joined { .. } | Event::Left { .. } => log::info!("{event}"),
+    }
+}
+
+/// Waits for readiness, treating an interrupted wait (a signal) as a wake-up
+/// with no events.
+pub(crate) fn wait(
+    poller: &Poller,
+    events: &mut Events,
+    timeout: Option<Duration>,
+) -> io::Result<()> {
+    events.clear();
+    match poller.wait(events, timeout) {
+        Err(e) if e.kind() != ErrorKind::Interrupted => Err(e),
+        _ => Ok(()),
     }
 }
 

@@ -182,12 +182,7 @@ impl Terminal {
                 return Ok(0);
             }
             let timeout = self.next_wakeup().map(|t| t.saturating_duration_since(now));
-            events.clear();
-            match self.poller.wait(&mut events, timeout) {
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+            crate::server::wait(&self.poller, &mut events, timeout)?;
             let now = Instant::now();
             for event in events.iter() {
                 if event.readable {

@@ -262,29 +262,18 @@ fn dispatch(shared: &Shared, state: &mut State) {
         }
     }
     while let Some(event) = state.core.poll_event() {
-        match event {
-            Event::Close {
-                conn,
-                reason,
-                graceful,
-            } => {
-                log::debug!("closing {conn}: {}", reason.describe());
-                if let Some(link) = state.links.remove(&conn) {
-                    if !graceful {
-                        // Reset: drop whatever the kernel still buffers.
-                        let _ =
-                            socket2::SockRef::from(&link.stream).set_linger(Some(Duration::ZERO));
-                    }
-                    // Unblocks this connection's reader and writer.
-                    let _ = link.stream.shutdown(Shutdown::Both);
-                    link.wake.notify_all();
+        runtime_polling::log_event(&event);
+        if let Event::Close { conn, graceful, .. } = event {
+            if let Some(link) = state.links.remove(&conn) {
+                if !graceful {
+                    // Reset: drop whatever the kernel still buffers.
+                    let _ = socket2::SockRef::from(&link.stream).set_linger(Some(Duration::ZERO));
                 }
-                shared.closed.notify_all();
+                // Unblocks this connection's reader and writer.
+                let _ = link.stream.shutdown(Shutdown::Both);
+                link.wake.notify_all();
             }
-            Event::Joined { conn, name } => log::info!("{name} joined ({conn})"),
-            Event::Left { conn, name, reason } => {
-                log::info!("{name} left ({conn}): {}", reason.describe())
-            }
+            shared.closed.notify_all();
         }
     }
     let deadline = state.core.poll_timeout();
@@ -392,6 +381,9 @@ fn timer_loop(shared: &Shared) {
 }
 
 impl runtime_polling::cli::ChatServer for StdServer {
+    fn bind(addr: SocketAddr, config: ServerConfig) -> io::Result<Self> {
+        Self::bind(addr, config)
+    }
     fn local_addr(&self) -> SocketAddr {
         self.local_addr()
     }

@@ -5,5 +5,5 @@ use std::process::ExitCode;
 use runtime_polling::{PollingServer, cli};
 
 fn main() -> ExitCode {
-    cli::server_main("chat-server", PollingServer::bind)
+    cli::server_main::<PollingServer>("chat-server")
 }

@@ -6,5 +6,5 @@ use runtime_polling::cli;
 use runtime_std::StdServer;
 
 fn main() -> ExitCode {
-    cli::server_main("chat-server-std", StdServer::bind)
+    cli::server_main::<StdServer>("chat-server-std")
 }
