@@ -202,6 +202,44 @@ enum Phase {
     Closing { deadline: Instant, reason: Reason },
 }
 
+/// Drained output buffers kept for reuse, so that warm queues do not
+/// allocate per delivery. Bounded in total bytes: the pool's memory does not
+/// grow with the number of connections, and an idle connection holds nothing.
+#[derive(Debug, Default)]
+struct BufferPool {
+    free: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+impl BufferPool {
+    /// Capacity of a new buffer: a burst of small frames fits without regrowth.
+    const INITIAL: usize = 4096;
+    /// Larger buffers are freed rather than pooled.
+    const MAX_BUFFER: usize = 64 * 1024;
+    /// Total capacity the pool may hold.
+    const MAX_BYTES: usize = 8 * 1024 * 1024;
+
+    fn get(&mut self) -> Vec<u8> {
+        match self.free.pop() {
+            Some(buf) => {
+                self.bytes -= buf.capacity();
+                buf
+            }
+            None => Vec::with_capacity(Self::INITIAL),
+        }
+    }
+
+    fn put(&mut self, mut buf: Vec<u8>) {
+        let capacity = buf.capacity();
+        if capacity > 0 && capacity <= Self::MAX_BUFFER && self.bytes + capacity <= Self::MAX_BYTES
+        {
+            buf.clear();
+            self.bytes += capacity;
+            self.free.push(buf);
+        }
+    }
+}
+
 /// Written bytes at the front of an outbox worth moving the rest down for.
 const COMPACT_AT: usize = 64 * 1024;
 
@@ -222,12 +260,26 @@ impl Outbox {
         self.buf.len() - self.sent
     }
 
-    fn consume(&mut self, n: usize) {
+    /// Makes sure there is a buffer to append to, reusing a pooled one.
+    fn ensure(&mut self, pool: &mut BufferPool) -> &mut Vec<u8> {
+        if self.buf.capacity() == 0 {
+            self.buf = pool.get();
+        }
+        &mut self.buf
+    }
+
+    /// Drops everything queued, giving the buffer to the pool.
+    fn discard(&mut self, pool: &mut BufferPool) {
+        pool.put(std::mem::take(&mut self.buf));
+        self.sent = 0;
+    }
+
+    fn consume(&mut self, n: usize, pool: &mut BufferPool) {
         self.sent = (self.sent + n).min(self.buf.len());
         if self.sent == self.buf.len() {
-            // Give the memory back: an idle connection holds no buffer.
-            self.buf = Vec::new();
-            self.sent = 0;
+            // An idle connection holds no buffer; the pool keeps it warm
+            // for whoever needs one next.
+            self.discard(pool);
         } else if self.sent >= COMPACT_AT && self.sent * 2 >= self.buf.len() {
             // A connection that never fully drains must not grow without
             // bound: drop the written half (amortised O(1) per byte).
@@ -290,8 +342,18 @@ pub struct Server {
     doomed: Vec<ConnId>,
     /// A broadcast frame, encoded once before it is copied to every queue.
     scratch: Vec<u8>,
+    pool: BufferPool,
     next_ping_token: u64,
     shutting_down: bool,
+}
+
+/// The live connection `id` names, if any. A free function so that callers
+/// can borrow other fields of the server alongside it.
+fn live_conn(slots: &mut [Slot], id: ConnId) -> Option<&mut Conn> {
+    slots
+        .get_mut(id.index())
+        .filter(|s| s.generation == id.generation)
+        .and_then(|s| s.conn.as_mut())
 }
 
 /// How a departing connection goes.
@@ -316,6 +378,7 @@ impl Server {
             transmits: VecDeque::new(),
             doomed: Vec::new(),
             scratch: Vec::new(),
+            pool: BufferPool::default(),
             next_ping_token: 1,
             shutting_down: false,
         }
@@ -363,6 +426,13 @@ impl Server {
     pub fn wants_read(&self, conn: ConnId) -> bool {
         self.conn(conn)
             .is_some_and(|c| !c.is_closing() && !c.doomed && !self.is_backed_up(c))
+    }
+
+    /// Heap bytes held for `conn`'s own buffers (input and output). Zero for an
+    /// idle connection whose output has been written.
+    pub fn buffer_capacity(&self, conn: ConnId) -> usize {
+        self.conn(conn)
+            .map_or(0, |c| c.deframer.capacity() + c.outbox.buf.capacity())
     }
 
     /// Whether `conn` is saying goodbye: its BYE is queued, its input is
@@ -439,8 +509,10 @@ impl Server {
 
     /// The runtime wrote `n` bytes of [`outbound`](Self::outbound) for `conn`.
     pub fn handle_written(&mut self, now: Instant, conn: ConnId, n: usize) {
-        let Some(c) = self.conn_mut(conn) else { return };
-        c.outbox.consume(n);
+        let Some(c) = live_conn(&mut self.slots, conn) else {
+            return;
+        };
+        c.outbox.consume(n, &mut self.pool);
         if c.outbox.len() == 0 {
             c.announced = false;
         }
@@ -554,10 +626,7 @@ impl Server {
     }
 
     fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
-        self.slots
-            .get_mut(id.index())
-            .filter(|s| s.generation == id.generation)
-            .and_then(|s| s.conn.as_mut())
+        live_conn(&mut self.slots, id)
     }
 
     fn live_ids(&self) -> impl Iterator<Item = ConnId> + '_ {
@@ -617,8 +686,11 @@ impl Server {
         else {
             return;
         };
-        let Some(conn) = slot.conn.take() else { return };
+        let Some(mut conn) = slot.conn.take() else {
+            return;
+        };
         slot.generation = slot.generation.wrapping_add(1);
+        conn.outbox.discard(&mut self.pool);
         self.free.push(id.index);
         if conn.counted {
             self.open -= 1;
@@ -812,40 +884,39 @@ impl Server {
 
     fn send_roster(&mut self, id: ConnId) {
         let Self {
-            presence, slots, ..
+            presence,
+            slots,
+            pool,
+            ..
         } = self;
         let names = presence.names();
-        if let Some(conn) = slots
-            .get_mut(id.index())
-            .filter(|s| s.generation == id.generation)
-            .and_then(|s| s.conn.as_mut())
-        {
+        if let Some(conn) = live_conn(slots, id) {
             let before = conn.outbox.len();
-            frame::encode_roster(&mut conn.outbox.buf, names);
+            frame::encode_roster(conn.outbox.ensure(pool), names);
             self.after_push(id, before);
         }
     }
 
     /// Queues bytes for one connection, dooming it if that passes the limit.
     fn send(&mut self, id: ConnId, encode: impl FnOnce(&mut Vec<u8>)) {
-        let Some(conn) = self.conn_mut(id) else {
+        let Some(conn) = live_conn(&mut self.slots, id) else {
             return;
         };
         if conn.doomed || conn.is_closing() {
             return;
         }
         let before = conn.outbox.len();
-        encode(&mut conn.outbox.buf);
+        encode(conn.outbox.ensure(&mut self.pool));
         self.after_push(id, before);
     }
 
     /// Queues a farewell regardless of the limit (the connection is closing).
     fn send_unchecked(&mut self, id: ConnId, encode: impl FnOnce(&mut Vec<u8>)) {
-        let Some(conn) = self.conn_mut(id) else {
+        let Some(conn) = live_conn(&mut self.slots, id) else {
             return;
         };
         let before = conn.outbox.len();
-        encode(&mut conn.outbox.buf);
+        encode(conn.outbox.ensure(&mut self.pool));
         if before == 0 && !conn.announced {
             conn.announced = true;
             self.transmits.push_back(id);
@@ -854,12 +925,12 @@ impl Server {
 
     fn after_push(&mut self, id: ConnId, before: usize) {
         let max = self.config.max_outbound;
-        let Some(conn) = self.conn_mut(id) else {
+        let Some(conn) = live_conn(&mut self.slots, id) else {
             return;
         };
         if conn.outbox.len() > max {
             conn.doomed = true;
-            conn.outbox = Outbox::default();
+            conn.outbox.discard(&mut self.pool);
             self.doomed.push(id);
         } else if before == 0 && !conn.announced {
             conn.announced = true;
@@ -876,6 +947,7 @@ impl Server {
             transmits,
             doomed,
             config,
+            pool,
             ..
         } = self;
         for &id in presence.conns() {
@@ -891,11 +963,11 @@ impl Server {
             let before = conn.outbox.len();
             if before + scratch.len() > config.max_outbound {
                 conn.doomed = true;
-                conn.outbox = Outbox::default();
+                conn.outbox.discard(pool);
                 doomed.push(id);
                 continue;
             }
-            conn.outbox.buf.extend_from_slice(scratch);
+            conn.outbox.ensure(pool).extend_from_slice(scratch);
             if before == 0 && !conn.announced {
                 conn.announced = true;
                 transmits.push_back(id);

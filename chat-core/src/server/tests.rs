@@ -585,3 +585,23 @@ fn stale_ids_are_ignored() {
     assert_eq!(server.poll_event(), None);
     assert_eq!(server.connection_count(), 1);
 }
+
+#[test]
+fn an_idle_connection_holds_no_buffers_once_drained() {
+    let mut w = world();
+    let a = w.join("a");
+    let b = w.join("b");
+    w.send_bytes(b, b"\x00\x00\x00\x09\x02hal"); // half a frame is held
+    assert!(w.server.buffer_capacity(w.peers[b].conn) > 0);
+    w.send_bytes(b, b"lo wo");
+    for i in 0..50 {
+        w.send(a, &say(&format!("chatter {i}")));
+    }
+    for p in [a, b] {
+        assert_eq!(w.server.buffer_capacity(w.peers[p].conn), 0, "peer {p}");
+    }
+    // A stalled reader keeps its queue, of course.
+    w.set_reading(b, false);
+    w.send(a, &say("unread"));
+    assert!(w.server.buffer_capacity(w.peers[b].conn) > 0);
+}
