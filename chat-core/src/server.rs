@@ -428,6 +428,17 @@ impl Server {
             .is_some_and(|c| !c.is_closing() && !c.doomed && !self.is_backed_up(c))
     }
 
+    /// Output queued for every connection together, not yet written. O(number
+    /// of connections); a thread-per-client runtime uses it to keep one
+    /// connection's input from outrunning everyone's output.
+    pub fn queued_bytes(&self) -> usize {
+        self.slots
+            .iter()
+            .filter_map(|slot| slot.conn.as_ref())
+            .map(|conn| conn.outbox.len())
+            .sum()
+    }
+
     /// Heap bytes held for `conn`'s own buffers (input and output). Zero for an
     /// idle connection whose output has been written.
     pub fn buffer_capacity(&self, conn: ConnId) -> usize {

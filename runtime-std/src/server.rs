@@ -12,6 +12,10 @@ use chat_core::server::{ConnId, Event, Server, ServerConfig};
 
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 16 * 1024;
+/// Queued output per connection beyond which the server counts as backed up.
+const CONGESTION_SHARE: usize = 32 * 1024;
+/// The longest a reader waits for a backed-up server before reading anyway.
+const CONGESTION_WAIT: Duration = Duration::from_millis(20);
 /// Most bytes handed to one blocking `write`.
 const WRITE_CHUNK: usize = 64 * 1024;
 /// Stack size of the per-connection threads; they need little.
@@ -21,7 +25,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Per-connection state shared by its threads.
 struct Link {
-    stream: TcpStream,
+    /// Shared with the reader and writer: one descriptor per connection.
+    stream: Arc<TcpStream>,
     /// Wakes this connection's reader and writer.
     wake: Arc<Condvar>,
 }
@@ -210,8 +215,9 @@ fn accept(
         return Ok(());
     }
     let wake = Arc::new(Condvar::new());
+    let stream = Arc::new(stream);
     let link = Link {
-        stream: stream.try_clone()?,
+        stream: Arc::clone(&stream),
         wake: Arc::clone(&wake),
     };
     state.links.insert(conn, link);
@@ -224,7 +230,7 @@ fn accept(
             .spawn(f)
     };
     let reader = {
-        let (shared, stream, wake) = (Arc::clone(shared), stream.try_clone()?, Arc::clone(&wake));
+        let (shared, stream, wake) = (Arc::clone(shared), Arc::clone(&stream), Arc::clone(&wake));
         spawn(
             format!("read {conn}"),
             Box::new(move || reader_loop(&shared, conn, stream, &wake)),
@@ -267,7 +273,7 @@ fn dispatch(shared: &Shared, state: &mut State) {
             if let Some(link) = state.links.remove(&conn) {
                 if !graceful {
                     // Reset: drop whatever the kernel still buffers.
-                    let _ = socket2::SockRef::from(&link.stream).set_linger(Some(Duration::ZERO));
+                    let _ = socket2::SockRef::from(&*link.stream).set_linger(Some(Duration::ZERO));
                 }
                 // Unblocks this connection's reader and writer.
                 let _ = link.stream.shutdown(Shutdown::Both);
@@ -282,7 +288,7 @@ fn dispatch(shared: &Shared, state: &mut State) {
     }
 }
 
-fn reader_loop(shared: &Shared, conn: ConnId, mut stream: TcpStream, wake: &Condvar) {
+fn reader_loop(shared: &Shared, conn: ConnId, stream: Arc<TcpStream>, wake: &Condvar) {
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
         {
@@ -296,8 +302,25 @@ fn reader_loop(shared: &Shared, conn: ConnId, mut stream: TcpStream, wake: &Cond
                 }
                 state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
             }
+            // Fairness: with no event loop taking turns, a flooding client's
+            // reader could fill everyone's queues faster than their writers
+            // drain them. While the server as a whole is backed up, give the
+            // writers a moment before reading more (bounded, so a client that
+            // stopped reading cannot stall the others).
+            let limit = state.core.connection_count().max(1) * CONGESTION_SHARE;
+            let gate = Instant::now() + CONGESTION_WAIT;
+            while state.core.queued_bytes() > limit {
+                let left = gate.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                state = wake
+                    .wait_timeout(state, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
         }
-        let result = stream.read(&mut buf);
+        let result = (&*stream).read(&mut buf);
         let mut state = lock(shared);
         let now = Instant::now();
         match result {
@@ -312,7 +335,7 @@ fn reader_loop(shared: &Shared, conn: ConnId, mut stream: TcpStream, wake: &Cond
     }
 }
 
-fn writer_loop(shared: &Shared, conn: ConnId, mut stream: TcpStream, wake: &Condvar) {
+fn writer_loop(shared: &Shared, conn: ConnId, stream: Arc<TcpStream>, wake: &Condvar) {
     let mut chunk = Vec::new();
     loop {
         {
@@ -333,7 +356,7 @@ fn writer_loop(shared: &Shared, conn: ConnId, mut stream: TcpStream, wake: &Cond
                 state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
             }
         }
-        let result = stream.write(&chunk);
+        let result = (&*stream).write(&chunk);
         let mut state = lock(shared);
         let now = Instant::now();
         match result {
