@@ -38,6 +38,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+pub mod client;
 mod server;
 
 pub use server::{StdServer, StopHandle};
