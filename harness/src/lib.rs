@@ -16,6 +16,8 @@
 )]
 
 pub mod cases;
+pub mod hardening;
+pub mod proc;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -152,7 +154,21 @@ pub fn flags(config: &ServerConfig) -> Vec<String> {
 
 /// Starts a server binary and reads its `listening on IP:PORT` line.
 pub fn spawn_binary(path: &str, config: &ServerConfig) -> Running {
-    let mut child = Command::new(path)
+    spawn_binary_with(&[], path, config)
+}
+
+/// Starts a server binary behind a wrapper command (e.g. `prlimit
+/// --nofile=64`), which must `exec` it so the pid stays the server's.
+pub fn spawn_binary_with(wrapper: &[&str], path: &str, config: &ServerConfig) -> Running {
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(path);
+            command
+        }
+        None => Command::new(path),
+    };
+    let mut child = command
         .args(flags(config))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -218,7 +234,7 @@ impl Target {
 pub struct Client {
     pub stream: TcpStream,
     deframer: Deframer,
-    pending: Vec<ServerFrame>,
+    pending: std::collections::VecDeque<ServerFrame>,
 }
 
 /// What a read attempt found.
@@ -235,7 +251,7 @@ impl Client {
         Self {
             stream,
             deframer: Deframer::new(),
-            pending: Vec::new(),
+            pending: std::collections::VecDeque::new(),
         }
     }
 
@@ -297,11 +313,11 @@ impl Client {
 
     /// The next frame or end of stream, or `None` if `limit` passed first.
     pub fn next_within(&mut self, limit: Duration) -> Option<Received> {
-        if !self.pending.is_empty() {
-            return Some(Received::Frame(self.pending.remove(0)));
+        if let Some(frame) = self.pending.pop_front() {
+            return Some(Received::Frame(frame));
         }
         let deadline = Instant::now() + limit;
-        let mut buf = [0u8; 8192];
+        let mut buf = vec![0u8; 64 * 1024];
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -318,10 +334,10 @@ impl Client {
                         .expect("server framing")
                     {
                         self.pending
-                            .push(ServerFrame::decode(frame).expect("server frame"));
+                            .push_back(ServerFrame::decode(frame).expect("server frame"));
                     }
-                    if !self.pending.is_empty() {
-                        return Some(Received::Frame(self.pending.remove(0)));
+                    if let Some(frame) = self.pending.pop_front() {
+                        return Some(Received::Frame(frame));
                     }
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {

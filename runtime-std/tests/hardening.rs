@@ -1,0 +1,3 @@
+//! Abuse, exhaustion and fault cases against the `chat-server-std` binary.
+
+harness::hardening_cases!(env!("CARGO_BIN_EXE_chat-server-std"));
