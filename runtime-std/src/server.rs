@@ -28,7 +28,10 @@ struct Link {
     /// Shared with the reader and writer: one descriptor per connection.
     stream: Arc<TcpStream>,
     /// Wakes this connection's reader and writer.
-    wake: Arc<Condvar>,
+    /// Wakes this connection's reader (input wanted again, or closed).
+    wake_reader: Arc<Condvar>,
+    /// Wakes this connection's writer (output queued, or closed).
+    wake_writer: Arc<Condvar>,
 }
 
 struct State {
@@ -214,11 +217,12 @@ fn accept(
         dispatch(shared, &mut state);
         return Ok(());
     }
-    let wake = Arc::new(Condvar::new());
+    let (wake_reader, wake_writer) = (Arc::new(Condvar::new()), Arc::new(Condvar::new()));
     let stream = Arc::new(stream);
     let link = Link {
         stream: Arc::clone(&stream),
-        wake: Arc::clone(&wake),
+        wake_reader: Arc::clone(&wake_reader),
+        wake_writer: Arc::clone(&wake_writer),
     };
     state.links.insert(conn, link);
     dispatch(shared, &mut state);
@@ -230,7 +234,7 @@ fn accept(
             .spawn(f)
     };
     let reader = {
-        let (shared, stream, wake) = (Arc::clone(shared), Arc::clone(&stream), Arc::clone(&wake));
+        let (shared, stream, wake) = (Arc::clone(shared), Arc::clone(&stream), wake_reader);
         spawn(
             format!("read {conn}"),
             Box::new(move || reader_loop(&shared, conn, stream, &wake)),
@@ -241,7 +245,7 @@ fn accept(
         let shared = Arc::clone(shared);
         spawn(
             format!("write {conn}"),
-            Box::new(move || writer_loop(&shared, conn, stream, &wake)),
+            Box::new(move || writer_loop(&shared, conn, stream, &wake_writer)),
         )
     });
     match writer {
@@ -264,7 +268,7 @@ fn accept(
 fn dispatch(shared: &Shared, state: &mut State) {
     while let Some(conn) = state.core.poll_transmit() {
         if let Some(link) = state.links.get(&conn) {
-            link.wake.notify_all();
+            link.wake_writer.notify_one();
         }
     }
     while let Some(event) = state.core.poll_event() {
@@ -277,7 +281,8 @@ fn dispatch(shared: &Shared, state: &mut State) {
                 }
                 // Unblocks this connection's reader and writer.
                 let _ = link.stream.shutdown(Shutdown::Both);
-                link.wake.notify_all();
+                link.wake_reader.notify_one();
+                link.wake_writer.notify_one();
             }
             shared.closed.notify_all();
         }
@@ -359,17 +364,20 @@ fn writer_loop(shared: &Shared, conn: ConnId, stream: Arc<TcpStream>, wake: &Con
         let result = (&*stream).write(&chunk);
         let mut state = lock(shared);
         let now = Instant::now();
+        let reader_paused = !state.core.wants_read(conn);
         match result {
             Ok(n) => state.core.handle_written(now, conn, n),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(_) => state.core.handle_io_error(now, conn),
         }
         // A reader paused on backed-up output may read again.
-        if let Some(link) = state.links.get(&conn) {
-            link.wake.notify_all();
+        if reader_paused && state.core.wants_read(conn) {
+            if let Some(link) = state.links.get(&conn) {
+                link.wake_reader.notify_one();
+            }
         }
         dispatch(shared, &mut state);
-        if state.core.outbound(conn).is_empty() {
+        if chunk.capacity() > 4096 && state.core.outbound(conn).is_empty() {
             chunk = Vec::new();
         }
     }
