@@ -213,7 +213,7 @@ struct BufferPool {
 
 impl BufferPool {
     /// Capacity of a new buffer: a burst of small frames fits without regrowth.
-    const INITIAL: usize = 4096;
+    const INITIAL: usize = 512;
     /// Larger buffers are freed rather than pooled.
     const MAX_BUFFER: usize = 64 * 1024;
     /// Total capacity the pool may hold.
