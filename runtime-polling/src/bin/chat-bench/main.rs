@@ -1,0 +1,186 @@
+//! `chat-bench`: the project's load generator.
+//!
+//! One epoll loop (the `polling` crate, level-triggered) drives every client
+//! socket. Frames are cut straight out of one shared receive buffer (only the
+//! tail of a read, an unfinished frame, is copied per connection), and only
+//! MESSAGE payloads are looked at: their text starts with the sender's sequence
+//! number and send time as 16 + 16 lowercase hex digits, padded with `x` to the
+//! requested size. Each client's output is queued and written once per loop
+//! turn, so a sender with several free window slots writes them in one call.
+//!
+//! Scenarios:
+//!
+//! - `fanout`: N clients register, S of them send texts with at most W in
+//!   flight each; every receiver checks that each sender's sequence increases
+//!   by exactly one and records the latency (receive time minus the embedded
+//!   send time). `--pacing echo` frees a window slot when the sender's own echo
+//!   returns, `--pacing all` when every client has the message.
+//! - `connect`: opens and registers N clients with at most `--concurrency`
+//!   handshakes in flight, and waits until every JOINED has arrived: whatever
+//!   the server's order, each pair of clients yields exactly one JOINED (to the
+//!   one that registered first), so the total is exactly N*(N-1)/2. With
+//!   `--server-pid`, reports the server's RSS growth per connection.
+//! - `churn`: a population of N clients talks (each says one text every
+//!   `--say-every` seconds) while `--rate` clients per second join and as many
+//!   of the oldest leave with BYE; one line per second.
+//!
+//! Each run ends with one JSON line starting with `{"scenario":`.
+//!
+//! Latency is measured with one clock read per `read` call, so it includes the
+//! time the bench spends on the frames before it in the same read (microseconds).
+
+#![allow(unsafe_code)]
+// polling::Poller::add is unsafe; see the SAFETY comment there.
+// Hot-path indices are bounded by construction (slots, senders, window slots);
+// a bench that panics on its own bug is acceptable.
+#![allow(clippy::indexing_slicing)]
+
+use std::collections::VecDeque;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::num::NonZeroUsize;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use chat_core::codec::{HEADER_LEN, MAX_FRAME, put_header};
+use chat_core::frame::op;
+use clap::{Parser, ValueEnum};
+use hdrhistogram::Histogram;
+use polling::{Event as Interest, Events, PollMode, Poller};
+
+mod churn;
+mod connect;
+mod fanout;
+mod net;
+mod report;
+
+use churn::*;
+use connect::*;
+use fanout::*;
+use net::*;
+use report::*;
+
+/// Bytes read per `read` call (plus room for one unfinished frame in front).
+const READ_CHUNK: usize = 256 * 1024;
+/// Reads per readiness event before moving on to the next socket.
+const READS_PER_EVENT: usize = 4;
+/// Bytes of a text taken by the sequence number and the send time.
+const STAMP_LEN: usize = 32;
+/// How long the end of a fanout waits for messages still in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// N clients, S senders, windowed texts; throughput and latency.
+    Fanout,
+    /// Register N clients as fast as the server allows.
+    Connect,
+    /// Clients join, talk and leave continuously.
+    Churn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Pacing {
+    /// A window slot is freed when the sender's own echo returns.
+    Echo,
+    /// A window slot is freed when every client has the message.
+    All,
+}
+
+/// Load generator for the chat server (one epoll loop for every client).
+#[derive(Debug, Clone, Parser)]
+#[command(version, about)]
+pub(crate) struct Args {
+    /// Which benchmark to run.
+    #[arg(value_enum)]
+    scenario: Scenario,
+    /// Server address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
+    connect: String,
+    /// Clients (fanout, connect) or steady population (churn).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    clients: usize,
+    /// Clients that send (fanout): the first S.
+    #[arg(long, value_name = "S", default_value_t = 10)]
+    senders: usize,
+    /// Bytes per text (at least 32: sequence and send time in hex).
+    #[arg(long, value_name = "B", default_value_t = 64)]
+    size: usize,
+    /// Texts in flight per sender (fanout).
+    #[arg(long, value_name = "W", default_value_t = 16)]
+    window: u64,
+    /// When a window slot is freed (fanout).
+    #[arg(long, value_enum, default_value_t = Pacing::All)]
+    pacing: Pacing,
+    /// Seconds of load before measuring (fanout).
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    warmup: f64,
+    /// Seconds measured (fanout, churn).
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    duration: f64,
+    /// Server process to watch: CPU from /proc/PID/stat, memory from /proc/PID/status.
+    #[arg(long, value_name = "PID")]
+    server_pid: Option<u32>,
+    /// Handshakes (connected, not yet WELCOMEd) in flight at once.
+    #[arg(long, value_name = "C", default_value_t = 256)]
+    concurrency: usize,
+    /// Joins (and leaves) per second (churn).
+    #[arg(long, value_name = "PER_SEC", default_value_t = 50.0)]
+    rate: f64,
+    /// Seconds between two texts of one client (churn).
+    #[arg(long, value_name = "SECS", default_value_t = 0.1)]
+    say_every: f64,
+    /// Seconds the server gets to settle before RSS is read (connect).
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    settle: f64,
+    /// Overall deadline in seconds (default: warm-up + duration + 60).
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<f64>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("chat-bench: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let secs_ok = |v: f64| v.is_finite() && (0.0..1e6).contains(&v);
+    if !secs_ok(args.warmup) || !secs_ok(args.duration) || !secs_ok(args.settle) {
+        return Err("durations must be between 0 and 1e6 seconds".into());
+    }
+    if args.clients == 0 {
+        return Err("--clients must be at least 1".into());
+    }
+    if args.size < STAMP_LEN || args.size > chat_core::MAX_TEXT {
+        return Err(format!(
+            "--size must be between {STAMP_LEN} and {}",
+            chat_core::MAX_TEXT
+        ));
+    }
+    let addr = args
+        .connect
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("{} is not a valid address", args.connect))?;
+    let timeout = args
+        .timeout
+        .unwrap_or(args.warmup + args.duration + args.settle + 60.0);
+    if !secs_ok(timeout) || timeout == 0.0 {
+        return Err("--timeout must be a positive number of seconds".into());
+    }
+    let deadline = Instant::now() + Duration::from_secs_f64(timeout);
+    raise_fd_limit(args.clients + 64)?;
+    let clk = clock_ticks();
+    match args.scenario {
+        Scenario::Fanout => fanout(args, addr, deadline, clk),
+        Scenario::Connect => connect(args, addr, deadline),
+        Scenario::Churn => churn(args, addr, deadline, clk),
+    }
+}

@@ -1,0 +1,387 @@
+//! The event loop the scenarios share: every client socket on one poller, frames cut in place.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+/// What a scenario does with the frames its clients receive.
+pub(crate) trait Handler {
+    /// One frame for the client in `slot`; `now_ns` is the time of the read.
+    fn on_frame(&mut self, net: &mut Net, slot: usize, op: u8, payload: &[u8], now_ns: u64);
+    /// The client in `slot` is gone (`why` is `None` on a clean end of stream).
+    fn on_closed(&mut self, slot: usize, id: u64, why: Option<String>);
+}
+
+pub(crate) struct Conn {
+    pub(crate) stream: TcpStream,
+    /// The number in the client's name, `b{id}`.
+    pub(crate) id: u64,
+    /// An unfinished frame left over from the last read.
+    pub(crate) partial: Vec<u8>,
+    pub(crate) out: Vec<u8>,
+    pub(crate) out_pos: usize,
+    /// Writable interest registered.
+    pub(crate) writable: bool,
+    /// Listed in `Net::dirty`.
+    pub(crate) dirty: bool,
+}
+
+/// Every client socket on one poller.
+pub(crate) struct Net {
+    pub(crate) poller: Poller,
+    pub(crate) addr: SocketAddr,
+    pub(crate) conns: Vec<Option<Conn>>,
+    pub(crate) free: Vec<usize>,
+    pub(crate) dirty: Vec<usize>,
+    pub(crate) events: Events,
+    pub(crate) ready: Vec<(usize, bool, bool)>,
+    pub(crate) rbuf: Vec<u8>,
+    pub(crate) t0: Instant,
+    pub(crate) open: usize,
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for conn in self.conns.iter().flatten() {
+            let _ = self.poller.delete(&conn.stream);
+        }
+    }
+}
+
+impl Net {
+    pub(crate) fn new(addr: SocketAddr, t0: Instant) -> Result<Self, String> {
+        let capacity = NonZeroUsize::new(4096).unwrap_or(NonZeroUsize::MIN);
+        Ok(Self {
+            poller: Poller::new().map_err(|e| format!("cannot create a poller: {e}"))?,
+            addr,
+            conns: Vec::new(),
+            free: Vec::new(),
+            dirty: Vec::new(),
+            events: Events::with_capacity(capacity),
+            ready: Vec::new(),
+            rbuf: vec![0; READ_CHUNK + HEADER_LEN + MAX_FRAME],
+            t0,
+            open: 0,
+        })
+    }
+
+    pub(crate) fn now_ns(&self) -> u64 {
+        u64::try_from(self.t0.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Starts a non-blocking connect for client `b{id}` and queues its HELLO.
+    pub(crate) fn connect(&mut self, id: u64) -> Result<usize, String> {
+        let fail = |e: io::Error| {
+            let hint = if e.raw_os_error() == Some(24) {
+                " (out of file descriptors: raise `ulimit -n`)"
+            } else {
+                ""
+            };
+            format!("cannot connect to {}: {e}{hint}", self.addr)
+        };
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(self.addr),
+            socket2::Type::STREAM,
+            None,
+        )
+        .map_err(fail)?;
+        socket.set_nonblocking(true).map_err(fail)?;
+        socket.set_tcp_nodelay(true).map_err(fail)?;
+        match socket.connect(&self.addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(115) || e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => return Err(fail(e)),
+        }
+        let stream = TcpStream::from(socket);
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.conns.push(None);
+                self.conns.len() - 1
+            }
+        };
+        // SAFETY: the stream is stored in `self.conns` and deleted from the
+        // poller (in `close` or in `Drop`) before it is dropped.
+        let added = unsafe {
+            self.poller
+                .add_with_mode(&stream, Interest::readable(slot), PollMode::Level)
+        };
+        if let Err(e) = added {
+            self.free.push(slot);
+            return Err(fail(e));
+        }
+        let name = format!("b{id}");
+        let mut out = Vec::with_capacity(64);
+        put_header(&mut out, op::HELLO, 2 + name.len());
+        out.push(chat_core::frame::PROTOCOL_VERSION);
+        out.push(name.len() as u8);
+        out.extend_from_slice(name.as_bytes());
+        self.conns[slot] = Some(Conn {
+            stream,
+            id,
+            partial: Vec::new(),
+            out,
+            out_pos: 0,
+            writable: false,
+            dirty: true,
+        });
+        self.dirty.push(slot);
+        self.open += 1;
+        Ok(slot)
+    }
+
+    /// The output buffer of `slot`, to append frames to; written this turn.
+    pub(crate) fn out(&mut self, slot: usize) -> Option<&mut Vec<u8>> {
+        let conn = self.conns.get_mut(slot)?.as_mut()?;
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(slot);
+        }
+        Some(&mut conn.out)
+    }
+
+    /// Waits up to `timeout` for readiness and handles what is ready.
+    pub(crate) fn turn<H: Handler>(&mut self, h: &mut H, timeout: Duration) -> Result<(), String> {
+        self.events.clear();
+        match self.poller.wait(&mut self.events, Some(timeout)) {
+            Err(e) if e.kind() != ErrorKind::Interrupted => {
+                return Err(format!("poll failed: {e}"));
+            }
+            _ => {}
+        }
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.clear();
+        ready.extend(self.events.iter().map(|e| (e.key, e.readable, e.writable)));
+        for &(slot, readable, writable) in &ready {
+            if readable {
+                self.read(h, slot);
+            }
+            if writable {
+                self.flush(h, slot);
+            }
+        }
+        self.ready = ready;
+        Ok(())
+    }
+
+    pub(crate) fn read<H: Handler>(&mut self, h: &mut H, slot: usize) {
+        let mut buf = std::mem::take(&mut self.rbuf);
+        for _ in 0..READS_PER_EVENT {
+            let Some(Some(conn)) = self.conns.get_mut(slot) else {
+                break;
+            };
+            let kept = conn.partial.len();
+            buf[..kept].copy_from_slice(&conn.partial);
+            conn.partial.clear();
+            let room = buf.len() - kept;
+            match conn.stream.read(&mut buf[kept..]) {
+                Ok(0) => {
+                    self.close(h, slot, None);
+                    break;
+                }
+                Ok(n) => {
+                    let now_ns = self.now_ns();
+                    let data = &buf[..kept + n];
+                    match scan(data, |op, payload| {
+                        h.on_frame(self, slot, op, payload, now_ns);
+                    }) {
+                        Ok(used) => {
+                            if let Some(Some(conn)) = self.conns.get_mut(slot) {
+                                conn.partial.extend_from_slice(&data[used..]);
+                            }
+                        }
+                        Err(why) => {
+                            self.close(h, slot, Some(why));
+                            break;
+                        }
+                    }
+                    if n < room {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    conn.partial.extend_from_slice(&buf[..kept]);
+                    break;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {
+                    conn.partial.extend_from_slice(&buf[..kept]);
+                }
+                Err(e) => {
+                    self.close(h, slot, Some(format!("read failed: {e}")));
+                    break;
+                }
+            }
+        }
+        self.rbuf = buf;
+    }
+
+    /// Writes `slot`'s queued output until done or the socket is full.
+    pub(crate) fn flush<H: Handler>(&mut self, h: &mut H, slot: usize) {
+        let Some(Some(conn)) = self.conns.get_mut(slot) else {
+            return;
+        };
+        conn.dirty = false;
+        let mut failed = None;
+        while conn.out_pos < conn.out.len() {
+            match conn.stream.write(&conn.out[conn.out_pos..]) {
+                Ok(n) => conn.out_pos += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    failed = Some(format!("write failed: {e}"));
+                    break;
+                }
+            }
+        }
+        if failed.is_some() {
+            self.close(h, slot, failed);
+            return;
+        }
+        let pending = conn.out_pos < conn.out.len();
+        if !pending {
+            conn.out.clear();
+            conn.out_pos = 0;
+        }
+        if pending != conn.writable {
+            let interest = Interest::new(slot, true, pending);
+            match self
+                .poller
+                .modify_with_mode(&conn.stream, interest, PollMode::Level)
+            {
+                Ok(()) => conn.writable = pending,
+                Err(e) => self.close(h, slot, Some(format!("cannot update interest: {e}"))),
+            }
+        }
+    }
+
+    /// Writes every output queued this turn.
+    pub(crate) fn flush_dirty<H: Handler>(&mut self, h: &mut H) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for &slot in &dirty {
+            self.flush(h, slot);
+        }
+        self.dirty = dirty;
+        self.dirty.clear();
+    }
+
+    pub(crate) fn close<H: Handler>(&mut self, h: &mut H, slot: usize, why: Option<String>) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        let _ = self.poller.delete(&conn.stream);
+        self.open -= 1;
+        self.free.push(slot);
+        h.on_closed(slot, conn.id, why);
+    }
+}
+
+/// Calls `f` for each whole frame at the front of `data`; returns the bytes used.
+pub(crate) fn scan(data: &[u8], mut f: impl FnMut(u8, &[u8])) -> Result<usize, String> {
+    let mut pos = 0;
+    while let Some(header) = data.get(pos..pos + HEADER_LEN) {
+        let length = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        if length == 0 || length > MAX_FRAME {
+            return Err(format!("protocol error: frame length {length}"));
+        }
+        let Some(body) = data.get(pos + HEADER_LEN..pos + HEADER_LEN + length) else {
+            break;
+        };
+        f(body[0], &body[1..]);
+        pos += HEADER_LEN + length;
+    }
+    Ok(pos)
+}
+
+/// Splits a MESSAGE payload into the sender's number and the text's sequence
+/// number and send time.
+pub(crate) fn parse_message(payload: &[u8]) -> Option<(u64, u64, u64)> {
+    let (&name_len, rest) = payload.split_first()?;
+    let name = rest.get(..usize::from(name_len))?;
+    let text = rest.get(usize::from(name_len)..)?;
+    let from = parse_id(name)?;
+    let seq = parse_hex(text.get(..16)?)?;
+    let ts = parse_hex(text.get(16..STAMP_LEN)?)?;
+    Some((from, seq, ts))
+}
+
+/// `b123` -> 123.
+pub(crate) fn parse_id(name: &[u8]) -> Option<u64> {
+    let (&b'b', digits) = name.split_first()? else {
+        return None;
+    };
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |v, &c| {
+        c.is_ascii_digit().then(|| v * 10 + u64::from(c - b'0'))
+    })
+}
+
+/// Parses 16 lowercase hex digits, eight at a time (SWAR).
+pub(crate) fn parse_hex(hex: &[u8]) -> Option<u64> {
+    let (hi, rest) = hex.split_first_chunk::<8>()?;
+    let lo = rest.first_chunk::<8>()?;
+    Some(
+        u64::from(hex8(u64::from_be_bytes(*hi))?) << 32 | u64::from(hex8(u64::from_be_bytes(*lo))?),
+    )
+}
+
+/// Eight ASCII hex digits (big-endian in `v`) to their value.
+pub(crate) fn hex8(v: u64) -> Option<u32> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // Every byte must be 0x30..=0x39 or 0x61..=0x66; a cheap check that
+    // catches anything that is not what `put_say` wrote.
+    let letters = (v >> 6) & ONES;
+    let digits = (v & (0x0f * ONES)) + 9 * letters;
+    let high = v & (0xf0 * ONES);
+    if (high ^ (0x30 * ONES) ^ (letters * 0x50)) != 0 || (digits & (0xf0 * ONES)) != 0 {
+        return None;
+    }
+    let pairs = (digits | (digits >> 4)) & 0x00ff_00ff_00ff_00ff;
+    let quads = (pairs | (pairs >> 8)) & 0x0000_ffff_0000_ffff;
+    Some(((quads | (quads >> 16)) & 0xffff_ffff) as u32)
+}
+
+/// Appends a SAY whose text is `seq` and `ts` in hex, padded with `x` to `size`.
+pub(crate) fn put_say(out: &mut Vec<u8>, size: usize, seq: u64, ts: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    put_header(out, op::SAY, size);
+    for value in [seq, ts] {
+        for shift in (0..16).rev() {
+            out.push(HEX[((value >> (shift * 4)) & 0xf) as usize]);
+        }
+    }
+    out.resize(out.len() + size - STAMP_LEN, b'x');
+}
+
+/// Connects and registers clients `b0..b{n}` with bounded concurrency; returns
+/// when all are WELCOMEd (`welcomed` reads the handler's count).
+pub(crate) fn register_all<H: Handler>(
+    net: &mut Net,
+    h: &mut H,
+    n: usize,
+    concurrency: usize,
+    deadline: Instant,
+    welcomed: impl Fn(&H) -> usize,
+    closed: impl Fn(&H) -> Option<String>,
+) -> Result<(), String> {
+    let mut opened = 0;
+    while welcomed(h) < n {
+        check_deadline(
+            deadline,
+            &format!("registering clients ({} of {n} WELCOMEd)", welcomed(h)),
+        )?;
+        if let Some(why) = closed(h) {
+            return Err(format!("a client was closed while registering: {why}"));
+        }
+        while opened < n && opened - welcomed(h).min(opened) < concurrency.max(1) {
+            let slot = net.connect(opened as u64)?;
+            if slot != opened {
+                return Err("internal error: slot does not match client".into());
+            }
+            opened += 1;
+        }
+        net.flush_dirty(h);
+        net.turn(h, Duration::from_millis(10))?;
+    }
+    Ok(())
+}
