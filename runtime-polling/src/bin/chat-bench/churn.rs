@@ -288,18 +288,7 @@ pub(crate) fn churn(
     if let Some(why) = h.dropped.first() {
         println!("  first drop: {why}");
     }
-    if let Some(pid) = args.server_pid {
-        println!(
-            "  server {pid}: CPU {} of one core, peak RSS (VmHWM) {} KiB",
-            server_cpu.map_or("?".into(), |c| format!("{c:.0} %")),
-            json_opt(server_hwm)
-        );
-    }
-    println!(
-        "  bench CPU {} of one core",
-        bench_cpu.map_or("?".into(), |c| format!("{c:.0} %"))
-    );
-    warn_if_saturated(bench_cpu);
+    print_cpu(args.server_pid, server_cpu, server_hwm, bench_cpu);
     let series: Vec<String> = rss_series.iter().map(|r| json_opt(*r)).collect();
     println!(
         "{{\"scenario\":\"churn\",\"clients\":{n},\"rate\":{},\"say_every_s\":{},\"size\":{},\

@@ -18,30 +18,12 @@ impl Handler for Connect {
             op::WELCOME => self.welcomed += 1,
             op::JOINED => self.joined += 1,
             op::USERS => self.rosters += 1,
-            op::PING => {
-                if let (Some(out), Some(token)) = (net.out(slot), payload.first_chunk::<8>()) {
-                    chat_core::frame::encode_pong(out, u64::from_be_bytes(*token));
-                }
-            }
-            op::ERROR | op::SERVER_BYE => {
-                self.errors += 1;
-                if self.errors <= 5 {
-                    eprintln!(
-                        "chat-bench: b{slot} got {} {:?}",
-                        chat_core::frame::op_name(op),
-                        String::from_utf8_lossy(payload)
-                    );
-                }
-            }
-            _ => {}
+            _ => answer_or_count(net, slot, op, payload, &mut self.errors),
         }
     }
 
     fn on_closed(&mut self, _slot: usize, id: u64, why: Option<String>) {
-        self.closed.push(format!(
-            "b{id}: {}",
-            why.unwrap_or_else(|| "closed by the server".into())
-        ));
+        self.closed.push(closed_line(id, why));
     }
 }
 

@@ -76,30 +76,12 @@ impl Handler for Fanout {
                 }
             }
             op::WELCOME => self.welcomed += 1,
-            op::PING => {
-                if let (Some(out), Some(token)) = (net.out(slot), payload.first_chunk::<8>()) {
-                    chat_core::frame::encode_pong(out, u64::from_be_bytes(*token));
-                }
-            }
-            op::ERROR | op::SERVER_BYE => {
-                self.errors += 1;
-                if self.errors <= 5 {
-                    eprintln!(
-                        "chat-bench: b{slot} got {} {:?}",
-                        chat_core::frame::op_name(op),
-                        String::from_utf8_lossy(payload)
-                    );
-                }
-            }
-            _ => {}
+            _ => answer_or_count(net, slot, op, payload, &mut self.errors),
         }
     }
 
     fn on_closed(&mut self, _slot: usize, id: u64, why: Option<String>) {
-        self.closed.push(format!(
-            "b{id}: {}",
-            why.unwrap_or_else(|| "closed by the server".into())
-        ));
+        self.closed.push(closed_line(id, why));
     }
 }
 
@@ -267,18 +249,7 @@ pub(crate) fn fanout(
     if let Some(why) = h.closed.first() {
         println!("  first close: {why}");
     }
-    if let Some(pid) = args.server_pid {
-        println!(
-            "  server {pid}: CPU {} of one core, peak RSS (VmHWM) {} KiB",
-            server_cpu.map_or("?".into(), |c| format!("{c:.0} %")),
-            json_opt(server_hwm)
-        );
-    }
-    println!(
-        "  bench CPU {} of one core",
-        bench_cpu.map_or("?".into(), |c| format!("{c:.0} %"))
-    );
-    warn_if_saturated(bench_cpu);
+    print_cpu(args.server_pid, server_cpu, server_hwm, bench_cpu);
     println!(
         "{{\"scenario\":\"fanout\",\"clients\":{n},\"senders\":{s},\"size\":{},\"window\":{w},\
          \"pacing\":\"{pacing}\",\"warmup_s\":{},\"duration_s\":{wall:.3},\"register_s\":{register_s:.3},\

@@ -385,3 +385,40 @@ pub(crate) fn register_all<H: Handler>(
     }
     Ok(())
 }
+
+/// The frames every scenario treats alike: answers a PING, and counts (and
+/// reports the first few) ERROR and BYE frames. Other ops are ignored.
+pub(crate) fn answer_or_count(
+    net: &mut Net,
+    slot: usize,
+    op: u8,
+    payload: &[u8],
+    errors: &mut u64,
+) {
+    match op {
+        op::PING => {
+            if let (Some(out), Some(token)) = (net.out(slot), payload.first_chunk::<8>()) {
+                chat_core::frame::encode_pong(out, u64::from_be_bytes(*token));
+            }
+        }
+        op::ERROR | op::SERVER_BYE => {
+            *errors += 1;
+            if *errors <= 5 {
+                eprintln!(
+                    "chat-bench: b{slot} got {} {:?}",
+                    chat_core::frame::op_name(op),
+                    String::from_utf8_lossy(payload)
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+/// How a closed client is reported.
+pub(crate) fn closed_line(id: u64, why: Option<String>) -> String {
+    format!(
+        "b{id}: {}",
+        why.unwrap_or_else(|| "closed by the server".into())
+    )
+}

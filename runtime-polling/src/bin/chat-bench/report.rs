@@ -178,3 +178,25 @@ pub(crate) fn warn_if_saturated(bench_cpu: Option<f64>) {
         );
     }
 }
+
+/// The CPU lines every scenario prints: the server's (with `--server-pid`)
+/// and the bench's own, with a warning when the bench is saturated.
+pub(crate) fn print_cpu(
+    server_pid: Option<u32>,
+    server_cpu: Option<f64>,
+    server_hwm: Option<u64>,
+    bench_cpu: Option<f64>,
+) {
+    if let Some(pid) = server_pid {
+        println!(
+            "  server {pid}: CPU {} of one core, peak RSS (VmHWM) {} KiB",
+            server_cpu.map_or("?".into(), |c| format!("{c:.0} %")),
+            json_opt(server_hwm)
+        );
+    }
+    println!(
+        "  bench CPU {} of one core",
+        bench_cpu.map_or("?".into(), |c| format!("{c:.0} %"))
+    );
+    warn_if_saturated(bench_cpu);
+}
