@@ -209,6 +209,10 @@ enum Phase {
 struct BufferPool {
     free: Vec<Vec<u8>>,
     bytes: usize,
+    /// Buffers handed out so far; a change means the pool is in use.
+    handed_out: u64,
+    /// `handed_out` when [`trim`](Self::trim) last looked, and when that was.
+    seen: (u64, Option<Instant>),
 }
 
 impl BufferPool {
@@ -217,15 +221,42 @@ impl BufferPool {
     /// Larger buffers are freed rather than pooled.
     const MAX_BUFFER: usize = 64 * 1024;
     /// Total capacity the pool may hold.
-    const MAX_BYTES: usize = 8 * 1024 * 1024;
+    const MAX_BYTES: usize = 32 * 1024 * 1024;
+    /// How long the pool may go unused before it is freed.
+    const IDLE: Duration = Duration::from_secs(1);
 
     fn get(&mut self) -> Vec<u8> {
+        self.handed_out += 1;
         match self.free.pop() {
             Some(buf) => {
                 self.bytes -= buf.capacity();
                 buf
             }
             None => Vec::with_capacity(Self::INITIAL),
+        }
+    }
+
+    /// Frees the pool once it has gone unused for [`Self::IDLE`]: a server
+    /// that went quiet keeps no warm buffers. Returns when to look again.
+    fn trim(&mut self, now: Instant) -> Option<Instant> {
+        if self.free.is_empty() {
+            self.seen = (self.handed_out, None);
+            return None;
+        }
+        match self.seen {
+            (seen, Some(since)) if seen == self.handed_out => {
+                if now >= since + Self::IDLE {
+                    self.free = Vec::new();
+                    self.bytes = 0;
+                    self.seen.1 = None;
+                    return None;
+                }
+                Some(since + Self::IDLE)
+            }
+            _ => {
+                self.seen = (self.handed_out, Some(now));
+                Some(now + Self::IDLE)
+            }
         }
     }
 
@@ -335,6 +366,8 @@ pub struct Server {
     free: Vec<u32>,
     /// Connections counted against `max_clients`.
     open: usize,
+    /// Live connections, rejected ones included.
+    live: usize,
     presence: Presence<ConnId>,
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
     events: VecDeque<Event>,
@@ -343,6 +376,8 @@ pub struct Server {
     /// A broadcast frame, encoded once before it is copied to every queue.
     scratch: Vec<u8>,
     pool: BufferPool,
+    /// When [`handle_timeout`](Self::handle_timeout) should look at the pool.
+    pool_check: Option<Instant>,
     next_ping_token: u64,
     shutting_down: bool,
 }
@@ -372,6 +407,7 @@ impl Server {
             slots: Vec::new(),
             free: Vec::new(),
             open: 0,
+            live: 0,
             presence: Presence::default(),
             timers: BinaryHeap::new(),
             events: VecDeque::new(),
@@ -379,6 +415,7 @@ impl Server {
             doomed: Vec::new(),
             scratch: Vec::new(),
             pool: BufferPool::default(),
+            pool_check: None,
             next_ping_token: 1,
             shutting_down: false,
         }
@@ -393,7 +430,7 @@ impl Server {
 
     /// Live connections (until their [`Event::Close`]), rejected ones included.
     pub fn connection_count(&self) -> usize {
-        self.slots.iter().filter(|s| s.conn.is_some()).count()
+        self.live
     }
 
     /// Registered users.
@@ -560,6 +597,11 @@ impl Server {
             self.fire_timers(now, id);
             self.reap(now);
         }
+        if self.live == 0 {
+            // Nobody to serve: keep no warm buffers.
+            self.pool = BufferPool::default();
+        }
+        self.pool_check = self.pool.trim(now);
     }
 
     /// Starts a graceful shutdown: every connection gets `BYE(SHUTDOWN)` and is
@@ -624,7 +666,11 @@ impl Server {
     /// `None` when no deadline is pending. May be earlier than needed.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((deadline, _))| *deadline)
+        let timer = self.timers.peek().map(|Reverse((deadline, _))| *deadline);
+        match (timer, self.pool_check) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     // ----- internals -----
@@ -677,6 +723,7 @@ impl Server {
                 (self.slots.len() - 1) as u32
             }
         };
+        self.live += 1;
         let generation = match self.slots.get_mut(index as usize) {
             Some(slot) => {
                 slot.conn = Some(conn);
@@ -703,6 +750,7 @@ impl Server {
         slot.generation = slot.generation.wrapping_add(1);
         conn.outbox.discard(&mut self.pool);
         self.free.push(id.index);
+        self.live -= 1;
         if conn.counted {
             self.open -= 1;
         }

@@ -605,3 +605,28 @@ fn an_idle_connection_holds_no_buffers_once_drained() {
     w.send(a, &say("unread"));
     assert!(w.server.buffer_capacity(w.peers[b].conn) > 0);
 }
+
+#[test]
+fn warm_buffers_are_freed_after_a_quiet_second() {
+    let mut w = world();
+    let a = w.join("a");
+    w.join("b");
+    w.send(a, &say("burst"));
+    // Touching the clock notices the pool in use; it asks to look again in 1 s.
+    w.advance(Duration::from_millis(10));
+    let check = w.server.poll_timeout().unwrap();
+    assert!(
+        check <= w.now + Duration::from_secs(1),
+        "a wake-up to trim the pool"
+    );
+    // A quiet second later the pool is gone: the next wake-up is a
+    // connection timer (the handshake entry, re-armed for the ping), seconds away.
+    w.advance(Duration::from_secs(1));
+    w.advance(Duration::from_millis(10));
+    let next = w.server.poll_timeout().unwrap();
+    assert!(
+        next > w.now + Duration::from_secs(5),
+        "no pool check left: {:?}",
+        next - w.now
+    );
+}
