@@ -9,14 +9,20 @@
 //! the per-connection bookkeeping. The rule that keeps one client from stalling
 //! the others: **no thread blocks on a socket while holding the lock.**
 //!
-//! - A *reader* thread per connection waits (on its own condition variable)
-//!   until the core wants input, does one blocking `read` without the lock,
-//!   then locks and feeds the bytes to the core.
-//! - A *writer* thread per connection waits until the core has output for it,
-//!   copies the queued bytes, writes them without the lock, then locks and
-//!   reports what went out. A client that stops reading blocks only its own
-//!   writer; the core drops it as a slow consumer when its queue passes the
-//!   limit, and shutting its socket down unblocks the writer.
+//! - A *reader* thread per connection sleeps until the core wants input, does
+//!   one blocking `read` without the lock, then locks once to feed the bytes to
+//!   the core and decide whether to read again.
+//! - A *writer* thread per connection sleeps until the core has output for it,
+//!   copies up to 64 KiB of it, writes that without the lock, and on its next
+//!   lock reports what went out and takes the next chunk: one critical section
+//!   per write. A client that stops reading blocks only its own writer; the
+//!   core drops it as a slow consumer when its queue passes the limit, and
+//!   shutting its socket down unblocks the writer.
+//! - Connection threads sleep with `park` and are woken with `unpark` after the
+//!   waker has released the lock. Waking a busy thread is then one atomic
+//!   operation, not a system call, and a woken thread does not at once block on
+//!   the lock its waker still holds; a broadcast to 1,000 idle writers is 1,000
+//!   `unpark`s outside the lock.
 //! - A *timer* thread sleeps on a condition variable until the core's next
 //!   deadline (`poll_timeout`), never on a fixed tick.
 //! - The accepting thread asks the core first: a connection the core refuses

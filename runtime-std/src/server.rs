@@ -5,7 +5,7 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use chat_core::server::{ConnId, Event, Server, ServerConfig};
@@ -24,14 +24,30 @@ const THREAD_STACK: usize = 128 * 1024;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Per-connection state shared by its threads.
+///
+/// Threads sleep with `park` and are woken with `unpark`, not with condition
+/// variables: an `unpark` of a thread that is busy costs one atomic swap,
+/// whereas a condition variable's `notify` is a system call every time, and
+/// a broadcast to 1,000 writers would make 1,000 of them under the lock.
 struct Link {
     /// Shared with the reader and writer: one descriptor per connection.
     stream: Arc<TcpStream>,
-    /// Wakes this connection's reader and writer.
-    /// Wakes this connection's reader (input wanted again, or closed).
-    wake_reader: Arc<Condvar>,
-    /// Wakes this connection's writer (output queued, or closed).
-    wake_writer: Arc<Condvar>,
+    /// The reader thread, once it has registered itself (under the lock, in
+    /// the same critical section where it first checks for work, so no wake-up
+    /// is lost before it registers).
+    reader: Option<Thread>,
+    /// The writer thread, registered the same way.
+    writer: Option<Thread>,
+}
+
+/// Threads to unpark once the lock is released, so that a woken thread does
+/// not at once block on the lock its waker still holds.
+type Wakes = Vec<Thread>;
+
+fn unpark_all(wakes: &mut Wakes) {
+    for thread in wakes.drain(..) {
+        thread.unpark();
+    }
 }
 
 struct State {
@@ -163,7 +179,10 @@ impl StdServer {
             );
             let now = Instant::now();
             state.core.shutdown(now);
-            dispatch(shared, &mut state);
+            let mut wakes = Wakes::new();
+            dispatch(shared, &mut state, &mut wakes);
+            drop(state);
+            unpark_all(&mut wakes);
         }
         // Connections still in the backlog get their BYE too (written inline:
         // the core refuses them).
@@ -204,6 +223,7 @@ fn accept(
     threads: &mut Vec<JoinHandle<()>>,
 ) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
+    let mut wakes = Wakes::new();
     let mut state = lock(shared);
     let now = Instant::now();
     let conn = state.core.handle_accept(now);
@@ -214,19 +234,21 @@ fn accept(
         state.core.handle_written(now, conn, written);
         state.core.handle_io_error(now, conn);
         let _ = stream.shutdown(Shutdown::Both);
-        dispatch(shared, &mut state);
+        dispatch(shared, &mut state, &mut wakes);
+        drop(state);
+        unpark_all(&mut wakes);
         return Ok(());
     }
-    let (wake_reader, wake_writer) = (Arc::new(Condvar::new()), Arc::new(Condvar::new()));
     let stream = Arc::new(stream);
     let link = Link {
         stream: Arc::clone(&stream),
-        wake_reader: Arc::clone(&wake_reader),
-        wake_writer: Arc::clone(&wake_writer),
+        reader: None,
+        writer: None,
     };
     state.links.insert(conn, link);
-    dispatch(shared, &mut state);
+    dispatch(shared, &mut state, &mut wakes);
     drop(state);
+    unpark_all(&mut wakes);
     let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
         std::thread::Builder::new()
             .name(name)
@@ -234,10 +256,10 @@ fn accept(
             .spawn(f)
     };
     let reader = {
-        let (shared, stream, wake) = (Arc::clone(shared), Arc::clone(&stream), wake_reader);
+        let (shared, stream) = (Arc::clone(shared), Arc::clone(&stream));
         spawn(
             format!("read {conn}"),
-            Box::new(move || reader_loop(&shared, conn, stream, &wake)),
+            Box::new(move || reader_loop(&shared, conn, &stream)),
         )
     };
     let writer = reader.and_then(|reader| {
@@ -245,7 +267,7 @@ fn accept(
         let shared = Arc::clone(shared);
         spawn(
             format!("write {conn}"),
-            Box::new(move || writer_loop(&shared, conn, stream, &wake_writer)),
+            Box::new(move || writer_loop(&shared, conn, &stream)),
         )
     });
     match writer {
@@ -257,18 +279,21 @@ fn accept(
             // Like running out of descriptors: refuse this one, go on.
             let mut state = lock(shared);
             state.core.handle_io_error(Instant::now(), conn);
-            dispatch(shared, &mut state);
+            dispatch(shared, &mut state, &mut wakes);
+            drop(state);
+            unpark_all(&mut wakes);
             Err(error)
         }
     }
 }
 
-/// Acts on everything the core has to say: wakes writers, closes sockets,
-/// logs, and tells the timer thread about an earlier deadline.
-fn dispatch(shared: &Shared, state: &mut State) {
+/// Acts on everything the core has to say: collects the writers to wake,
+/// closes sockets, logs, and tells the timer thread about an earlier deadline.
+/// The caller unparks `wakes` once it has released the lock.
+fn dispatch(shared: &Shared, state: &mut State, wakes: &mut Wakes) {
     while let Some(conn) = state.core.poll_transmit() {
-        if let Some(link) = state.links.get(&conn) {
-            link.wake_writer.notify_one();
+        if let Some(writer) = state.links.get(&conn).and_then(|l| l.writer.as_ref()) {
+            wakes.push(writer.clone());
         }
     }
     while let Some(event) = state.core.poll_event() {
@@ -279,10 +304,11 @@ fn dispatch(shared: &Shared, state: &mut State) {
                     // Reset: drop whatever the kernel still buffers.
                     let _ = socket2::SockRef::from(&*link.stream).set_linger(Some(Duration::ZERO));
                 }
-                // Unblocks this connection's reader and writer.
+                // Unblocks this connection's reader and writer; they see the
+                // link gone and exit.
                 let _ = link.stream.shutdown(Shutdown::Both);
-                link.wake_reader.notify_one();
-                link.wake_writer.notify_one();
+                wakes.extend(link.reader);
+                wakes.extend(link.writer);
             }
             shared.closed.notify_all();
         }
@@ -293,97 +319,138 @@ fn dispatch(shared: &Shared, state: &mut State) {
     }
 }
 
-fn reader_loop(shared: &Shared, conn: ConnId, stream: Arc<TcpStream>, wake: &Condvar) {
+/// What a connection's thread does once it has released the lock.
+enum Next {
+    /// Its connection is closed.
+    Exit,
+    /// Nothing to do until woken (or until the given time passed).
+    Sleep(Option<Duration>),
+    /// One blocking socket call.
+    Io,
+}
+
+fn reader_loop(shared: &Shared, conn: ConnId, stream: &TcpStream) {
     let mut buf = vec![0u8; READ_CHUNK];
+    let mut wakes = Wakes::new();
+    let mut last_read: Option<io::Result<usize>> = None;
+    // Until when this reader defers to a backed-up server (see below).
+    let mut gate: Option<Instant> = None;
     loop {
-        {
+        let next = {
             let mut state = lock(shared);
-            loop {
-                if !state.links.contains_key(&conn) {
-                    return;
+            let now = Instant::now();
+            // One critical section per read: report the last read, then decide.
+            match last_read.take() {
+                Some(Ok(0)) => state.core.handle_eof(now, conn),
+                Some(Ok(n)) => {
+                    let input = buf.get(..n).unwrap_or_default();
+                    state.core.handle_input(now, conn, input);
                 }
-                if state.core.wants_read(conn) {
-                    break;
-                }
-                state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
+                Some(Err(e)) if e.kind() == ErrorKind::Interrupted => {}
+                Some(Err(_)) => state.core.handle_io_error(now, conn),
+                None => {}
             }
-            // Fairness: with no event loop taking turns, a flooding client's
-            // reader could fill everyone's queues faster than their writers
-            // drain them. While the server as a whole is backed up, give the
-            // writers a moment before reading more (bounded, so a client that
-            // stopped reading cannot stall the others).
-            let limit = state.core.connection_count().max(1) * CONGESTION_SHARE;
-            let gate = Instant::now() + CONGESTION_WAIT;
-            while state.core.queued_bytes() > limit {
-                let left = gate.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
+            dispatch(shared, &mut state, &mut wakes);
+            let state = &mut *state;
+            match state.links.get_mut(&conn) {
+                None => Next::Exit,
+                Some(link) => {
+                    if link.reader.is_none() {
+                        link.reader = Some(std::thread::current());
+                    }
+                    if !state.core.wants_read(conn) {
+                        Next::Sleep(None)
+                    } else {
+                        // Fairness: with no event loop taking turns, a flooding
+                        // client's reader could fill everyone's queues faster
+                        // than their writers drain them. While the server as a
+                        // whole is backed up, give the writers a moment before
+                        // reading more (bounded, so a client that stopped
+                        // reading cannot stall the others).
+                        let limit = state.core.connection_count().max(1) * CONGESTION_SHARE;
+                        let until = *gate.get_or_insert(now + CONGESTION_WAIT);
+                        let left = until.saturating_duration_since(now);
+                        if state.core.queued_bytes() > limit && !left.is_zero() {
+                            Next::Sleep(Some(left))
+                        } else {
+                            Next::Io
+                        }
+                    }
                 }
-                state = wake
-                    .wait_timeout(state, left)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
+            }
+        };
+        unpark_all(&mut wakes);
+        match next {
+            Next::Exit => return,
+            Next::Sleep(None) => std::thread::park(),
+            Next::Sleep(Some(limit)) => std::thread::park_timeout(limit),
+            Next::Io => {
+                gate = None;
+                last_read = Some((&*stream).read(&mut buf));
             }
         }
-        let result = (&*stream).read(&mut buf);
-        let mut state = lock(shared);
-        let now = Instant::now();
-        match result {
-            Ok(0) => state.core.handle_eof(now, conn),
-            Ok(n) => state
-                .core
-                .handle_input(now, conn, buf.get(..n).unwrap_or_default()),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => state.core.handle_io_error(now, conn),
-        }
-        dispatch(shared, &mut state);
     }
 }
 
-fn writer_loop(shared: &Shared, conn: ConnId, stream: Arc<TcpStream>, wake: &Condvar) {
+fn writer_loop(shared: &Shared, conn: ConnId, stream: &TcpStream) {
     let mut chunk = Vec::new();
+    let mut wakes = Wakes::new();
+    let mut last_write: Option<io::Result<usize>> = None;
     loop {
-        {
+        let next = {
             let mut state = lock(shared);
-            loop {
-                if !state.links.contains_key(&conn) {
-                    return;
+            // One critical section per write: report the last write, then
+            // take the next chunk.
+            if let Some(result) = last_write.take() {
+                let now = Instant::now();
+                let reader_paused = !state.core.wants_read(conn);
+                match result {
+                    Ok(n) => state.core.handle_written(now, conn, n),
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => state.core.handle_io_error(now, conn),
                 }
-                let pending = state.core.outbound(conn);
-                if !pending.is_empty() {
-                    // A bounded chunk, so progress is reported to the core
-                    // often: what a blocked write holds still counts as queued.
-                    let take = pending.len().min(WRITE_CHUNK);
-                    chunk.clear();
-                    chunk.extend_from_slice(pending.get(..take).unwrap_or_default());
-                    break;
+                // A reader paused on backed-up output may read again.
+                if reader_paused && state.core.wants_read(conn) {
+                    let reader = state.links.get(&conn).and_then(|l| l.reader.clone());
+                    wakes.extend(reader);
                 }
-                state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
+                dispatch(shared, &mut state, &mut wakes);
             }
-        }
-        let result = (&*stream).write(&chunk);
-        let mut state = lock(shared);
-        let now = Instant::now();
-        let reader_paused = !state.core.wants_read(conn);
-        match result {
-            Ok(n) => state.core.handle_written(now, conn, n),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => state.core.handle_io_error(now, conn),
-        }
-        // A reader paused on backed-up output may read again.
-        if reader_paused && state.core.wants_read(conn) {
-            if let Some(link) = state.links.get(&conn) {
-                link.wake_reader.notify_one();
+            let state = &mut *state;
+            match state.links.get_mut(&conn) {
+                None => Next::Exit,
+                Some(link) => {
+                    if link.writer.is_none() {
+                        link.writer = Some(std::thread::current());
+                    }
+                    let pending = state.core.outbound(conn);
+                    if pending.is_empty() {
+                        if chunk.capacity() > 4096 {
+                            chunk = Vec::new();
+                        }
+                        Next::Sleep(None)
+                    } else {
+                        // A bounded chunk, so progress is reported to the core
+                        // often: what a blocked write holds still counts as queued.
+                        let take = pending.len().min(WRITE_CHUNK);
+                        chunk.clear();
+                        chunk.extend_from_slice(pending.get(..take).unwrap_or_default());
+                        Next::Io
+                    }
+                }
             }
-        }
-        dispatch(shared, &mut state);
-        if chunk.capacity() > 4096 && state.core.outbound(conn).is_empty() {
-            chunk = Vec::new();
+        };
+        unpark_all(&mut wakes);
+        match next {
+            Next::Exit => return,
+            Next::Sleep(_) => std::thread::park(),
+            Next::Io => last_write = Some((&*stream).write(&chunk)),
         }
     }
 }
 
 fn timer_loop(shared: &Shared) {
+    let mut wakes = Wakes::new();
     let mut state = lock(shared);
     loop {
         if shared.stop.load(Ordering::SeqCst) && state.core.is_shut_down() {
@@ -391,7 +458,9 @@ fn timer_loop(shared: &Shared) {
         }
         let now = Instant::now();
         state.core.handle_timeout(now);
-        dispatch(shared, &mut state);
+        dispatch(shared, &mut state, &mut wakes);
+        // Timeouts are rare: waking under the lock keeps this loop simple.
+        unpark_all(&mut wakes);
         let deadline = state.core.poll_timeout();
         state.timer_target = deadline;
         state = match deadline {
