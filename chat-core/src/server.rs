@@ -476,6 +476,13 @@ impl Server {
             .sum()
     }
 
+    /// Capacity of drained output buffers kept warm for reuse. The pool is
+    /// freed once it has gone unused for a second; a runtime that sees this
+    /// drop to zero may ask its allocator to give the memory back to the system.
+    pub fn pooled_bytes(&self) -> usize {
+        self.pool.bytes
+    }
+
     /// Heap bytes held for `conn`'s own buffers (input and output). Zero for an
     /// idle connection whose output has been written.
     pub fn buffer_capacity(&self, conn: ConnId) -> usize {
@@ -805,6 +812,11 @@ impl Server {
             self.depart(now, id, Reason::SlowConsumer, Farewell::Abort);
         }
         self.prune_timers();
+        if self.pool_check.is_none() {
+            // Buffers came back after the last look (a burst drained): look
+            // again, or a server that falls silent keeps them forever.
+            self.pool_check = self.pool.trim(now);
+        }
     }
 
     /// Pops superseded timer entries off the top of the heap, so that

@@ -32,7 +32,9 @@
 )]
 
 pub mod cli;
+mod memory;
 mod server;
 pub mod terminal;
 
+pub use memory::return_freed_memory;
 pub use server::{PollingServer, StopHandle, listen, log_event};

@@ -166,7 +166,11 @@ impl PollingServer {
                     self.resume_accepting();
                 }
             }
+            let pooled = self.core.pooled_bytes();
             self.core.handle_timeout(now);
+            if pooled > 0 && self.core.pooled_bytes() == 0 {
+                crate::return_freed_memory();
+            }
             self.drain_core(now);
             if shutting_down && self.core.is_shut_down() {
                 log::info!("shutdown complete");

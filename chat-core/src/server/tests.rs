@@ -630,3 +630,27 @@ fn warm_buffers_are_freed_after_a_quiet_second() {
         next - w.now
     );
 }
+
+#[test]
+fn buffers_returned_after_the_last_timeout_call_are_still_freed() {
+    // The runtime's turn: timers first (the pool is empty: every buffer is
+    // out, queued), then the writes, which return the buffers to the pool.
+    // Nothing happens afterwards; the pool must still be freed a second later.
+    let mut server = Server::new(ServerConfig::default());
+    let now = Instant::now();
+    let conns: Vec<ConnId> = (0..3).map(|_| server.handle_accept(now)).collect();
+    for (i, &conn) in conns.iter().enumerate() {
+        server.handle_input(now, conn, &hello(&format!("u{i}")).to_bytes());
+    }
+    server.handle_timeout(now);
+    assert!(server.pool.free.is_empty(), "every buffer is queued");
+    while let Some(conn) = server.poll_transmit() {
+        let n = server.outbound(conn).len();
+        server.handle_written(now, conn, n);
+    }
+    assert!(server.pool.bytes > 0, "drained buffers went to the pool");
+    let check = server.poll_timeout().unwrap();
+    assert!(check <= now + Duration::from_secs(1), "a pool check is due");
+    server.handle_timeout(check);
+    assert_eq!(server.pool.bytes, 0, "freed after a quiet second");
+}
