@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chat_core::server::{ConnId, Event, Server, ServerConfig};
 
 /// Bytes read per `read` call.
-const READ_CHUNK: usize = 16 * 1024;
+const READ_CHUNK: usize = 4 * 1024;
 /// Queued output per connection beyond which the server counts as backed up.
 const CONGESTION_SHARE: usize = 32 * 1024;
 /// The longest a reader waits for a backed-up server before reading anyway.
@@ -20,6 +20,10 @@ const CONGESTION_WAIT: Duration = Duration::from_millis(20);
 const WRITE_CHUNK: usize = 64 * 1024;
 /// Stack size of the per-connection threads; they need little.
 const THREAD_STACK: usize = 128 * 1024;
+/// How long the flusher at most lets queued input go first (see `flusher_loop`).
+const FLUSH_DEFERRAL: Duration = Duration::from_millis(2);
+/// Connections the flusher writes between checks for waiting input.
+const FLUSH_SLICE: usize = 64;
 /// How long accepting pauses after running out of descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -38,6 +42,10 @@ struct Link {
     reader: Option<Thread>,
     /// The writer thread, registered the same way.
     writer: Option<Thread>,
+    /// The socket's send buffer was full: this connection's output belongs to
+    /// its writer thread (blocking writes) until its queue is empty again.
+    /// Otherwise the flusher writes it without blocking.
+    blocked: bool,
 }
 
 /// Threads to unpark once the lock is released, so that a woken thread does
@@ -53,6 +61,10 @@ fn unpark_all(wakes: &mut Wakes) {
 struct State {
     core: Server,
     links: HashMap<ConnId, Link>,
+    /// Connections with output for the flusher.
+    ready: Vec<ConnId>,
+    /// The flusher thread, once registered.
+    flusher: Option<Thread>,
     /// The deadline the timer thread sleeps towards.
     timer_target: Option<Instant>,
 }
@@ -64,6 +76,8 @@ struct Shared {
     closed: Condvar,
     stop: AtomicBool,
     local_addr: SocketAddr,
+    /// Threads waiting for the lock with input in hand (a read, a new connection).
+    input_waiting: AtomicUsize,
 }
 
 /// Stops a running [`StdServer`] from any thread.
@@ -107,6 +121,15 @@ fn lock(shared: &Shared) -> MutexGuard<'_, State> {
     shared.state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Locks on behalf of input (a read, an accepted connection), which the
+/// flusher lets go first.
+fn lock_with_input(shared: &Shared) -> MutexGuard<'_, State> {
+    shared.input_waiting.fetch_add(1, Ordering::Relaxed);
+    let state = lock(shared);
+    shared.input_waiting.fetch_sub(1, Ordering::Relaxed);
+    state
+}
+
 impl StdServer {
     /// Binds the listening socket.
     pub fn bind(addr: impl ToSocketAddrs, config: ServerConfig) -> io::Result<Self> {
@@ -116,12 +139,15 @@ impl StdServer {
             state: Mutex::new(State {
                 core: Server::new(config),
                 links: HashMap::new(),
+                ready: Vec::new(),
+                flusher: None,
                 timer_target: None,
             }),
             timer_wake: Condvar::new(),
             closed: Condvar::new(),
             stop: AtomicBool::new(false),
             local_addr,
+            input_waiting: AtomicUsize::new(0),
         });
         Ok(Self { listener, shared })
     }
@@ -146,6 +172,12 @@ impl StdServer {
             std::thread::Builder::new()
                 .name("timer".into())
                 .spawn(move || timer_loop(&shared))?
+        };
+        let flusher = {
+            let shared = Arc::clone(shared);
+            std::thread::Builder::new()
+                .name("flush".into())
+                .spawn(move || flusher_loop(&shared))?
         };
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
         let mut late = None;
@@ -205,11 +237,15 @@ impl StdServer {
                     .0;
             }
             shared.timer_wake.notify_all();
+            if let Some(flusher) = &state.flusher {
+                flusher.unpark();
+            }
         }
         for thread in threads {
             let _ = thread.join();
         }
         let _ = timer.join();
+        let _ = flusher.join();
         log::info!("shutdown complete");
         Ok(())
     }
@@ -224,7 +260,7 @@ fn accept(
 ) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     let mut wakes = Wakes::new();
-    let mut state = lock(shared);
+    let mut state = lock_with_input(shared);
     let now = Instant::now();
     let conn = state.core.handle_accept(now);
     if state.core.is_closing(conn) {
@@ -244,6 +280,7 @@ fn accept(
         stream: Arc::clone(&stream),
         reader: None,
         writer: None,
+        blocked: false,
     };
     state.links.insert(conn, link);
     dispatch(shared, &mut state, &mut wakes);
@@ -287,14 +324,24 @@ fn accept(
     }
 }
 
-/// Acts on everything the core has to say: collects the writers to wake,
-/// closes sockets, logs, and tells the timer thread about an earlier deadline.
-/// The caller unparks `wakes` once it has released the lock.
+/// Acts on everything the core has to say: hands output to the flusher (or
+/// to a blocked connection's writer), closes sockets, logs, and tells the
+/// timer thread about an earlier deadline. The caller unparks `wakes` once it
+/// has released the lock.
 fn dispatch(shared: &Shared, state: &mut State, wakes: &mut Wakes) {
+    let mut flush = false;
     while let Some(conn) = state.core.poll_transmit() {
-        if let Some(writer) = state.links.get(&conn).and_then(|l| l.writer.as_ref()) {
-            wakes.push(writer.clone());
+        match state.links.get(&conn) {
+            Some(link) if link.blocked => wakes.extend(link.writer.clone()),
+            Some(_) => {
+                state.ready.push(conn);
+                flush = true;
+            }
+            None => {}
         }
+    }
+    if flush {
+        wakes.extend(state.flusher.clone());
     }
     while let Some(event) = state.core.poll_event() {
         runtime_polling::log_event(&event);
@@ -337,7 +384,11 @@ fn reader_loop(shared: &Shared, conn: ConnId, stream: &TcpStream) {
     let mut gate: Option<Instant> = None;
     loop {
         let next = {
-            let mut state = lock(shared);
+            let mut state = if last_read.is_some() {
+                lock_with_input(shared)
+            } else {
+                lock(shared)
+            };
             let now = Instant::now();
             // One critical section per read: report the last read, then decide.
             match last_read.take() {
@@ -424,7 +475,9 @@ fn writer_loop(shared: &Shared, conn: ConnId, stream: &TcpStream) {
                         link.writer = Some(std::thread::current());
                     }
                     let pending = state.core.outbound(conn);
-                    if pending.is_empty() {
+                    if !link.blocked || pending.is_empty() {
+                        // Drained: the flusher takes this connection back.
+                        link.blocked = false;
                         if chunk.capacity() > 4096 {
                             chunk = Vec::new();
                         }
@@ -445,6 +498,98 @@ fn writer_loop(shared: &Shared, conn: ConnId, stream: &TcpStream) {
             Next::Exit => return,
             Next::Sleep(_) => std::thread::park(),
             Next::Io => last_write = Some((&*stream).write(&chunk)),
+        }
+    }
+}
+
+/// Writes every ready connection's output without blocking, holding the lock:
+/// one thread takes the whole batch that accumulated while it was busy, as an
+/// event loop would, instead of waking one writer thread per connection.
+fn flusher_loop(shared: &Shared) {
+    let mut wakes = Wakes::new();
+    let mut batch = Vec::new();
+    loop {
+        defer_to_input(shared);
+        let mut state = lock(shared);
+        if state.flusher.is_none() {
+            state.flusher = Some(std::thread::current());
+        }
+        std::mem::swap(&mut batch, &mut state.ready);
+        let idle = batch.is_empty();
+        let mut now = Instant::now();
+        for (i, conn) in batch.drain(..).enumerate() {
+            flush(&mut state, now, conn, &mut wakes);
+            // A round over thousands of sockets takes milliseconds: let
+            // waiting input (new connections, reads) in between slices.
+            if (i + 1) % FLUSH_SLICE == 0 && shared.input_waiting.load(Ordering::Relaxed) > 0 {
+                dispatch(shared, &mut state, &mut wakes);
+                drop(state);
+                unpark_all(&mut wakes);
+                defer_to_input(shared);
+                state = lock(shared);
+                now = Instant::now();
+            }
+        }
+        dispatch(shared, &mut state, &mut wakes);
+        let done = shared.stop.load(Ordering::SeqCst) && state.core.is_shut_down();
+        drop(state);
+        unpark_all(&mut wakes);
+        if done {
+            return;
+        }
+        if idle {
+            std::thread::park();
+        }
+    }
+}
+
+/// Input first, as an event loop reads before it writes: threads queued for
+/// the lock with input add their output to the flusher's batch, so a burst of
+/// input (a connect storm, pipelined messages) costs one write per
+/// connection, not one per input. Bounded, so output is never starved.
+fn defer_to_input(shared: &Shared) {
+    let deferred_at = Instant::now();
+    while shared.input_waiting.load(Ordering::Relaxed) > 0 && deferred_at.elapsed() < FLUSH_DEFERRAL
+    {
+        std::thread::yield_now();
+    }
+}
+
+/// Writes `conn`'s queued output until it is empty or the socket would block;
+/// then the connection's writer thread takes over.
+fn flush(state: &mut State, now: Instant, conn: ConnId, wakes: &mut Wakes) {
+    let State { core, links, .. } = state;
+    let Some(link) = links.get_mut(&conn) else {
+        return;
+    };
+    if link.blocked {
+        return;
+    }
+    let socket = socket2::SockRef::from(&*link.stream);
+    loop {
+        let pending = core.outbound(conn);
+        if pending.is_empty() {
+            return;
+        }
+        let reader_paused = !core.wants_read(conn);
+        // MSG_DONTWAIT: the socket stays blocking for its reader thread.
+        let sent = socket.send_with_flags(pending, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
+        match sent {
+            Ok(n) if n > 0 => core.handle_written(now, conn, n),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() != ErrorKind::WouldBlock => {
+                core.handle_io_error(now, conn);
+                return;
+            }
+            // The send buffer is full: hand over to the writer thread.
+            _ => {
+                link.blocked = true;
+                wakes.extend(link.writer.clone());
+                return;
+            }
+        }
+        if reader_paused && core.wants_read(conn) {
+            wakes.extend(link.reader.clone());
         }
     }
 }
