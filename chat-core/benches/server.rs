@@ -40,8 +40,12 @@ fn drain(server: &mut Server, conns: &[ConnId], now: Instant) {
     while server.poll_transmit().is_some() {}
     while server.poll_event().is_some() {}
     for &conn in conns {
-        let n = server.outbound(conn).len();
-        if n > 0 {
+        // Own frames first, then the shared feed: until nothing is left.
+        loop {
+            let n = server.outbound(conn).len();
+            if n == 0 {
+                break;
+            }
             black_box(server.outbound(conn));
             server.handle_written(now, conn, n);
         }

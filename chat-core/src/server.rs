@@ -33,13 +33,19 @@
 //! let hello = ClientFrame::Hello { name: Name::new("alice").unwrap() };
 //! server.handle_input(start, conn, &hello.to_bytes());
 //!
-//! // Drain: write what is queued (here the socket takes it all at once).
+//! // Drain: write what is queued until nothing is left (here the socket
+//! // takes everything it is given).
 //! let mut wire = Vec::new();
 //! while let Some(ready) = server.poll_transmit() {
-//!     let bytes = server.outbound(ready);
-//!     wire.extend_from_slice(bytes);
-//!     let written = bytes.len();
-//!     server.handle_written(start, ready, written);
+//!     loop {
+//!         let bytes = server.outbound(ready);
+//!         if bytes.is_empty() {
+//!             break;
+//!         }
+//!         wire.extend_from_slice(bytes);
+//!         let written = bytes.len();
+//!         server.handle_written(start, ready, written);
+//!     }
 //! }
 //! let mut deframer = Deframer::new();
 //! let mut input = wire.as_slice();
@@ -73,12 +79,17 @@
 //!   connection's input is not processed while its own queue is at least half
 //!   the limit ([`wants_read`](Server::wants_read) is false), so a client that
 //!   pipelines requests faster than it reads is slowed, not dropped.
-//! - Every frame broadcast is encoded once and copied into each queue.
+//! - Every frame broadcast is encoded once, into a feed shared by every
+//!   registered connection: each connection's stream is its own queue followed
+//!   by its unread part of the feed, so a message to 1,000 users is stored once
+//!   and written to each socket straight from the feed. A private frame first
+//!   moves the connection's unread part of the feed into its own queue, so
+//!   every connection sees frames in the order they were queued.
 //! - Per-connection memory is bounded: one unfinished frame plus one read of
 //!   input, and the output limit above. Drained buffers are given back.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::codec::{Deframer, RawFrame};
@@ -166,6 +177,12 @@ pub enum Event {
         /// The name as registered.
         name: Name,
     },
+    /// Reading from this connection may resume: [`Server::wants_read`] turned
+    /// true again without a write of its own (a hold for congestion ended).
+    Resume {
+        /// The connection.
+        conn: ConnId,
+    },
     /// A registered user left (for logging); the others were sent `LEFT`.
     Left {
         /// The user's connection.
@@ -182,6 +199,7 @@ impl std::fmt::Display for Event {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Close { conn, reason, .. } => write!(f, "closing {conn}: {}", reason.describe()),
+            Self::Resume { conn } => write!(f, "reading {conn} again"),
             Self::Joined { conn, name } => write!(f, "{name} joined ({conn})"),
             Self::Left { conn, name, reason } => {
                 write!(f, "{name} left ({conn}): {}", reason.describe())
@@ -271,6 +289,10 @@ impl BufferPool {
     }
 }
 
+/// How long a connection's input is held back after a read that arrived while
+/// the feed was congested (see [`Server::wants_read`]).
+pub const CONGESTION_HOLD: Duration = Duration::from_millis(20);
+
 /// Written bytes at the front of an outbox worth moving the rest down for.
 const COMPACT_AT: usize = 64 * 1024;
 
@@ -320,6 +342,85 @@ impl Outbox {
     }
 }
 
+/// Broadcast frames not yet taken by every subscriber (every registered
+/// connection that is not closing or doomed). A subscriber's unread part is
+/// `buf[its position - base..]`, after its own outbox.
+#[derive(Debug, Default)]
+struct Feed {
+    buf: Vec<u8>,
+    /// Stream offset of `buf[0]`.
+    base: u64,
+    /// How many subscribers stand at each stream position: the first entry is
+    /// the slowest, and everything before it can go.
+    positions: BTreeMap<u64, usize>,
+    /// Subscribers whose queue emptied since the last append (and new ones):
+    /// the next frame makes them ready to transmit again. At most one entry
+    /// per connection (`Conn::idle_listed`).
+    idle: Vec<ConnId>,
+    /// At least the longest outbox of any subscriber, so that one comparison
+    /// shows a frame keeps every subscriber within the output limit.
+    outbox_high: usize,
+}
+
+impl Feed {
+    /// A drained feed keeps at most this much capacity.
+    const KEEP: usize = 64 * 1024;
+
+    fn end(&self) -> u64 {
+        self.base + self.buf.len() as u64
+    }
+
+    fn unread(&self, pos: u64) -> &[u8] {
+        let start = usize::try_from(pos.saturating_sub(self.base)).unwrap_or(usize::MAX);
+        self.buf.get(start..).unwrap_or_default()
+    }
+
+    fn backlog(&self, pos: u64) -> usize {
+        usize::try_from(self.end().saturating_sub(pos)).unwrap_or(usize::MAX)
+    }
+
+    /// The unread part of the slowest subscriber.
+    fn max_backlog(&self) -> usize {
+        self.positions
+            .keys()
+            .next()
+            .map_or(0, |&pos| self.backlog(pos))
+    }
+
+    fn enter(&mut self, pos: u64) {
+        *self.positions.entry(pos).or_default() += 1;
+    }
+
+    fn leave(&mut self, pos: u64) {
+        if let Some(count) = self.positions.get_mut(&pos) {
+            *count -= 1;
+            if *count == 0 {
+                self.positions.remove(&pos);
+                self.compact();
+            }
+        }
+    }
+
+    /// Drops what every subscriber has read: all of it once the slowest has
+    /// caught up, else a large read prefix (amortised O(1) per byte).
+    fn compact(&mut self) {
+        let slowest = self.positions.keys().next().copied().unwrap_or(self.end());
+        let read = usize::try_from(slowest.saturating_sub(self.base))
+            .unwrap_or(usize::MAX)
+            .min(self.buf.len());
+        if read == self.buf.len() {
+            self.base = self.end();
+            self.buf.clear();
+            if self.buf.capacity() > Self::KEEP {
+                self.buf = Vec::new();
+            }
+        } else if read >= COMPACT_AT && read * 2 >= self.buf.len() {
+            self.buf.drain(..read);
+            self.base += read as u64;
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Conn {
     phase: Phase,
@@ -337,6 +438,13 @@ struct Conn {
     announced: bool,
     /// Its queue passed the limit; it is dropped at the next reaping.
     doomed: bool,
+    /// Subscribed to the feed: the stream offset up to which it has taken it.
+    feed_pos: Option<u64>,
+    /// In `Feed::idle`.
+    idle_listed: bool,
+    /// Its input is held back until then: it sent while the feed was
+    /// congested (see [`Server::wants_read`]).
+    held_until: Option<Instant>,
 }
 
 impl Conn {
@@ -373,8 +481,11 @@ pub struct Server {
     events: VecDeque<Event>,
     transmits: VecDeque<ConnId>,
     doomed: Vec<ConnId>,
-    /// A broadcast frame, encoded once before it is copied to every queue.
+    /// A broadcast frame, encoded once before it goes to the feed.
     scratch: Vec<u8>,
+    feed: Feed,
+    /// Connections whose input is held for congestion (some entries stale).
+    held: Vec<ConnId>,
     pool: BufferPool,
     /// When [`handle_timeout`](Self::handle_timeout) should look at the pool.
     pool_check: Option<Instant>,
@@ -414,6 +525,8 @@ impl Server {
             transmits: VecDeque::new(),
             doomed: Vec::new(),
             scratch: Vec::new(),
+            feed: Feed::default(),
+            held: Vec::new(),
             pool: BufferPool::default(),
             pool_check: None,
             next_ping_token: 1,
@@ -450,19 +563,41 @@ impl Server {
 
     /// Bytes queued for `conn` that the runtime has not written yet. Write them
     /// and report how many went out with [`handle_written`](Self::handle_written).
+    ///
+    /// This may be only the first part of what is queued (the connection's
+    /// own frames, then its part of the broadcast feed): after a full write,
+    /// call it again until it is empty.
     pub fn outbound(&self, conn: ConnId) -> &[u8] {
-        self.conn(conn)
-            .map(|c| c.outbox.pending())
-            .unwrap_or_default()
+        let Some(c) = self.conn(conn) else {
+            return &[];
+        };
+        let own = c.outbox.pending();
+        match c.feed_pos {
+            Some(pos) if own.is_empty() => self.feed.unread(pos),
+            _ => own,
+        }
+    }
+
+    /// Bytes queued for `conn` in all, not yet written.
+    pub fn queued(&self, conn: ConnId) -> usize {
+        self.conn(conn).map_or(0, |c| self.queued_for(c))
     }
 
     /// Whether the runtime should read from `conn` now. False while the
     /// connection is closing or its own output is backed up; reading anyway is
     /// allowed but only buffers (one read's worth, which the runtime must not
     /// exceed).
+    ///
+    /// Also false for a short while ([`CONGESTION_HOLD`]) after a read that
+    /// arrived while the feed was congested (some registered user at least
+    /// half the output limit behind): a client flooding messages then cannot
+    /// outrun slower readers and get them dropped as slow consumers, while a
+    /// client that stopped reading altogether still reaches the limit and is
+    /// dropped. [`Event::Resume`] says when reading may go on.
     pub fn wants_read(&self, conn: ConnId) -> bool {
-        self.conn(conn)
-            .is_some_and(|c| !c.is_closing() && !c.doomed && !self.is_backed_up(c))
+        self.conn(conn).is_some_and(|c| {
+            !c.is_closing() && !c.doomed && c.held_until.is_none() && !self.is_backed_up(c)
+        })
     }
 
     /// Output queued for every connection together, not yet written. O(number
@@ -472,7 +607,7 @@ impl Server {
         self.slots
             .iter()
             .filter_map(|slot| slot.conn.as_ref())
-            .map(|conn| conn.outbox.len())
+            .map(|conn| self.queued_for(conn))
             .sum()
     }
 
@@ -538,6 +673,9 @@ impl Server {
         c.last_received = now;
         c.pings_sent = 0;
         self.process(now, conn, bytes);
+        if self.congested() {
+            self.hold(now, conn);
+        }
         self.reap(now);
     }
 
@@ -564,17 +702,37 @@ impl Server {
 
     /// The runtime wrote `n` bytes of [`outbound`](Self::outbound) for `conn`.
     pub fn handle_written(&mut self, now: Instant, conn: ConnId, n: usize) {
-        let Some(c) = live_conn(&mut self.slots, conn) else {
+        let Self {
+            slots, feed, pool, ..
+        } = self;
+        let Some(c) = live_conn(slots, conn) else {
             return;
         };
-        c.outbox.consume(n, &mut self.pool);
-        if c.outbox.len() == 0 {
+        let own = n.min(c.outbox.len());
+        if own > 0 {
+            c.outbox.consume(own, pool);
+        }
+        let mut backlog = 0;
+        if let Some(pos) = c.feed_pos {
+            let taken = (n - own).min(feed.backlog(pos));
+            backlog = feed.backlog(pos) - taken;
+            if taken > 0 {
+                let to = pos + taken as u64;
+                c.feed_pos = Some(to);
+                feed.enter(to);
+                feed.leave(pos);
+            }
+        }
+        let drained = c.outbox.len() == 0 && backlog == 0;
+        if drained {
             c.announced = false;
+            if c.feed_pos.is_some() && !c.idle_listed {
+                c.idle_listed = true;
+                feed.idle.push(conn);
+            }
         }
         match c.phase {
-            Phase::Closing { reason, .. } if c.outbox.len() == 0 => {
-                self.release(conn, reason, true)
-            }
+            Phase::Closing { reason, .. } if drained => self.release(conn, reason, true),
             Phase::Closing { .. } => {}
             _ => {
                 if c.deframer.buffered() > 0 && !self.is_backed_up_id(conn) {
@@ -656,7 +814,7 @@ impl Server {
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<ConnId> {
         while let Some(id) = self.transmits.pop_front() {
-            if self.conn(id).is_some_and(|c| c.outbox.len() > 0) {
+            if self.conn(id).is_some_and(|c| self.queued_for(c) > 0) {
                 return Some(id);
             }
         }
@@ -703,7 +861,120 @@ impl Server {
     }
 
     fn is_backed_up(&self, conn: &Conn) -> bool {
-        conn.outbox.len() >= self.config.max_outbound / 2
+        self.queued_for(conn) >= self.config.max_outbound / 2
+    }
+
+    /// Bytes queued for `conn`: its outbox, then its unread part of the feed.
+    fn queued_for(&self, conn: &Conn) -> usize {
+        conn.outbox.len() + conn.feed_pos.map_or(0, |pos| self.feed.backlog(pos))
+    }
+
+    /// Starts giving `id` every broadcast from now on.
+    fn subscribe(&mut self, id: ConnId) {
+        let Self { slots, feed, .. } = self;
+        let Some(conn) = live_conn(slots, id) else {
+            return;
+        };
+        if conn.feed_pos.is_some() {
+            return;
+        }
+        conn.feed_pos = Some(feed.end());
+        feed.enter(feed.end());
+        feed.outbox_high = feed.outbox_high.max(conn.outbox.len());
+        if !conn.announced && !conn.idle_listed {
+            conn.idle_listed = true;
+            feed.idle.push(id);
+        }
+    }
+
+    /// Stops the feed for `id`. Its unread part is moved to its outbox when
+    /// `keep` (it is still owed those frames, before its BYE), else dropped.
+    fn unsubscribe(&mut self, id: ConnId, keep: bool) {
+        let Self {
+            slots, feed, pool, ..
+        } = self;
+        let Some(conn) = live_conn(slots, id) else {
+            return;
+        };
+        let Some(pos) = conn.feed_pos.take() else {
+            return;
+        };
+        if keep && feed.backlog(pos) > 0 {
+            conn.outbox.ensure(pool).extend_from_slice(feed.unread(pos));
+        }
+        feed.leave(pos);
+    }
+
+    /// Moves `id`'s unread part of the feed into its outbox, so that a private
+    /// frame queued next comes after it.
+    fn catch_up(&mut self, id: ConnId) {
+        let Self {
+            slots, feed, pool, ..
+        } = self;
+        let Some(conn) = live_conn(slots, id) else {
+            return;
+        };
+        let Some(pos) = conn.feed_pos else { return };
+        if feed.backlog(pos) > 0 {
+            conn.outbox.ensure(pool).extend_from_slice(feed.unread(pos));
+            conn.feed_pos = Some(feed.end());
+            feed.outbox_high = feed.outbox_high.max(conn.outbox.len());
+            feed.enter(feed.end());
+            feed.leave(pos);
+        }
+    }
+
+    /// Whether the slowest registered user is at least half the output limit
+    /// behind on broadcasts.
+    fn congested(&self) -> bool {
+        self.feed.max_backlog() >= self.config.max_outbound / 2
+    }
+
+    /// Holds `id`'s input back for [`CONGESTION_HOLD`].
+    fn hold(&mut self, now: Instant, id: ConnId) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if conn.held_until.is_some() || conn.is_closing() || conn.doomed {
+            return;
+        }
+        conn.held_until = Some(now + CONGESTION_HOLD);
+        if self.held.len() > 2 * self.live {
+            // Drop entries whose hold already ended, so the list stays bounded.
+            let slots = &self.slots;
+            self.held.retain(|&id| {
+                slots
+                    .get(id.index())
+                    .and_then(|s| s.conn.as_ref())
+                    .is_some_and(|c| c.held_until.is_some())
+            });
+        }
+        self.held.push(id);
+        self.schedule(now, id);
+    }
+
+    /// Ends every hold once the congestion is gone.
+    fn release_holds(&mut self) {
+        if self.held.is_empty() || self.congested() {
+            return;
+        }
+        for id in std::mem::take(&mut self.held) {
+            if let Some(conn) = self.conn_mut(id) {
+                if conn.held_until.take().is_some() {
+                    self.events.push_back(Event::Resume { conn: id });
+                }
+            }
+        }
+    }
+
+    /// Drops everything queued for `id` and marks it for reaping as a slow consumer.
+    fn doom(&mut self, id: ConnId) {
+        self.unsubscribe(id, false);
+        if let Some(conn) = live_conn(&mut self.slots, id) {
+            conn.doomed = true;
+            conn.outbox.discard(&mut self.pool);
+            self.doomed.push(id);
+        }
     }
 
     fn is_backed_up_id(&self, id: ConnId) -> bool {
@@ -722,6 +993,9 @@ impl Server {
             counted: false,
             announced: false,
             doomed: false,
+            feed_pos: None,
+            idle_listed: false,
+            held_until: None,
         };
         let index = match self.free.pop() {
             Some(index) => index,
@@ -744,6 +1018,7 @@ impl Server {
 
     /// Emits the close event and frees the slot.
     fn release(&mut self, id: ConnId, reason: Reason, graceful: bool) {
+        self.unsubscribe(id, false);
         let Some(slot) = self
             .slots
             .get_mut(id.index())
@@ -775,11 +1050,14 @@ impl Server {
         };
         let name = conn.name();
         conn.phase = Phase::AwaitingHello;
+        // Out of the feed before the LEFT: a connection saying goodbye still
+        // gets what was queued for it, then its BYE.
+        self.unsubscribe(id, matches!(farewell, Farewell::Bye(_)));
         if let Some(name) = name {
             self.presence.remove(&name);
             self.scratch.clear();
             frame::encode_left(&mut self.scratch, &name, reason);
-            self.broadcast(None);
+            self.broadcast();
             self.events.push_back(Event::Left {
                 conn: id,
                 name,
@@ -811,6 +1089,7 @@ impl Server {
         while let Some(id) = self.doomed.pop() {
             self.depart(now, id, Reason::SlowConsumer, Farewell::Abort);
         }
+        self.release_holds();
         self.prune_timers();
         if self.pool_check.is_none() {
             // Buffers came back after the last look (a burst drained): look
@@ -886,7 +1165,7 @@ impl Server {
                 }
                 self.scratch.clear();
                 frame::encode_message(&mut self.scratch, &from, text);
-                self.broadcast(None);
+                self.broadcast();
             }
             RawClientFrame::Whisper { to, text } => {
                 let Some(from) = self.require_registered(id, sender) else {
@@ -934,7 +1213,9 @@ impl Server {
         self.send_roster(id);
         self.scratch.clear();
         frame::encode_joined(&mut self.scratch, &name);
-        self.broadcast(Some(id));
+        self.broadcast();
+        // After the JOINED: the newcomer does not hear of itself.
+        self.subscribe(id);
         self.events.push_back(Event::Joined { conn: id, name });
     }
 
@@ -954,6 +1235,7 @@ impl Server {
     }
 
     fn send_roster(&mut self, id: ConnId) {
+        self.catch_up(id);
         let Self {
             presence,
             slots,
@@ -970,6 +1252,7 @@ impl Server {
 
     /// Queues bytes for one connection, dooming it if that passes the limit.
     fn send(&mut self, id: ConnId, encode: impl FnOnce(&mut Vec<u8>)) {
+        self.catch_up(id);
         let Some(conn) = live_conn(&mut self.slots, id) else {
             return;
         };
@@ -983,6 +1266,7 @@ impl Server {
 
     /// Queues a farewell regardless of the limit (the connection is closing).
     fn send_unchecked(&mut self, id: ConnId, encode: impl FnOnce(&mut Vec<u8>)) {
+        self.catch_up(id);
         let Some(conn) = live_conn(&mut self.slots, id) else {
             return;
         };
@@ -999,51 +1283,96 @@ impl Server {
         let Some(conn) = live_conn(&mut self.slots, id) else {
             return;
         };
+        // Caught up first, so the outbox is everything queued.
         if conn.outbox.len() > max {
-            conn.doomed = true;
-            conn.outbox.discard(&mut self.pool);
-            self.doomed.push(id);
-        } else if before == 0 && !conn.announced {
+            self.doom(id);
+            return;
+        }
+        if conn.feed_pos.is_some() {
+            self.feed.outbox_high = self.feed.outbox_high.max(conn.outbox.len());
+        }
+        if before == 0 && !conn.announced {
             conn.announced = true;
             self.transmits.push_back(id);
         }
     }
 
-    /// Copies `scratch` (one encoded frame) to every registered user but `except`.
-    fn broadcast(&mut self, except: Option<ConnId>) {
-        let Self {
-            presence,
-            slots,
-            scratch,
-            transmits,
-            doomed,
-            config,
-            pool,
-            ..
-        } = self;
-        for &id in presence.conns() {
-            if Some(id) == except {
-                continue;
+    /// Sends `scratch` (one encoded frame) to every subscriber: appended to
+    /// the feed once when that keeps everyone within the limit, which the
+    /// feed's bounds show in O(1); otherwise everyone is caught up first and
+    /// each queue is checked.
+    fn broadcast(&mut self) {
+        let len = self.scratch.len();
+        let max = self.config.max_outbound;
+        let fits = |feed: &Feed| feed.outbox_high + feed.max_backlog() + len <= max;
+        if !fits(&self.feed) {
+            self.settle_feed();
+        }
+        if fits(&self.feed) {
+            let Self {
+                feed,
+                scratch,
+                slots,
+                transmits,
+                ..
+            } = self;
+            feed.buf.extend_from_slice(scratch);
+            for id in feed.idle.drain(..) {
+                let Some(conn) = live_conn(slots, id) else {
+                    continue;
+                };
+                conn.idle_listed = false;
+                if conn.feed_pos.is_some() && !conn.announced {
+                    conn.announced = true;
+                    transmits.push_back(id);
+                }
             }
-            let Some(conn) = slots.get_mut(id.index()).and_then(|s| s.conn.as_mut()) else {
+            return;
+        }
+        // Someone is near the limit: everyone is caught up (the feed is
+        // empty), so each outbox is that connection's whole queue.
+        let ids: Vec<ConnId> = self.presence.conns().to_vec();
+        for id in ids {
+            let Self {
+                slots,
+                scratch,
+                transmits,
+                feed,
+                pool,
+                ..
+            } = self;
+            let Some(conn) = live_conn(slots, id) else {
                 continue;
             };
-            if conn.doomed || conn.is_closing() {
+            if conn.feed_pos.is_none() {
                 continue;
             }
             let before = conn.outbox.len();
-            if before + scratch.len() > config.max_outbound {
-                conn.doomed = true;
-                conn.outbox.discard(pool);
-                doomed.push(id);
+            if before + scratch.len() > max {
+                self.doom(id);
                 continue;
             }
             conn.outbox.ensure(pool).extend_from_slice(scratch);
+            feed.outbox_high = feed.outbox_high.max(conn.outbox.len());
             if before == 0 && !conn.announced {
                 conn.announced = true;
                 transmits.push_back(id);
             }
         }
+    }
+
+    /// Catches every subscriber up (emptying the feed) and makes
+    /// `outbox_high` exact again.
+    fn settle_feed(&mut self) {
+        let ids: Vec<ConnId> = self.presence.conns().to_vec();
+        let mut high = 0;
+        for id in ids {
+            self.catch_up(id);
+            if let Some(conn) = self.conn(id).filter(|c| c.feed_pos.is_some()) {
+                high = high.max(conn.outbox.len());
+            }
+        }
+        self.feed.outbox_high = high;
     }
 
     /// The earliest moment something is due for `conn`.
@@ -1057,12 +1386,13 @@ impl Server {
                     .saturating_mul(conn.pings_sent.saturating_add(1));
                 let silence =
                     (conn.last_received + pings).min(conn.last_received + config.idle_timeout);
-                match phase {
+                let due = match phase {
                     Phase::AwaitingHello => {
                         silence.min(conn.connected_at + config.handshake_timeout)
                     }
                     _ => silence,
-                }
+                };
+                conn.held_until.map_or(due, |held| due.min(held))
             }
         }
     }
@@ -1083,6 +1413,13 @@ impl Server {
     }
 
     fn fire_timers(&mut self, now: Instant, id: ConnId) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if conn.held_until.is_some_and(|held| held <= now) {
+            conn.held_until = None;
+            self.events.push_back(Event::Resume { conn: id });
+        }
         let Some(conn) = self.conn(id) else { return };
         let config = &self.config;
         let silent_for = now.saturating_duration_since(conn.last_received);

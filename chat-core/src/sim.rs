@@ -233,7 +233,7 @@ impl World {
         let roster_bytes = self.server.registered_count() * 33 + 64 * MAX_FRAME / 4096;
         for peer in &self.peers {
             if peer.closed.is_none() {
-                let queued = self.server.outbound(peer.conn).len();
+                let queued = self.server.queued(peer.conn);
                 assert!(
                     queued <= max + MAX_FRAME.max(roster_bytes) + 8,
                     "{} bytes queued for {} (limit {max})",

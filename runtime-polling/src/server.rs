@@ -326,8 +326,10 @@ impl PollingServer {
             while let Some(event) = self.core.poll_event() {
                 progress = true;
                 log_event(&event);
-                if let Event::Close { conn, graceful, .. } = event {
-                    self.close(conn, graceful);
+                match event {
+                    Event::Close { conn, graceful, .. } => self.close(conn, graceful),
+                    Event::Resume { conn } => self.touched.push(conn),
+                    Event::Joined { .. } | Event::Left { .. } => {}
                 }
             }
             if !progress {
@@ -405,6 +407,7 @@ impl PollingServer {
 pub fn log_event(event: &Event) {
     match event {
         Event::Close { .. } => log::debug!("{event}"),
+        Event::Resume { .. } => log::trace!("{event}"),
         Event::Joined { .. } | Event::Left { .. } => log::info!("{event}"),
     }
 }

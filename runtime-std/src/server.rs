@@ -12,10 +12,6 @@ use chat_core::server::{ConnId, Event, Server, ServerConfig};
 
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 4 * 1024;
-/// Queued output per connection beyond which the server counts as backed up.
-const CONGESTION_SHARE: usize = 32 * 1024;
-/// The longest a reader waits for a backed-up server before reading anyway.
-const CONGESTION_WAIT: Duration = Duration::from_millis(20);
 /// Most bytes handed to one blocking `write`.
 const WRITE_CHUNK: usize = 64 * 1024;
 /// Stack size of the per-connection threads; they need little.
@@ -345,6 +341,9 @@ fn dispatch(shared: &Shared, state: &mut State, wakes: &mut Wakes) {
     }
     while let Some(event) = state.core.poll_event() {
         runtime_polling::log_event(&event);
+        if let Event::Resume { conn } = event {
+            wakes.extend(state.links.get(&conn).and_then(|l| l.reader.clone()));
+        }
         if let Event::Close { conn, graceful, .. } = event {
             if let Some(link) = state.links.remove(&conn) {
                 if !graceful {
@@ -370,8 +369,8 @@ fn dispatch(shared: &Shared, state: &mut State, wakes: &mut Wakes) {
 enum Next {
     /// Its connection is closed.
     Exit,
-    /// Nothing to do until woken (or until the given time passed).
-    Sleep(Option<Duration>),
+    /// Nothing to do until woken.
+    Sleep,
     /// One blocking socket call.
     Io,
 }
@@ -380,8 +379,6 @@ fn reader_loop(shared: &Shared, conn: ConnId, stream: &TcpStream) {
     let mut buf = vec![0u8; READ_CHUNK];
     let mut wakes = Wakes::new();
     let mut last_read: Option<io::Result<usize>> = None;
-    // Until when this reader defers to a backed-up server (see below).
-    let mut gate: Option<Instant> = None;
     loop {
         let next = {
             let mut state = if last_read.is_some() {
@@ -409,23 +406,10 @@ fn reader_loop(shared: &Shared, conn: ConnId, stream: &TcpStream) {
                     if link.reader.is_none() {
                         link.reader = Some(std::thread::current());
                     }
-                    if !state.core.wants_read(conn) {
-                        Next::Sleep(None)
+                    if state.core.wants_read(conn) {
+                        Next::Io
                     } else {
-                        // Fairness: with no event loop taking turns, a flooding
-                        // client's reader could fill everyone's queues faster
-                        // than their writers drain them. While the server as a
-                        // whole is backed up, give the writers a moment before
-                        // reading more (bounded, so a client that stopped
-                        // reading cannot stall the others).
-                        let limit = state.core.connection_count().max(1) * CONGESTION_SHARE;
-                        let until = *gate.get_or_insert(now + CONGESTION_WAIT);
-                        let left = until.saturating_duration_since(now);
-                        if state.core.queued_bytes() > limit && !left.is_zero() {
-                            Next::Sleep(Some(left))
-                        } else {
-                            Next::Io
-                        }
+                        Next::Sleep
                     }
                 }
             }
@@ -433,12 +417,8 @@ fn reader_loop(shared: &Shared, conn: ConnId, stream: &TcpStream) {
         unpark_all(&mut wakes);
         match next {
             Next::Exit => return,
-            Next::Sleep(None) => std::thread::park(),
-            Next::Sleep(Some(limit)) => std::thread::park_timeout(limit),
-            Next::Io => {
-                gate = None;
-                last_read = Some((&*stream).read(&mut buf));
-            }
+            Next::Sleep => std::thread::park(),
+            Next::Io => last_read = Some((&*stream).read(&mut buf)),
         }
     }
 }
@@ -481,7 +461,7 @@ fn writer_loop(shared: &Shared, conn: ConnId, stream: &TcpStream) {
                         if chunk.capacity() > 4096 {
                             chunk = Vec::new();
                         }
-                        Next::Sleep(None)
+                        Next::Sleep
                     } else {
                         // A bounded chunk, so progress is reported to the core
                         // often: what a blocked write holds still counts as queued.
@@ -496,7 +476,7 @@ fn writer_loop(shared: &Shared, conn: ConnId, stream: &TcpStream) {
         unpark_all(&mut wakes);
         match next {
             Next::Exit => return,
-            Next::Sleep(_) => std::thread::park(),
+            Next::Sleep => std::thread::park(),
             Next::Io => last_write = Some((&*stream).write(&chunk)),
         }
     }

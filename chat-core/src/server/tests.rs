@@ -244,6 +244,30 @@ fn bye_is_answered_flushed_and_closed_and_others_see_quit() {
 }
 
 #[test]
+fn frames_queued_before_a_farewell_are_delivered_before_it() {
+    // `a` is not reading while a message is broadcast, then says BYE: it still
+    // gets the message (queued for it in the shared feed) before its BYE.
+    let mut w = world();
+    let a = w.join("a");
+    let b = w.join("b");
+    w.take(a);
+    w.set_reading(a, false);
+    w.send(b, &say("before you go"));
+    w.send(a, &ClientFrame::Bye);
+    w.set_reading(a, true);
+    w.drive();
+    let frames = w.take(a);
+    assert_eq!(frames.first(), Some(&message("b", "before you go")));
+    assert!(matches!(
+        frames.get(1..),
+        Some([ServerFrame::Bye {
+            reason: Reason::Quit,
+            ..
+        }])
+    ));
+}
+
+#[test]
 fn bye_before_hello_closes_without_left() {
     let mut w = world();
     let a = w.join("a");
@@ -473,6 +497,87 @@ fn a_reader_that_stalls_is_dropped_as_slow_consumer_while_others_get_everything(
     w.check();
 }
 
+/// A sender, a reader that keeps up and one that does not read, with a 4 KiB
+/// output limit; returns (world, sender, slow).
+fn congested_world() -> (World, usize, usize) {
+    let mut w = World::new(ServerConfig {
+        max_outbound: 4096,
+        ..ServerConfig::default()
+    });
+    let sender = w.join("sender");
+    w.join("fine");
+    let slow = w.join("slow");
+    w.set_reading(slow, false);
+    (w, sender, slow)
+}
+
+/// Sends 100-byte messages from `sender` (honouring holds by advancing the
+/// clock) until its input is held; returns how many went out.
+fn send_until_held(w: &mut World, sender: usize) -> usize {
+    let conn = w.peers[sender].conn;
+    let mut sent = 0;
+    while w.server.wants_read(conn) {
+        w.send(sender, &say(&"m".repeat(90)));
+        sent += 1;
+        assert!(sent < 100, "never held");
+    }
+    sent
+}
+
+#[test]
+fn a_sender_is_held_while_a_reader_is_half_the_limit_behind() {
+    let (mut w, sender, slow) = congested_world();
+    let conn = w.peers[sender].conn;
+    let sent = send_until_held(&mut w, sender);
+    // Held once the stalled reader is 2 KiB behind: about 20 messages, and
+    // well before the 4 KiB that would drop it.
+    assert!((18..=24).contains(&sent), "held after {sent}");
+    assert!(w.server.queued(w.peers[slow].conn) >= 2048);
+    assert_eq!(w.peers[slow].closed, None);
+    // The hold ends by itself after CONGESTION_HOLD, with a Resume.
+    assert!(w.server.poll_timeout().unwrap() <= w.now + CONGESTION_HOLD);
+    w.advance(CONGESTION_HOLD - Duration::from_millis(1));
+    assert!(!w.server.wants_read(conn));
+    w.events.clear();
+    w.advance(Duration::from_millis(1));
+    assert!(w.server.wants_read(conn));
+    assert!(w.events.contains(&Event::Resume { conn }));
+}
+
+#[test]
+fn a_hold_ends_as_soon_as_the_slow_reader_catches_up() {
+    let (mut w, sender, slow) = congested_world();
+    let conn = w.peers[sender].conn;
+    send_until_held(&mut w, sender);
+    w.events.clear();
+    w.set_reading(slow, true);
+    assert!(w.server.wants_read(conn));
+    assert!(w.events.contains(&Event::Resume { conn }));
+    assert_eq!(w.peers[slow].closed, None);
+}
+
+#[test]
+fn a_reader_that_never_reads_is_still_dropped_despite_holds() {
+    let (mut w, sender, slow) = congested_world();
+    let conn = w.peers[sender].conn;
+    // Once congested, held after every message; but each hold ends, and the
+    // stalled reader's backlog grows until it passes the limit.
+    for _ in 0..200 {
+        if w.peers[slow].closed.is_some() {
+            break;
+        }
+        if w.server.wants_read(conn) {
+            w.send(sender, &say(&"m".repeat(90)));
+        } else {
+            w.advance(CONGESTION_HOLD);
+        }
+    }
+    assert_eq!(w.peers[slow].closed, Some(Reason::SlowConsumer));
+    // With it gone there is no congestion: the sender is not held any more.
+    w.send(sender, &say("free again"));
+    assert!(w.server.wants_read(conn));
+}
+
 #[test]
 fn a_client_pipelining_faster_than_it_reads_is_slowed_not_dropped() {
     let mut w = World::new(ServerConfig {
@@ -600,10 +705,15 @@ fn an_idle_connection_holds_no_buffers_once_drained() {
     for p in [a, b] {
         assert_eq!(w.server.buffer_capacity(w.peers[p].conn), 0, "peer {p}");
     }
-    // A stalled reader keeps its queue, of course.
+    // A stalled reader keeps its queue, of course: in the shared feed, until
+    // something private for it must come after it.
     w.set_reading(b, false);
     w.send(a, &say("unread"));
-    assert!(w.server.buffer_capacity(w.peers[b].conn) > 0);
+    let conn = w.peers[b].conn;
+    assert!(w.server.queued(conn) > 0);
+    assert_eq!(w.server.buffer_capacity(conn), 0);
+    w.send(b, &ClientFrame::Ping { token: 7 });
+    assert!(w.server.buffer_capacity(conn) > 0);
 }
 
 #[test]
