@@ -16,6 +16,12 @@ pub(crate) struct Fanout {
     /// Window ring size per sender (w rounded up to a power of two) and its mask.
     ring: usize,
     mask: u64,
+    /// Per (sender, seq & mask): the stamp sent with that text and its send
+    /// time. A receiver whose text starts with the stamp it expects next
+    /// skips parsing it: the bytes are the ones that encode that sequence
+    /// number and send time.
+    stamps: Vec<[u8; STAMP_LEN]>,
+    sent_ns: Vec<u64>,
     /// Per sender: texts sent, and texts whose window slot is free again.
     next_seq: Vec<u64>,
     done: Vec<u64>,
@@ -36,15 +42,29 @@ impl Handler for Fanout {
     fn on_frame(&mut self, net: &mut Net, slot: usize, op: u8, payload: &[u8], now_ns: u64) {
         match op {
             op::MESSAGE => {
-                let Some((from, seq, ts)) = parse_message(payload) else {
+                let Some((sender, text)) = split_message(payload) else {
                     self.bad_frames += 1;
                     return;
                 };
-                let sender = from as usize;
+                let sender = sender as usize;
                 if sender >= self.s || slot >= self.n {
                     self.bad_frames += 1;
                     return;
                 }
+                let next = self.expected[slot * self.s + sender];
+                let at = sender * self.ring + (next & self.mask) as usize;
+                let (seq, ts) = match self.stamps.get(at) {
+                    Some(stamp) if next < self.next_seq[sender] && text.starts_with(stamp) => {
+                        (next, self.sent_ns[at])
+                    }
+                    _ => match parse_stamp(text) {
+                        Some(parsed) => parsed,
+                        None => {
+                            self.bad_frames += 1;
+                            return;
+                        }
+                    },
+                };
                 self.received_total += 1;
                 let expected = &mut self.expected[slot * self.s + sender];
                 if seq != *expected {
@@ -102,8 +122,12 @@ impl Fanout {
             };
             for _ in 0..free {
                 let seq = self.next_seq[sender];
-                put_say(out, self.size, seq, now_ns);
-                self.remaining[sender * self.ring + (seq & self.mask) as usize] = self.n as u32;
+                let at = sender * self.ring + (seq & self.mask) as usize;
+                let stamp = stamp(seq, now_ns);
+                put_stamped_say(out, self.size, &stamp);
+                self.stamps[at] = stamp;
+                self.sent_ns[at] = now_ns;
+                self.remaining[at] = self.n as u32;
                 self.next_seq[sender] += 1;
             }
             if self.measuring {
@@ -145,6 +169,8 @@ pub(crate) fn fanout(
         ring: w.next_power_of_two() as usize,
         mask: w.next_power_of_two() - 1,
         remaining: vec![0; s * w.next_power_of_two() as usize],
+        stamps: vec![[0; STAMP_LEN]; s * w.next_power_of_two() as usize],
+        sent_ns: vec![0; s * w.next_power_of_two() as usize],
         next_seq: vec![0; s],
         done: vec![0; s],
         welcomed: 0,

@@ -294,13 +294,36 @@ pub(crate) fn scan(data: &[u8], mut f: impl FnMut(u8, &[u8])) -> Result<usize, S
 /// Splits a MESSAGE payload into the sender's number and the text's sequence
 /// number and send time.
 pub(crate) fn parse_message(payload: &[u8]) -> Option<(u64, u64, u64)> {
+    let (from, text) = split_message(payload)?;
+    let (seq, ts) = parse_stamp(text)?;
+    Some((from, seq, ts))
+}
+
+/// Splits a MESSAGE payload into the sender's number and the text.
+pub(crate) fn split_message(payload: &[u8]) -> Option<(u64, &[u8])> {
     let (&name_len, rest) = payload.split_first()?;
     let name = rest.get(..usize::from(name_len))?;
     let text = rest.get(usize::from(name_len)..)?;
-    let from = parse_id(name)?;
+    Some((parse_id(name)?, text))
+}
+
+/// The sequence number and send time a text starts with.
+pub(crate) fn parse_stamp(text: &[u8]) -> Option<(u64, u64)> {
     let seq = parse_hex(text.get(..16)?)?;
     let ts = parse_hex(text.get(16..STAMP_LEN)?)?;
-    Some((from, seq, ts))
+    Some((seq, ts))
+}
+
+/// The stamp `put_say` starts a text with: `seq` and `ts` in hex.
+pub(crate) fn stamp(seq: u64, ts: u64) -> [u8; STAMP_LEN] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; STAMP_LEN];
+    for (i, byte) in out.iter_mut().enumerate() {
+        let value = if i < 16 { seq } else { ts };
+        let shift = (15 - i % 16) * 4;
+        *byte = HEX[((value >> shift) & 0xf) as usize];
+    }
+    out
 }
 
 /// `b123` -> 123.
@@ -343,13 +366,13 @@ pub(crate) fn hex8(v: u64) -> Option<u32> {
 
 /// Appends a SAY whose text is `seq` and `ts` in hex, padded with `x` to `size`.
 pub(crate) fn put_say(out: &mut Vec<u8>, size: usize, seq: u64, ts: u64) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    put_stamped_say(out, size, &stamp(seq, ts));
+}
+
+/// Appends a SAY whose text is `stamp` padded with `x` to `size`.
+pub(crate) fn put_stamped_say(out: &mut Vec<u8>, size: usize, stamp: &[u8; STAMP_LEN]) {
     put_header(out, op::SAY, size);
-    for value in [seq, ts] {
-        for shift in (0..16).rev() {
-            out.push(HEX[((value >> (shift * 4)) & 0xf) as usize]);
-        }
-    }
+    out.extend_from_slice(stamp);
     out.resize(out.len() + size - STAMP_LEN, b'x');
 }
 
@@ -421,4 +444,34 @@ pub(crate) fn closed_line(id: u64, why: Option<String>) -> String {
         "b{id}: {}",
         why.unwrap_or_else(|| "closed by the server".into())
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stamped_say_parses_back_as_a_message() {
+        for (seq, ts) in [(0, 0), (1, 0xdead_beef), (u64::MAX, 123_456_789_012)] {
+            let mut say = Vec::new();
+            put_say(&mut say, 64, seq, ts);
+            assert_eq!(say.len(), HEADER_LEN + 1 + 64, "length, op, text");
+            let text = &say[HEADER_LEN + 1..];
+            assert!(text.starts_with(&stamp(seq, ts)));
+            assert!(text[STAMP_LEN..].iter().all(|&b| b == b'x'));
+            // What the server relays: MESSAGE(name "b7", the same text).
+            let mut payload = vec![2, b'b', b'7'];
+            payload.extend_from_slice(text);
+            assert_eq!(parse_message(&payload), Some((7, seq, ts)));
+        }
+    }
+
+    #[test]
+    fn a_damaged_stamp_is_refused() {
+        let mut text = stamp(42, 99).to_vec();
+        text[3] = b'g';
+        assert_eq!(parse_stamp(&text), None);
+        assert_eq!(parse_stamp(&text[..20]), None);
+        assert_eq!(split_message(&[2, b'x', b'7']), None, "names are b<number>");
+    }
 }
