@@ -14,9 +14,11 @@
 //!    Each takes `now`, which must never go backwards.
 //! 2. Outputs, in this order: [`poll_transmit`](Server::poll_transmit) (which
 //!    connections have new bytes; write [`outbound`](Server::outbound) and report
-//!    with `handle_written`), [`poll_event`](Server::poll_event) (close sockets,
-//!    log joins and departures), and [`poll_timeout`](Server::poll_timeout) (when
-//!    to call `handle_timeout` next).
+//!    with `handle_written`, until `outbound` is empty or the socket is full),
+//!    [`poll_event`](Server::poll_event) (close sockets, resume reading, log
+//!    joins and departures), and [`poll_timeout`](Server::poll_timeout) (when
+//!    to call `handle_timeout` next). Read from a connection only while
+//!    [`wants_read`](Server::wants_read) says so.
 //!
 //! A runtime's whole job, by hand:
 //!
@@ -79,6 +81,11 @@
 //!   connection's input is not processed while its own queue is at least half
 //!   the limit ([`wants_read`](Server::wants_read) is false), so a client that
 //!   pipelines requests faster than it reads is slowed, not dropped.
+//! - While some registered user is half the limit behind on broadcasts, each
+//!   read is followed by a short hold on that connection's input
+//!   ([`CONGESTION_HOLD`]): a flooding sender cannot outrun slower readers and
+//!   get them dropped, yet a reader that stopped altogether still reaches the
+//!   limit and is dropped, so nobody can stall the room.
 //! - Every frame broadcast is encoded once, into a feed shared by every
 //!   registered connection: each connection's stream is its own queue followed
 //!   by its unread part of the feed, so a message to 1,000 users is stored once
