@@ -457,6 +457,71 @@ mod tests {
         }
     }
 
+    /// Plays `ops` with four registered peers. When `irregular`, peers also
+    /// stop and resume reading and take their bytes in small chunks (ops 5
+    /// and 6, which are no-ops otherwise); at the end everyone reads
+    /// everything. Returns what each peer received.
+    fn deliveries(ops: &[(u8, u8, u8)], irregular: bool) -> Vec<Vec<ServerFrame>> {
+        const NAMES: [&str; 4] = ["ann", "bob", "cy", "dee"];
+        let mut w = World::new(ServerConfig::default());
+        let peers: Vec<usize> = NAMES.iter().map(|n| w.join(n)).collect();
+        for &(op, who, arg) in ops {
+            let p = peers[usize::from(who) % peers.len()];
+            let text = |s: String| crate::Text::new(s).unwrap();
+            match op % 7 {
+                0 | 1 => w.send(
+                    p,
+                    &ClientFrame::Say {
+                        text: text(format!("m{arg}")),
+                    },
+                ),
+                2 => {
+                    let to = Name::new(NAMES[usize::from(arg) % 4]).unwrap();
+                    w.send(
+                        p,
+                        &ClientFrame::Whisper {
+                            to,
+                            text: text(format!("w{arg}")),
+                        },
+                    );
+                }
+                3 => w.send(
+                    p,
+                    &ClientFrame::Ping {
+                        token: u64::from(arg),
+                    },
+                ),
+                4 => w.send(p, &ClientFrame::Who),
+                5 if irregular => {
+                    let reading = !w.peers[p].reading;
+                    w.set_reading(p, reading);
+                }
+                6 if irregular => w.peers[p].write_chunk = usize::from(arg % 7),
+                _ => {}
+            }
+        }
+        for &p in &peers {
+            w.peers[p].write_chunk = 0;
+            w.set_reading(p, true);
+        }
+        w.check();
+        peers.iter().map(|&p| w.take(p)).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        /// What each connection receives, and in which order (its own frames
+        /// interleaved with the shared feed of broadcasts), does not depend on
+        /// when or in what pieces the runtime writes it.
+        #[test]
+        fn deliveries_do_not_depend_on_how_output_is_drained(
+            ops in proptest::collection::vec((any::<u8>(), any::<u8>(), any::<u8>()), 0..300),
+        ) {
+            prop_assert_eq!(deliveries(&ops, false), deliveries(&ops, true));
+        }
+    }
+
     #[test]
     fn a_hundred_peers_register_talk_and_leave_consistently() {
         let mut world = World::new(ServerConfig::default());
