@@ -403,9 +403,7 @@ fn reader_loop(shared: &Shared, conn: ConnId, stream: &TcpStream) {
             match state.links.get_mut(&conn) {
                 None => Next::Exit,
                 Some(link) => {
-                    if link.reader.is_none() {
-                        link.reader = Some(std::thread::current());
-                    }
+                    link.reader.get_or_insert_with(std::thread::current);
                     if state.core.wants_read(conn) {
                         Next::Io
                     } else {
@@ -451,9 +449,7 @@ fn writer_loop(shared: &Shared, conn: ConnId, stream: &TcpStream) {
             match state.links.get_mut(&conn) {
                 None => Next::Exit,
                 Some(link) => {
-                    if link.writer.is_none() {
-                        link.writer = Some(std::thread::current());
-                    }
+                    link.writer.get_or_insert_with(std::thread::current);
                     let pending = state.core.outbound(conn);
                     if !link.blocked || pending.is_empty() {
                         // Drained: the flusher takes this connection back.
@@ -491,9 +487,7 @@ fn flusher_loop(shared: &Shared) {
     loop {
         defer_to_input(shared);
         let mut state = lock(shared);
-        if state.flusher.is_none() {
-            state.flusher = Some(std::thread::current());
-        }
+        state.flusher.get_or_insert_with(std::thread::current);
         std::mem::swap(&mut batch, &mut state.ready);
         let idle = batch.is_empty();
         let mut now = Instant::now();
