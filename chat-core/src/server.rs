@@ -81,11 +81,12 @@
 //!   connection's input is not processed while its own queue is at least half
 //!   the limit ([`wants_read`](Server::wants_read) is false), so a client that
 //!   pipelines requests faster than it reads is slowed, not dropped.
-//! - While some registered user is half the limit behind on broadcasts, each
-//!   read is followed by a short hold on that connection's input
-//!   ([`CONGESTION_HOLD`]): a flooding sender cannot outrun slower readers and
-//!   get them dropped, yet a reader that stopped altogether still reaches the
-//!   limit and is dropped, so nobody can stall the room.
+//! - While the slowest registered user is half the limit behind on
+//!   broadcasts and still reading, each read is followed by a short hold on
+//!   that connection's input ([`CONGESTION_HOLD`]): a flooding sender cannot
+//!   outrun slower readers and get them dropped. A reader that stopped
+//!   ([`STALL_GRACE`]) holds nobody back and is dropped at the limit, so
+//!   nobody can stall the room.
 //! - Every frame broadcast is encoded once, into a feed shared by every
 //!   registered connection: each connection's stream is its own queue followed
 //!   by its unread part of the feed, so a message to 1,000 users is stored once
@@ -300,6 +301,10 @@ impl BufferPool {
 /// the feed was congested (see [`Server::wants_read`]).
 pub const CONGESTION_HOLD: Duration = Duration::from_millis(20);
 
+/// How long the slowest reader may make no progress before it stops holding
+/// senders back (see [`Server::wants_read`]).
+pub const STALL_GRACE: Duration = Duration::from_millis(500);
+
 /// Written bytes at the front of an outbox worth moving the rest down for.
 const COMPACT_AT: usize = 64 * 1024;
 
@@ -493,6 +498,8 @@ pub struct Server {
     feed: Feed,
     /// Connections whose input is held for congestion (some entries stale).
     held: Vec<ConnId>,
+    /// The slowest reader's feed position, and since when it has been there.
+    slowest: Option<(u64, Instant)>,
     pool: BufferPool,
     /// When [`handle_timeout`](Self::handle_timeout) should look at the pool.
     pool_check: Option<Instant>,
@@ -534,6 +541,7 @@ impl Server {
             scratch: Vec::new(),
             feed: Feed::default(),
             held: Vec::new(),
+            slowest: None,
             pool: BufferPool::default(),
             pool_check: None,
             next_ping_token: 1,
@@ -596,11 +604,13 @@ impl Server {
     /// exceed).
     ///
     /// Also false for a short while ([`CONGESTION_HOLD`]) after a read that
-    /// arrived while the feed was congested (some registered user at least
-    /// half the output limit behind): a client flooding messages then cannot
-    /// outrun slower readers and get them dropped as slow consumers, while a
-    /// client that stopped reading altogether still reaches the limit and is
-    /// dropped. [`Event::Resume`] says when reading may go on.
+    /// arrived while the feed was congested (the slowest registered user at
+    /// least half the output limit behind, and still reading): a client
+    /// flooding messages then cannot outrun slower readers and get them
+    /// dropped as slow consumers. A reader that made no progress for
+    /// [`STALL_GRACE`] holds nobody back, so it reaches the limit and is
+    /// dropped as quickly as before. [`Event::Resume`] says when reading may
+    /// go on.
     pub fn wants_read(&self, conn: ConnId) -> bool {
         self.conn(conn).is_some_and(|c| {
             !c.is_closing() && !c.doomed && c.held_until.is_none() && !self.is_backed_up(c)
@@ -680,7 +690,8 @@ impl Server {
         c.last_received = now;
         c.pings_sent = 0;
         self.process(now, conn, bytes);
-        if self.congested() {
+        self.observe_slowest(now);
+        if self.congested(now) {
             self.hold(now, conn);
         }
         self.reap(now);
@@ -932,9 +943,23 @@ impl Server {
     }
 
     /// Whether the slowest registered user is at least half the output limit
-    /// behind on broadcasts.
-    fn congested(&self) -> bool {
+    /// behind on broadcasts and still reading: a reader that stopped for
+    /// [`STALL_GRACE`] holds nobody back, it is on its way to being dropped.
+    fn congested(&self, now: Instant) -> bool {
         self.feed.max_backlog() >= self.config.max_outbound / 2
+            && self
+                .slowest
+                .is_some_and(|(_, since)| now.saturating_duration_since(since) < STALL_GRACE)
+    }
+
+    /// Notes when the slowest reader's position in the feed last moved.
+    fn observe_slowest(&mut self, now: Instant) {
+        let slowest = self.feed.positions.keys().next().copied();
+        match (slowest, self.slowest) {
+            (Some(pos), Some((seen, _))) if pos == seen => {}
+            (Some(pos), _) => self.slowest = Some((pos, now)),
+            (None, _) => self.slowest = None,
+        }
     }
 
     /// Holds `id`'s input back for [`CONGESTION_HOLD`].
@@ -961,8 +986,8 @@ impl Server {
     }
 
     /// Ends every hold once the congestion is gone.
-    fn release_holds(&mut self) {
-        if self.held.is_empty() || self.congested() {
+    fn release_holds(&mut self, now: Instant) {
+        if self.held.is_empty() || self.congested(now) {
             return;
         }
         for id in std::mem::take(&mut self.held) {
@@ -1096,7 +1121,8 @@ impl Server {
         while let Some(id) = self.doomed.pop() {
             self.depart(now, id, Reason::SlowConsumer, Farewell::Abort);
         }
-        self.release_holds();
+        self.observe_slowest(now);
+        self.release_holds(now);
         self.prune_timers();
         if self.pool_check.is_none() {
             // Buffers came back after the last look (a burst drained): look

@@ -557,6 +557,25 @@ fn a_hold_ends_as_soon_as_the_slow_reader_catches_up() {
 }
 
 #[test]
+fn a_reader_that_stopped_holds_nobody_back_after_the_grace() {
+    let (mut w, sender, slow) = congested_world();
+    let conn = w.peers[sender].conn;
+    send_until_held(&mut w, sender);
+    // `slow` has not moved since it fell behind; after STALL_GRACE it no
+    // longer counts, and the sender goes at full speed until it is dropped.
+    w.advance(STALL_GRACE);
+    assert!(w.server.wants_read(conn), "the hold ended");
+    for _ in 0..30 {
+        w.send(sender, &say(&"m".repeat(90)));
+        assert!(w.server.wants_read(conn), "never held again");
+        if w.peers[slow].closed.is_some() {
+            break;
+        }
+    }
+    assert_eq!(w.peers[slow].closed, Some(Reason::SlowConsumer));
+}
+
+#[test]
 fn a_reader_that_never_reads_is_still_dropped_despite_holds() {
     let (mut w, sender, slow) = congested_world();
     let conn = w.peers[sender].conn;
