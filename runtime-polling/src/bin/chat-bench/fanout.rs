@@ -36,6 +36,10 @@ pub(crate) struct Fanout {
     errors: u64,
     closed: Vec<String>,
     hist: Histogram<u64>,
+    /// A run of equal latencies not yet recorded: the texts of one sender's
+    /// burst share a send time and usually arrive in one read, so most
+    /// deliveries extend the run instead of touching the histogram.
+    run: (u64, u64),
 }
 
 impl Handler for Fanout {
@@ -73,8 +77,13 @@ impl Handler for Fanout {
                 *expected = (*expected).max(seq + 1);
                 if self.measuring {
                     self.deliveries += 1;
-                    self.hist
-                        .saturating_record(now_ns.saturating_sub(ts).max(1));
+                    let latency = now_ns.saturating_sub(ts).max(1);
+                    if self.run.0 == latency {
+                        self.run.1 += 1;
+                    } else {
+                        self.record_run();
+                        self.run = (latency, 1);
+                    }
                 }
                 match self.pacing {
                     Pacing::Echo => {
@@ -106,6 +115,13 @@ impl Handler for Fanout {
 }
 
 impl Fanout {
+    fn record_run(&mut self) {
+        let (latency, count) = std::mem::take(&mut self.run);
+        if count > 0 {
+            self.hist.saturating_record_n(latency, count);
+        }
+    }
+
     /// Fills every sender's window.
     pub(crate) fn send(&mut self, net: &mut Net) {
         if !self.sending {
@@ -184,6 +200,7 @@ pub(crate) fn fanout(
         errors: 0,
         closed: Vec::new(),
         hist: new_histogram(),
+        run: (0, 0),
     };
     let pacing = match args.pacing {
         Pacing::Echo => "echo",
@@ -236,6 +253,7 @@ pub(crate) fn fanout(
         net.turn(&mut h, wait)?;
     }
     h.measuring = false;
+    h.record_run();
     h.sending = false;
     let (self_clock, server_clock, start) =
         clocks.ok_or("internal error: the measurement never started")?;
