@@ -3,6 +3,10 @@
 //! Invariants:
 //! - Exactly one `read` per readiness event per connection, into one reusable
 //!   buffer: a flooding client cannot starve the others.
+//! - A turn is: wait, read, write. Long write phases look for input every
+//!   256 sockets during their first pass over the connections (a bounded
+//!   number of times, so a turn always ends and timers and the stop flag are
+//!   never starved).
 //! - Output is written until `WouldBlock`; writable interest is registered only
 //!   while a connection has output pending. Readable interest is dropped while
 //!   the core does not want input from that connection (its output is backed
@@ -31,6 +35,8 @@ const READ_CHUNK: usize = 64 * 1024;
 const ACCEPTS_PER_TURN: usize = 256;
 /// Extra non-blocking polls per turn before output is written (see the loop).
 const COALESCE_PASSES: usize = 2;
+/// Sockets written between looks for new input during a long write phase.
+const WRITE_SLICE: usize = 256;
 /// How long accepting pauses after the process ran out of descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -71,6 +77,8 @@ pub struct PollingServer {
     read_buf: Vec<u8>,
     /// Connections whose interest may need updating after this turn.
     touched: Vec<ConnId>,
+    /// Readiness taken in the middle of a write phase (see `drain_core`).
+    slice_events: Option<Events>,
     accept_paused_until: Option<Instant>,
 }
 
@@ -101,6 +109,7 @@ impl PollingServer {
             sockets: Vec::new(),
             read_buf: vec![0; READ_CHUNK],
             touched: Vec::new(),
+            slice_events: Some(Events::new()),
             accept_paused_until: None,
         })
     }
@@ -132,9 +141,14 @@ impl PollingServer {
         let mut events = Events::new();
         let mut shutting_down = false;
         loop {
-            let timeout = self
-                .next_wakeup()
-                .map(|t| t.saturating_duration_since(Instant::now()));
+            let timeout = if !shutting_down && self.stop.load(Ordering::SeqCst) {
+                // A wait during the last turn may have taken the stop
+                // handle's wake-up: do not block.
+                Some(Duration::ZERO)
+            } else {
+                self.next_wakeup()
+                    .map(|t| t.saturating_duration_since(Instant::now()))
+            };
             wait(&self.poller, &mut events, timeout)?;
             let now = Instant::now();
             self.on_events(now, &events, shutting_down);
@@ -171,7 +185,7 @@ impl PollingServer {
             if pooled > 0 && self.core.pooled_bytes() == 0 {
                 crate::return_freed_memory();
             }
-            self.drain_core(now);
+            self.drain_core(now, shutting_down);
             if shutting_down && self.core.is_shut_down() {
                 log::info!("shutdown complete");
                 return Ok(());
@@ -316,12 +330,25 @@ impl PollingServer {
 
     /// Drains the core's outputs until it has nothing more to say, then brings
     /// every touched socket's interest up to date.
-    fn drain_core(&mut self, now: Instant) {
+    ///
+    /// Writing to thousands of sockets takes milliseconds: every
+    /// [`WRITE_SLICE`] sockets of the first pass it looks for new input, so
+    /// that a message arriving meanwhile goes out to the sockets not yet
+    /// written in this pass instead of waiting for the whole next turn.
+    fn drain_core(&mut self, mut now: Instant, shutting_down: bool) {
+        let mut written = 0usize;
         loop {
             let mut progress = false;
             while let Some(conn) = self.core.poll_transmit() {
                 progress = true;
                 self.flush(now, conn);
+                written += 1;
+                // Only during about one pass over the connections: under
+                // steady input the drain must end, or timers, accepts and the
+                // stop flag would wait forever.
+                if written % WRITE_SLICE == 0 && written <= self.core.connection_count() {
+                    now = self.take_input(shutting_down).unwrap_or(now);
+                }
             }
             while let Some(event) = self.core.poll_event() {
                 progress = true;
@@ -342,6 +369,19 @@ impl PollingServer {
         }
         self.touched = touched;
         self.touched.clear();
+    }
+
+    /// One non-blocking look for readiness, handled like a turn's; returns the
+    /// time it was taken (`None` if the poll failed; the next turn retries).
+    fn take_input(&mut self, shutting_down: bool) -> Option<Instant> {
+        let mut events = self.slice_events.take()?;
+        let polled = wait(&self.poller, &mut events, Some(Duration::ZERO));
+        let now = Instant::now();
+        if polled.is_ok() {
+            self.on_events(now, &events, shutting_down);
+        }
+        self.slice_events = Some(events);
+        polled.ok().map(|()| now)
     }
 
     fn update_interest(&mut self, conn: ConnId) {
