@@ -94,7 +94,9 @@
 //!   moves the connection's unread part of the feed into its own queue, so
 //!   every connection sees frames in the order they were queued.
 //! - Per-connection memory is bounded: one unfinished frame plus one read of
-//!   input, and the output limit above. Drained buffers are given back.
+//!   input, and the output limit above. Drained buffers are given back. The
+//!   shared feed holds at most `max_outbound` bytes (what the slowest reader
+//!   has not read), whatever the number of connections.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
@@ -617,9 +619,9 @@ impl Server {
         })
     }
 
-    /// Output queued for every connection together, not yet written. O(number
-    /// of connections); a thread-per-client runtime uses it to keep one
-    /// connection's input from outrunning everyone's output.
+    /// Output queued for every connection together, not yet written (each
+    /// connection's share of the feed counted for it). O(number of
+    /// connections): for monitoring, not for every turn.
     pub fn queued_bytes(&self) -> usize {
         self.slots
             .iter()
