@@ -532,7 +532,13 @@ fn a_sender_is_held_while_a_reader_is_half_the_limit_behind() {
     // Held once the stalled reader is 2 KiB behind: about 20 messages, and
     // well before the 4 KiB that would drop it.
     assert!((18..=24).contains(&sent), "held after {sent}");
-    assert!(w.server.queued(w.peers[slow].conn) >= 2048);
+    let behind = w.server.queued(w.peers[slow].conn);
+    assert!(behind >= 2048);
+    assert_eq!(
+        w.server.queued_bytes(),
+        behind,
+        "the others have read everything"
+    );
     assert_eq!(w.peers[slow].closed, None);
     // The hold ends by itself after CONGESTION_HOLD, with a Resume.
     assert!(w.server.poll_timeout().unwrap() <= w.now + CONGESTION_HOLD);
