@@ -188,7 +188,8 @@ pub enum Event {
         name: Name,
     },
     /// Reading from this connection may resume: [`Server::wants_read`] turned
-    /// true again without a write of its own (a hold for congestion ended).
+    /// true again (its own output drained below half the limit, or a hold for
+    /// congestion ended).
     Resume {
         /// The connection.
         conn: ConnId,
@@ -722,6 +723,7 @@ impl Server {
 
     /// The runtime wrote `n` bytes of [`outbound`](Self::outbound) for `conn`.
     pub fn handle_written(&mut self, now: Instant, conn: ConnId, n: usize) {
+        let was_backed_up = self.is_backed_up_id(conn);
         let Self {
             slots, feed, pool, ..
         } = self;
@@ -762,6 +764,9 @@ impl Server {
             }
         }
         self.reap(now);
+        if was_backed_up && self.wants_read(conn) {
+            self.events.push_back(Event::Resume { conn });
+        }
     }
 
     /// Time passed: fires every handshake, ping, idle and linger deadline that

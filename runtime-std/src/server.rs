@@ -432,16 +432,10 @@ fn writer_loop(shared: &Shared, conn: ConnId, stream: &TcpStream) {
             // take the next chunk.
             if let Some(result) = last_write.take() {
                 let now = Instant::now();
-                let reader_paused = !state.core.wants_read(conn);
                 match result {
                     Ok(n) => state.core.handle_written(now, conn, n),
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     Err(_) => state.core.handle_io_error(now, conn),
-                }
-                // A reader paused on backed-up output may read again.
-                if reader_paused && state.core.wants_read(conn) {
-                    let reader = state.links.get(&conn).and_then(|l| l.reader.clone());
-                    wakes.extend(reader);
                 }
                 dispatch(shared, &mut state, &mut wakes);
             }
@@ -545,7 +539,6 @@ fn flush(state: &mut State, now: Instant, conn: ConnId, wakes: &mut Wakes) {
         if pending.is_empty() {
             return;
         }
-        let reader_paused = !core.wants_read(conn);
         // MSG_DONTWAIT: the socket stays blocking for its reader thread.
         let sent = socket.send_with_flags(pending, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
         match sent {
@@ -561,9 +554,6 @@ fn flush(state: &mut State, now: Instant, conn: ConnId, wakes: &mut Wakes) {
                 wakes.extend(link.writer.clone());
                 return;
             }
-        }
-        if reader_paused && core.wants_read(conn) {
-            wakes.extend(link.reader.clone());
         }
     }
 }

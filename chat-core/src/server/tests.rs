@@ -604,6 +604,31 @@ fn a_reader_that_never_reads_is_still_dropped_despite_holds() {
 }
 
 #[test]
+fn reading_resumes_with_an_event_once_a_backed_up_queue_drains() {
+    let mut server = Server::new(ServerConfig {
+        max_outbound: 4096,
+        ..ServerConfig::default()
+    });
+    let now = Instant::now();
+    let conn = server.handle_accept(now);
+    // 200 PINGs unread: 200 PONGs (2,600 bytes) pass half the limit.
+    let pings: Vec<u8> = (0..200u64)
+        .flat_map(|t| ClientFrame::Ping { token: t }.to_bytes())
+        .collect();
+    server.handle_input(now, conn, &pings);
+    assert!(!server.wants_read(conn));
+    while server.poll_event().is_some() {}
+    // A partial write that stays above half the limit: still paused, no event.
+    server.handle_written(now, conn, 13);
+    assert!(!server.wants_read(conn));
+    assert_eq!(server.poll_event(), None);
+    let n = server.queued(conn);
+    server.handle_written(now, conn, n);
+    assert!(server.wants_read(conn));
+    assert_eq!(server.poll_event(), Some(Event::Resume { conn }));
+}
+
+#[test]
 fn a_client_pipelining_faster_than_it_reads_is_slowed_not_dropped() {
     let mut w = World::new(ServerConfig {
         max_outbound: 4096,
