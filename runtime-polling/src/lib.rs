@@ -36,5 +36,5 @@ mod memory;
 mod server;
 pub mod terminal;
 
-pub use memory::return_freed_memory;
+pub use memory::{handle_timeout, return_freed_memory};
 pub use server::{PollingServer, StopHandle, listen, log_event};

@@ -8,6 +8,20 @@
 
 #![allow(unsafe_code)] // malloc_trim is a C function; see the SAFETY comment.
 
+use std::time::Instant;
+
+use chat_core::Server;
+
+/// `core.handle_timeout(now)`, then [`return_freed_memory`] if that freed the
+/// core's buffer pool: what both server runtimes do when their timer fires.
+pub fn handle_timeout(core: &mut Server, now: Instant) {
+    let pooled = core.pooled_bytes();
+    core.handle_timeout(now);
+    if pooled > 0 && core.pooled_bytes() == 0 {
+        return_freed_memory();
+    }
+}
+
 /// Asks the allocator to return freed memory to the system. Call it when the
 /// core's pool was just freed ([`chat_core::Server::pooled_bytes`] dropped to
 /// zero): that happens at most once per quiet second, and the call walks the

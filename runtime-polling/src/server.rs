@@ -180,11 +180,7 @@ impl PollingServer {
                     self.resume_accepting();
                 }
             }
-            let pooled = self.core.pooled_bytes();
-            self.core.handle_timeout(now);
-            if pooled > 0 && self.core.pooled_bytes() == 0 {
-                crate::return_freed_memory();
-            }
+            crate::handle_timeout(&mut self.core, now);
             self.drain_core(now, shutting_down);
             if shutting_down && self.core.is_shut_down() {
                 log::info!("shutdown complete");

@@ -566,11 +566,7 @@ fn timer_loop(shared: &Shared) {
             return;
         }
         let now = Instant::now();
-        let pooled = state.core.pooled_bytes();
-        state.core.handle_timeout(now);
-        if pooled > 0 && state.core.pooled_bytes() == 0 {
-            runtime_polling::return_freed_memory();
-        }
+        runtime_polling::handle_timeout(&mut state.core, now);
         dispatch(shared, &mut state, &mut wakes);
         // Timeouts are rare: waking under the lock keeps this loop simple.
         unpark_all(&mut wakes);
