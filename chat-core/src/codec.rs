@@ -221,9 +221,31 @@ impl Deframer {
     /// Stores unparsed bytes to be decoded on a later [`next_frame`](Self::next_frame)
     /// call. Used to hold the rest of a read while its connection is paused.
     pub fn stash(&mut self, bytes: &[u8]) {
-        if self.error.is_none() {
-            self.buf.extend_from_slice(bytes);
+        if self.error.is_some() || bytes.is_empty() {
+            return;
         }
+        if self.consumed == self.buf.len() {
+            self.buf.clear();
+            self.consumed = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Puts the frame `op` + `payload` (the one just returned) back in front
+    /// of everything buffered, to be returned again by the next call: its
+    /// connection could not act on it yet. Copies at most one frame plus
+    /// what is buffered.
+    pub fn unread(&mut self, op: u8, payload: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        let rest = self.buf.get(self.consumed..).unwrap_or_default();
+        let mut buf = Vec::with_capacity(HEADER_LEN + 1 + payload.len() + rest.len());
+        put_header(&mut buf, op, payload.len());
+        buf.extend_from_slice(payload);
+        buf.extend_from_slice(rest);
+        self.buf = buf;
+        self.consumed = 0;
     }
 
     /// Moves up to `n` bytes from the front of `input` into the buffer.
@@ -343,6 +365,30 @@ mod tests {
         assert_eq!(d.finish(), Err(FrameError::Truncated { buffered: 6 }));
         assert_eq!(decode_chunks(&mut d, &[&f[6..]]).unwrap().len(), 1);
         assert_eq!(d.finish(), Ok(()));
+    }
+
+    #[test]
+    fn an_unread_frame_comes_back_first_then_the_stashed_rest() {
+        let mut stream = frame(0x02, b"one");
+        stream.extend(frame(0x02, b"two"));
+        stream.extend(frame(0x04, b""));
+        for split in [0, 5, 9, stream.len()] {
+            let mut d = Deframer::new();
+            let mut first = &stream[..split];
+            let mut seen = decode_chunks(&mut d, &[first]).unwrap();
+            first = &stream[split..];
+            let mut input = first;
+            let Some(f) = d.next_frame(&mut input).unwrap() else {
+                continue;
+            };
+            let (op, payload) = (f.op, f.payload.to_vec());
+            d.unread(op, &payload);
+            d.stash(input);
+            seen.extend(decode_chunks(&mut d, &[&[]]).unwrap());
+            let ops: Vec<Vec<u8>> = seen.into_iter().map(|(_, p)| p).collect();
+            assert_eq!(ops, [b"one".to_vec(), b"two".to_vec(), vec![]], "split {split}");
+            assert_eq!(d.finish(), Ok(()));
+        }
     }
 
     #[test]

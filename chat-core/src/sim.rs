@@ -43,6 +43,12 @@ pub struct Peer {
     pub write_chunk: usize,
     /// Set once the server closed the connection.
     pub closed: Option<Reason>,
+    /// Bytes this peer sent that the server has not read yet: like a real
+    /// runtime, the world only reads a connection while the server
+    /// [wants to](Server::wants_read).
+    pub outgoing: Vec<u8>,
+    /// The peer ended its stream (after `outgoing`).
+    pub ended: bool,
     /// The BYE reason received, if any.
     pub bye: Option<Reason>,
 }
@@ -58,6 +64,8 @@ pub struct World {
     pub peers: Vec<Peer>,
     /// Every event the server emitted, in order.
     pub events: Vec<Event>,
+    /// Most bytes the server is handed per read of a peer's input.
+    pub read_chunk: usize,
 }
 
 impl World {
@@ -68,6 +76,7 @@ impl World {
             now: Instant::now(),
             peers: Vec::new(),
             events: Vec::new(),
+            read_chunk: 64 * 1024,
         }
     }
 
@@ -86,6 +95,8 @@ impl World {
             reading: true,
             write_chunk: 0,
             closed: None,
+            outgoing: Vec::new(),
+            ended: false,
             bye: None,
         });
         self.drive();
@@ -114,11 +125,12 @@ impl World {
         self.send_bytes(peer, &frame.to_bytes());
     }
 
-    /// Sends raw bytes from `peer` in one piece.
+    /// Sends raw bytes from `peer`; the server reads them (in reads of at
+    /// most [`World::read_chunk`] bytes) while it wants input from `peer`.
     pub fn send_bytes(&mut self, peer: usize, bytes: &[u8]) {
-        let conn = self.peers[peer].conn;
-        if self.peers[peer].closed.is_none() {
-            self.server.handle_input(self.now, conn, bytes);
+        let p = &mut self.peers[peer];
+        if p.closed.is_none() && !p.ended {
+            p.outgoing.extend_from_slice(bytes);
         }
         self.drive();
     }
@@ -130,12 +142,9 @@ impl World {
         }
     }
 
-    /// `peer` ends its stream.
+    /// `peer` ends its stream (the server sees it after everything sent before).
     pub fn eof(&mut self, peer: usize) {
-        let conn = self.peers[peer].conn;
-        if self.peers[peer].closed.is_none() {
-            self.server.handle_eof(self.now, conn);
-        }
+        self.peers[peer].ended = true;
         self.drive();
     }
 
@@ -178,7 +187,16 @@ impl World {
     /// reading peers, records events, marks closed peers.
     pub fn drive(&mut self) {
         loop {
-            let mut progress = false;
+            let mut progress = self.feed_input();
+            if self
+                .server
+                .poll_timeout()
+                .is_some_and(|due| due <= self.now)
+            {
+                // Paused input is ready to run (or a timer is due).
+                self.server.handle_timeout(self.now);
+                progress = true;
+            }
             while self.server.poll_transmit().is_some() {
                 progress = true;
             }
@@ -220,6 +238,29 @@ impl World {
             }
         }
         self.check_bounds();
+    }
+
+    /// Hands each peer's pending input to the server, one read each, while
+    /// the server wants it; then the end of stream once all was read.
+    /// Returns whether anything was handed over.
+    fn feed_input(&mut self) -> bool {
+        let mut progress = false;
+        for peer in &mut self.peers {
+            if peer.closed.is_some() || !self.server.wants_read(peer.conn) {
+                continue;
+            }
+            if !peer.outgoing.is_empty() {
+                let n = peer.outgoing.len().min(self.read_chunk.max(1));
+                let read: Vec<u8> = peer.outgoing.drain(..n).collect();
+                self.server.handle_input(self.now, peer.conn, &read);
+                progress = true;
+            } else if peer.ended {
+                peer.ended = false;
+                self.server.handle_eof(self.now, peer.conn);
+                progress = true;
+            }
+        }
+        progress
     }
 
     /// Takes every frame `peer` received since the last call.

@@ -1,0 +1,1408 @@
+//! [`Server`]: the whole server side of the protocol as a sans-IO state machine.
+//!
+//! The runtime owns sockets and the clock; the server owns every decision.
+//!
+//! # Driving loop
+//!
+//! Feed whatever happened, then drain every output until it is empty:
+//!
+//! 1. Inputs: [`handle_accept`](Server::handle_accept),
+//!    [`handle_input`](Server::handle_input), [`handle_eof`](Server::handle_eof),
+//!    [`handle_io_error`](Server::handle_io_error),
+//!    [`handle_written`](Server::handle_written),
+//!    [`handle_timeout`](Server::handle_timeout), [`shutdown`](Server::shutdown).
+//!    Each takes `now`, which must never go backwards.
+//! 2. Outputs, in this order: [`poll_transmit`](Server::poll_transmit) (which
+//!    connections have new bytes; write [`outbound`](Server::outbound) and report
+//!    with `handle_written`, until `outbound` is empty or the socket is full),
+//!    [`poll_event`](Server::poll_event) (close sockets, resume reading, log
+//!    joins and departures), and [`poll_timeout`](Server::poll_timeout) (when
+//!    to call `handle_timeout` next; it may already have passed, when paused
+//!    input is ready to run: call `handle_timeout` without sleeping). Read
+//!    from a connection only while [`wants_read`](Server::wants_read) says
+//!    so, at most one bounded read per call of `handle_input`.
+//!
+//! A runtime's whole job, by hand:
+//!
+//! ```
+//! use std::time::Instant;
+//! use chat_core::{ClientFrame, Event, Name, Reason, Server, ServerConfig, ServerFrame};
+//! use chat_core::codec::Deframer;
+//!
+//! let mut server = Server::new(ServerConfig::default());
+//! let start = Instant::now();
+//!
+//! // A socket was accepted, and its first read carried a HELLO.
+//! let conn = server.handle_accept(start);
+//! let hello = ClientFrame::Hello { name: Name::new("alice").unwrap() };
+//! server.handle_input(start, conn, &hello.to_bytes());
+//!
+//! // Drain: write what is queued until nothing is left (here the socket
+//! // takes everything it is given).
+//! let mut wire = Vec::new();
+//! while let Some(ready) = server.poll_transmit() {
+//!     loop {
+//!         let bytes = server.outbound(ready);
+//!         if bytes.is_empty() {
+//!             break;
+//!         }
+//!         wire.extend_from_slice(bytes);
+//!         let written = bytes.len();
+//!         server.handle_written(start, ready, written);
+//!     }
+//! }
+//! let mut deframer = Deframer::new();
+//! let mut input = wire.as_slice();
+//! let first = deframer.next_frame(&mut input).unwrap().unwrap();
+//! assert!(matches!(ServerFrame::decode(first), Ok(ServerFrame::Welcome { .. })));
+//! assert!(matches!(server.poll_event(), Some(Event::Joined { .. })));
+//!
+//! // Sleep until the next deadline: here the one-second check on the warm
+//! // buffer pool, well before the first ping (30 s of silence).
+//! let deadline = server.poll_timeout().unwrap();
+//! assert_eq!(deadline, start + Duration::from_secs(1));
+//!
+//! // The peer hangs up: the core asks for the socket to be closed.
+//! server.handle_eof(start, conn);
+//! assert!(matches!(
+//!     server.poll_event(),
+//!     Some(Event::Left { reason: Reason::Disconnected, .. })
+//! ));
+//! assert!(matches!(server.poll_event(), Some(Event::Close { conn: c, .. }) if c == conn));
+//! ```
+//!
+//! # Congestion
+//!
+//! Version 1 has no rate limit, so the server paces senders to their readers:
+//!
+//! - **Per frame, not per read.** Before a SAY, WHISPER or HELLO is acted on,
+//!   the server checks its delivery against every recipient. If it would
+//!   push a recipient that is still reading past half the output limit, the
+//!   frame and the rest of that read are kept (unconsumed) and the sender's
+//!   input pauses: [`wants_read`](Server::wants_read) turns false. Once that
+//!   reader has drained to a quarter of the limit (or stalled, or left), the
+//!   kept input runs again at the next [`handle_timeout`](Server::handle_timeout)
+//!   (after the runtime's writes), and [`Event::Resume`] follows when all of
+//!   it was acted on. How much one read carries does not matter.
+//! - **Paced to the slowest reader still making progress.** A reader that
+//!   has had output queued without taking any of it for
+//!   [`stall_grace`](ServerConfig::stall_grace) holds nobody back: it is
+//!   dropped (`LEFT(SLOW_CONSUMER)`) when a frame would take its queue past
+//!   `max_outbound`. A reader that keeps reading is never dropped because of
+//!   how fast others send.
+//! - **A connection's own requests.** Input is not acted on while the
+//!   connection's own queue is at least half the limit, so a client that
+//!   pipelines requests faster than it reads the answers is slowed, not
+//!   dropped. Replies to its own requests never drop it: pausing bounds them.
+//! - **Frames nobody asked for** (LEFT, PING) are never held back: they drop
+//!   a recipient whose non-empty queue they would take past the limit.
+//!
+//! # Invariants
+//!
+//! - Every departure of a registered user (BYE, end of stream, I/O error,
+//!   timeout, protocol error, slow consumer) sends `LEFT` with its reason to every
+//!   remaining user exactly once, and frees the name at once.
+//! - Exactly one [`Event::Close`] is emitted per connection; after it the
+//!   [`ConnId`] is dead and every call with it is ignored.
+//! - Queued output per connection stays within `max_outbound`, except that a
+//!   reader with nothing queued always takes the next frame, and replies to
+//!   a connection's own requests may take it one reply past half the limit.
+//! - Every frame broadcast is encoded once, into a feed shared by every
+//!   registered connection: a message to 1,000 users is stored once and
+//!   written to each socket straight from the feed. A connection's own frames
+//!   are interleaved with its part of the feed in the order they were queued,
+//!   and nothing is ever copied out of the feed (see `outbound.rs`).
+//! - Memory for queued output is the feed (at most `max_outbound`, what the
+//!   slowest remaining reader has not read) plus each connection's own
+//!   frames: dropping a reader that is far behind frees its share at once,
+//!   whatever the number of stalled readers. Per connection, input holds one
+//!   unfinished frame plus one read. Drained buffers are given back.
+
+mod config;
+mod event;
+mod outbound;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, VecDeque};
+use std::time::Instant;
+
+use crate::codec::{Deframer, HEADER_LEN, RawFrame};
+use crate::frame::{self, ErrorCode, RawClientFrame, Reason};
+use crate::name::Name;
+use crate::presence::Presence;
+use crate::text::validate_text;
+
+pub use config::{ConfigError, ServerConfig};
+pub use event::{ConnId, Event};
+use outbound::{BufferPool, Feed, Queue, Stream};
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// Connected, no successful HELLO yet.
+    AwaitingHello,
+    /// Registered under a name.
+    Registered(Name),
+    /// Flushing its last bytes; input is ignored. Closed when the output drains
+    /// or at `deadline`.
+    Closing {
+        deadline: Option<Instant>,
+        reason: Reason,
+    },
+}
+
+/// Why a connection's input is paused.
+#[derive(Debug, Clone, Copy)]
+struct Pause {
+    /// The reader whose queue is too long (maybe the connection itself).
+    blocker: ConnId,
+    /// When the blocker would count as stalled if it takes nothing meanwhile.
+    recheck_at: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Conn {
+    phase: Phase,
+    deframer: Deframer,
+    stream: Stream,
+    connected_at: Instant,
+    last_received: Instant,
+    /// PINGs sent since the last byte arrived.
+    pings_sent: u32,
+    /// The deadline of this connection's live entry in the timer heap.
+    timer: Option<Instant>,
+    /// Counted against `max_clients` (rejected connections are not).
+    counted: bool,
+    /// Listed in `transmits` (or named by `poll_transmit`) since its queue was
+    /// last empty.
+    announced: bool,
+    /// Listed in `idle`.
+    idle_listed: bool,
+    /// Listed in `resumable`.
+    resumable_listed: bool,
+    /// Its queue passed the limit; it is dropped at the next reaping.
+    doomed: bool,
+    /// Its key in `Server::load`, while it receives broadcasts.
+    load_key: Option<i128>,
+    /// When it last took output, or when its queue last became non-empty.
+    progress_at: Instant,
+    /// Its input waits (kept in its deframer) until a reader drains.
+    paused: Option<Pause>,
+    /// Some connection's input waits for this one to drain.
+    has_waiters: bool,
+    /// The stream ended while input was paused: it departs once that input ran.
+    eof_pending: bool,
+}
+
+impl Conn {
+    fn name(&self) -> Option<Name> {
+        match self.phase {
+            Phase::Registered(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    fn is_closing(&self) -> bool {
+        matches!(self.phase, Phase::Closing { .. })
+    }
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    generation: u32,
+    conn: Option<Conn>,
+}
+
+/// The server state machine. See the [module docs](self) for the driving loop.
+#[derive(Debug)]
+pub struct Server {
+    config: ServerConfig,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    /// Connections counted against `max_clients`.
+    open: usize,
+    /// Live connections, rejected ones included.
+    live: usize,
+    presence: Presence<ConnId>,
+    timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    events: VecDeque<Event>,
+    /// Connections whose queue went from empty to non-empty.
+    transmits: Queue,
+    /// Receiving connections whose queue emptied: the next broadcast makes
+    /// them ready to transmit.
+    idle: Queue,
+    doomed: Vec<ConnId>,
+    /// A frame encoded once before it is queued (a broadcast, a roster).
+    scratch: Vec<u8>,
+    feed: Feed,
+    /// Every connection receiving broadcasts, by `Stream::load_key`: the
+    /// first entries have the longest queues.
+    load: BTreeSet<(i128, ConnId)>,
+    /// Closing connections that still read the feed.
+    closing_readers: Vec<ConnId>,
+    /// Connections whose input is paused (some entries stale).
+    waiting: Vec<ConnId>,
+    /// Paused connections to try again at the next `handle_timeout`.
+    resumable: Queue,
+    /// When `resumable` was filled: `handle_timeout` is due.
+    resume_due: Option<Instant>,
+    pool: BufferPool,
+    /// When [`handle_timeout`](Self::handle_timeout) should look at the pool.
+    pool_check: Option<Instant>,
+    next_ping_token: u64,
+    shutting_down: bool,
+}
+
+/// The live connection `id` names, if any. A free function so that callers
+/// can borrow other fields of the server alongside it.
+fn live_conn(slots: &mut [Slot], id: ConnId) -> Option<&mut Conn> {
+    slots
+        .get_mut(id.index())
+        .filter(|s| s.generation == id.generation)
+        .and_then(|s| s.conn.as_mut())
+}
+
+/// The earlier of two optional deadlines (`None` is never).
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// How a departing connection goes.
+enum Farewell<'a> {
+    /// Queue `BYE(reason, detail)`, then close once it is flushed.
+    Bye(&'a str),
+    /// Close at once, discarding queued output.
+    Abort,
+}
+
+/// What a frame queued for one connection may do to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// An answer to the connection's own request: never drops it (pausing
+    /// its input bounds these).
+    Reply,
+    /// Anything else: drops it if its non-empty queue would pass the limit.
+    Unasked,
+    /// Its BYE: always queued.
+    Farewell,
+}
+
+/// Whether a request was acted on, or must wait for a reader to drain.
+enum Flow {
+    Done,
+    Wait(ConnId),
+}
+
+impl Server {
+    /// A server with no connections.
+    pub fn new(config: ServerConfig) -> Self {
+        Self {
+            config,
+            slots: Vec::new(),
+            free: Vec::new(),
+            open: 0,
+            live: 0,
+            presence: Presence::default(),
+            timers: BinaryHeap::new(),
+            events: VecDeque::new(),
+            transmits: Queue::default(),
+            idle: Queue::default(),
+            doomed: Vec::new(),
+            scratch: Vec::new(),
+            feed: Feed::default(),
+            load: BTreeSet::new(),
+            closing_readers: Vec::new(),
+            waiting: Vec::new(),
+            resumable: Queue::default(),
+            resume_due: None,
+            pool: BufferPool::default(),
+            pool_check: None,
+            next_ping_token: 1,
+            shutting_down: false,
+        }
+    }
+
+    // ----- getters -----
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Live connections (until their [`Event::Close`]), rejected ones included.
+    pub fn connection_count(&self) -> usize {
+        self.live
+    }
+
+    /// Registered users.
+    pub fn registered_count(&self) -> usize {
+        self.presence.len()
+    }
+
+    /// The registered names, in no particular order.
+    pub fn names(&self) -> &[Name] {
+        self.presence.names()
+    }
+
+    /// The name `conn` registered, if any.
+    pub fn name_of(&self, conn: ConnId) -> Option<Name> {
+        self.conn(conn).and_then(Conn::name)
+    }
+
+    /// Bytes queued for `conn` that the runtime has not written yet. Write them
+    /// and report how many went out with [`handle_written`](Self::handle_written).
+    ///
+    /// This may be only the first part of what is queued (the connection's
+    /// own frames and its part of the broadcast feed, interleaved): after a
+    /// full write, call it again until it is empty.
+    pub fn outbound(&self, conn: ConnId) -> &[u8] {
+        self.conn(conn)
+            .map_or(&[], |c| c.stream.outbound(&self.feed))
+    }
+
+    /// Bytes queued for `conn` in all, not yet written.
+    pub fn queued(&self, conn: ConnId) -> usize {
+        self.conn(conn).map_or(0, |c| c.stream.queued(&self.feed))
+    }
+
+    /// Whether the runtime should read from `conn` now. False while the
+    /// connection is closing or its input is paused (see the module docs on
+    /// congestion); [`Event::Resume`] says when it turns true again.
+    ///
+    /// A runtime MUST NOT read from a connection while this is false, except
+    /// at most one more read that was already under way: input handed over
+    /// while paused is kept in full, so ignoring this would let one client
+    /// grow the server's memory without bound.
+    pub fn wants_read(&self, conn: ConnId) -> bool {
+        self.conn(conn)
+            .is_some_and(|c| !c.is_closing() && !c.doomed && c.paused.is_none())
+    }
+
+    /// Output queued for every connection together, not yet written (each
+    /// connection's share of the feed counted for it). O(number of
+    /// connections): for monitoring, not for every turn.
+    pub fn queued_bytes(&self) -> usize {
+        self.conns().map(|c| c.stream.queued(&self.feed)).sum()
+    }
+
+    /// Bytes of queued output the server actually holds: the shared feed once
+    /// plus every connection's own frames. O(number of connections).
+    pub fn output_memory(&self) -> usize {
+        self.feed.len() + self.conns().map(|c| c.stream.own_len()).sum::<usize>()
+    }
+
+    /// Capacity of drained output buffers kept warm for reuse. The pool is
+    /// freed once it has gone unused for a second; a runtime that sees this
+    /// drop to zero may ask its allocator to give the memory back to the system.
+    pub fn pooled_bytes(&self) -> usize {
+        self.pool.bytes()
+    }
+
+    /// Heap bytes held for `conn`'s own buffers (input and output). Zero for an
+    /// idle connection whose output has been written.
+    pub fn buffer_capacity(&self, conn: ConnId) -> usize {
+        self.conn(conn)
+            .map_or(0, |c| c.deframer.capacity() + c.stream.capacity())
+    }
+
+    /// Whether `conn` is saying goodbye: its BYE is queued, its input is
+    /// ignored, and it is closed once flushed or after `linger`.
+    pub fn is_closing(&self, conn: ConnId) -> bool {
+        self.conn(conn).is_some_and(Conn::is_closing)
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called and every connection has
+    /// since been closed: the runtime can exit.
+    pub fn is_shut_down(&self) -> bool {
+        self.shutting_down && self.connection_count() == 0
+    }
+
+    // ----- handle_* (inputs) -----
+
+    /// A new connection was accepted. The server may refuse it at once (server
+    /// full or shutting down): it then queues a BYE and closes it when flushed.
+    pub fn handle_accept(&mut self, now: Instant) -> ConnId {
+        let id = self.allocate(now);
+        if self.shutting_down {
+            self.depart(
+                now,
+                id,
+                Reason::Shutdown,
+                Farewell::Bye("server shutting down"),
+            );
+        } else if self.open >= self.config.max_clients {
+            self.depart(now, id, Reason::ServerFull, Farewell::Bye("server full"));
+        } else {
+            self.open += 1;
+            if let Some(conn) = self.conn_mut(id) {
+                conn.counted = true;
+            }
+            self.schedule(id);
+        }
+        id
+    }
+
+    /// Bytes arrived on `conn`. Every complete frame is acted on in order,
+    /// unless the connection's input is paused: the rest then waits, kept
+    /// here, until readers drain (see the module docs on congestion).
+    pub fn handle_input(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
+        let Some(c) = self.conn_mut(conn) else { return };
+        if c.is_closing() || bytes.is_empty() {
+            return;
+        }
+        c.last_received = now;
+        c.pings_sent = 0;
+        self.process(now, conn, bytes);
+        self.reap(now);
+    }
+
+    /// The peer ended its stream (a read returned 0). Mid-frame or not, a
+    /// connection that had not said BYE is gone: `LEFT(DISCONNECTED)`, once
+    /// any input it sent before and that is paused has been acted on. A
+    /// connection already closing keeps flushing its BYE.
+    pub fn handle_eof(&mut self, now: Instant, conn: ConnId) {
+        let Some(c) = self.conn_mut(conn) else { return };
+        if c.is_closing() {
+            return;
+        }
+        if c.paused.is_some() {
+            c.eof_pending = true;
+            return;
+        }
+        self.depart(now, conn, Reason::Disconnected, Farewell::Abort);
+        self.reap(now);
+    }
+
+    /// Reading or writing `conn` failed (reset, broken pipe): it is closed at once.
+    pub fn handle_io_error(&mut self, now: Instant, conn: ConnId) {
+        let reason = match self.conn(conn).map(|c| c.phase) {
+            None => return,
+            Some(Phase::Closing { reason, .. }) => reason,
+            Some(_) => Reason::Disconnected,
+        };
+        self.depart(now, conn, reason, Farewell::Abort);
+        self.reap(now);
+    }
+
+    /// The runtime wrote `n` bytes of [`outbound`](Self::outbound) for `conn`.
+    pub fn handle_written(&mut self, now: Instant, conn: ConnId, n: usize) {
+        let low_water = self.pace() / 2;
+        let Self {
+            slots,
+            feed,
+            pool,
+            idle,
+            ..
+        } = self;
+        let Some(c) = live_conn(slots, conn) else {
+            return;
+        };
+        let before = c.stream.queued(feed);
+        c.stream.consume(n, feed, pool);
+        let after = c.stream.queued(feed);
+        if after < before {
+            c.progress_at = now;
+        }
+        if after == 0 {
+            c.announced = false;
+            if c.stream.receiving() {
+                idle.push(conn, &mut c.idle_listed);
+            }
+        }
+        let closing = c.is_closing();
+        let wake = c.has_waiters && after <= low_water;
+        self.reindex(conn);
+        if closing && after == 0 {
+            let reason = self.closing_reason(conn);
+            self.release(now, conn, reason, true);
+        } else if wake {
+            self.wake_waiters(now, conn);
+        }
+        self.reap(now);
+    }
+
+    /// Time passed: runs paused input whose readers drained, and fires every
+    /// handshake, ping, idle and linger deadline that is due. Calling it early
+    /// or often is harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.resume_due.is_some_and(|due| due <= now) {
+            self.resume_due = None;
+            self.resume_paused(now);
+        }
+        while let Some(Reverse((deadline, id))) = self.timers.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(conn) = self.conn_mut(id) else {
+                continue;
+            };
+            if conn.timer != Some(deadline) {
+                continue; // superseded by an earlier entry
+            }
+            conn.timer = None;
+            self.fire_timers(now, id);
+            self.reap(now);
+        }
+        if self.live == 0 {
+            // Nobody to serve: keep no warm buffers.
+            self.pool = BufferPool::default();
+        }
+        self.pool_check = self.pool.trim(now);
+    }
+
+    /// Starts a graceful shutdown: every connection gets `BYE(SHUTDOWN)` and is
+    /// closed once flushed, or after `linger` at the latest. Connections
+    /// accepted afterwards are refused the same way.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.shutting_down = true;
+        let ids: Vec<ConnId> = self.live_ids().collect();
+        for &id in &ids {
+            if let Some(name) = self.name_of(id) {
+                self.events.push_back(Event::Left {
+                    conn: id,
+                    name,
+                    reason: Reason::Shutdown,
+                });
+            }
+            // Everyone leaves at once: no LEFT notices among them.
+            if let Some(conn) = self.conn_mut(id) {
+                if !conn.is_closing() {
+                    conn.phase = Phase::AwaitingHello;
+                }
+            }
+        }
+        self.presence.clear();
+        for id in ids {
+            if self.conn(id).is_some_and(|c| !c.is_closing()) {
+                self.depart(
+                    now,
+                    id,
+                    Reason::Shutdown,
+                    Farewell::Bye("server shutting down"),
+                );
+            }
+        }
+        self.reap(now);
+    }
+
+    // ----- poll_* (outputs) -----
+
+    /// The next connection whose queue went from empty to non-empty. Edge
+    /// triggered: a connection is named once, then the runtime writes its
+    /// [`outbound`](Self::outbound) bytes (when the socket is writable) until
+    /// that is empty.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<ConnId> {
+        while let Some(id) = self.transmits.pop() {
+            let Self { slots, feed, .. } = self;
+            let Some(conn) = live_conn(slots, id) else {
+                continue;
+            };
+            if conn.stream.queued(feed) > 0 {
+                return Some(id);
+            }
+            conn.announced = false;
+        }
+        None
+    }
+
+    /// The next event for the runtime.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should be called next;
+    /// `None` when no deadline is pending. May be earlier than needed, and may
+    /// already have passed (paused input is ready to run): then call
+    /// `handle_timeout` at once.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let timer = self.timers.peek().map(|Reverse((deadline, _))| *deadline);
+        earliest(earliest(timer, self.pool_check), self.resume_due)
+    }
+
+    // ----- internals: connections -----
+
+    fn conn(&self, id: ConnId) -> Option<&Conn> {
+        self.slots
+            .get(id.index())
+            .filter(|s| s.generation == id.generation)
+            .and_then(|s| s.conn.as_ref())
+    }
+
+    fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        live_conn(&mut self.slots, id)
+    }
+
+    fn conns(&self) -> impl Iterator<Item = &Conn> + '_ {
+        self.slots.iter().filter_map(|slot| slot.conn.as_ref())
+    }
+
+    fn live_ids(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.slots.iter().enumerate().filter_map(|(index, slot)| {
+            slot.conn.as_ref().map(|_| ConnId {
+                index: index as u32,
+                generation: slot.generation,
+            })
+        })
+    }
+
+    fn allocate(&mut self, now: Instant) -> ConnId {
+        let conn = Conn {
+            phase: Phase::AwaitingHello,
+            deframer: Deframer::new(),
+            stream: Stream::default(),
+            connected_at: now,
+            last_received: now,
+            pings_sent: 0,
+            timer: None,
+            counted: false,
+            announced: false,
+            idle_listed: false,
+            resumable_listed: false,
+            doomed: false,
+            load_key: None,
+            progress_at: now,
+            paused: None,
+            has_waiters: false,
+            eof_pending: false,
+        };
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                self.slots.push(Slot::default());
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        self.live += 1;
+        let slot = self.slots.get_mut(index as usize);
+        debug_assert!(slot.is_some(), "a slot that was just pushed or freed");
+        let generation = slot.map_or(0, |slot| {
+            slot.conn = Some(conn);
+            slot.generation
+        });
+        ConnId { index, generation }
+    }
+
+    /// Emits the close event and frees the slot.
+    fn release(&mut self, now: Instant, id: ConnId, reason: Reason, graceful: bool) {
+        self.wake_waiters(now, id);
+        self.leave_load(id);
+        let Self {
+            slots, feed, pool, ..
+        } = self;
+        let Some(slot) = slots
+            .get_mut(id.index())
+            .filter(|s| s.generation == id.generation)
+        else {
+            return;
+        };
+        let Some(mut conn) = slot.conn.take() else {
+            return;
+        };
+        slot.generation = slot.generation.wrapping_add(1);
+        conn.stream.discard(feed, pool);
+        self.closing_readers.retain(|&c| c != id);
+        self.free.push(id.index);
+        self.live -= 1;
+        if conn.counted {
+            self.open -= 1;
+        }
+        self.events.push_back(Event::Close {
+            conn: id,
+            reason,
+            graceful,
+        });
+    }
+
+    fn closing_reason(&self, id: ConnId) -> Reason {
+        match self.conn(id).map(|c| c.phase) {
+            Some(Phase::Closing { reason, .. }) => reason,
+            _ => Reason::Disconnected,
+        }
+    }
+
+    /// Removes `id` from the roster (telling the others), then says goodbye.
+    fn depart(&mut self, now: Instant, id: ConnId, reason: Reason, farewell: Farewell<'_>) {
+        let Self {
+            slots, feed, pool, ..
+        } = self;
+        let Some(conn) = live_conn(slots, id) else {
+            return;
+        };
+        let name = conn.name();
+        conn.phase = Phase::AwaitingHello;
+        conn.paused = None;
+        // Out of the feed before the LEFT: a connection saying goodbye still
+        // gets what was queued for it, then its BYE.
+        match farewell {
+            Farewell::Bye(_) => conn.stream.stop_receiving(feed),
+            Farewell::Abort => conn.stream.discard(feed, pool),
+        }
+        if conn.stream.in_feed() {
+            self.closing_readers.push(id);
+        }
+        self.leave_load(id);
+        self.wake_waiters(now, id);
+        if let Some(name) = name {
+            self.presence.remove(&name);
+            self.scratch.clear();
+            frame::encode_left(&mut self.scratch, &name, reason);
+            self.broadcast(now);
+            self.events.push_back(Event::Left {
+                conn: id,
+                name,
+                reason,
+            });
+        }
+        match farewell {
+            Farewell::Abort => self.release(now, id, reason, false),
+            Farewell::Bye(detail) => {
+                let deadline = now.checked_add(self.config.linger);
+                let Some(conn) = self.conn_mut(id) else {
+                    return;
+                };
+                conn.phase = Phase::Closing { deadline, reason };
+                conn.deframer = Deframer::new();
+                if conn.doomed {
+                    self.release(now, id, reason, false);
+                    return;
+                }
+                self.send(now, id, Delivery::Farewell, |out| {
+                    frame::encode_bye(out, reason, detail);
+                });
+                self.schedule(id);
+            }
+        }
+    }
+
+    /// Drops every connection found over its output limit, telling the others.
+    /// Dropping one sends LEFT, which may push more over: loop until none is left.
+    fn reap(&mut self, now: Instant) {
+        while let Some(id) = self.doomed.pop() {
+            self.depart(now, id, Reason::SlowConsumer, Farewell::Abort);
+        }
+        self.prune_timers();
+        if self.pool_check.is_none() {
+            // Buffers came back after the last look (a burst drained): look
+            // again, or a server that falls silent keeps them forever.
+            self.pool_check = self.pool.trim(now);
+        }
+    }
+
+    /// Drops everything queued for `id` and marks it for reaping as a slow
+    /// consumer. Nothing is copied: its share of the feed is simply let go.
+    fn doom(&mut self, now: Instant, id: ConnId) {
+        self.wake_waiters(now, id);
+        self.leave_load(id);
+        let Self {
+            slots,
+            feed,
+            pool,
+            doomed,
+            ..
+        } = self;
+        if let Some(conn) = live_conn(slots, id) {
+            if !conn.doomed {
+                conn.doomed = true;
+                conn.stream.discard(feed, pool);
+                doomed.push(id);
+            }
+        }
+    }
+
+    // ----- internals: input -----
+
+    /// Acts on the frames in `bytes` (after any kept back) for `id`, until
+    /// one has to wait for a reader to drain.
+    fn process(&mut self, now: Instant, id: ConnId, bytes: &[u8]) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        let mut deframer = std::mem::take(&mut conn.deframer);
+        if conn.paused.is_some() {
+            // The runtime's read that was already under way.
+            deframer.stash(bytes);
+            conn.deframer = deframer;
+            return;
+        }
+        let mut input = bytes;
+        loop {
+            let Some(conn) = self.conn(id) else { return };
+            if conn.is_closing() || conn.doomed {
+                return;
+            }
+            let queued = conn.stream.queued(&self.feed);
+            if queued > 0 && queued >= self.pace() {
+                // Its own output is backed up: slow it down.
+                deframer.stash(input);
+                self.pause(id, id, deframer);
+                return;
+            }
+            let frame = match deframer.next_frame(&mut input) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(error) => {
+                    let detail = error.to_string();
+                    self.protocol_error(now, id, &detail);
+                    return;
+                }
+            };
+            match self.handle_frame(now, id, frame) {
+                Flow::Done => self.reap(now),
+                Flow::Wait(blocker) => {
+                    let (op, payload) = (frame.op, frame.payload.to_vec());
+                    deframer.unread(op, &payload);
+                    deframer.stash(input);
+                    self.pause(id, blocker, deframer);
+                    return;
+                }
+            }
+        }
+        if let Some(conn) = self.conn_mut(id) {
+            conn.deframer = deframer;
+        }
+    }
+
+    /// Pauses `id`'s input (kept in `deframer`) until `blocker` drains.
+    fn pause(&mut self, id: ConnId, blocker: ConnId, deframer: Deframer) {
+        let grace = self.config.stall_grace;
+        let recheck_at = match self.conn_mut(blocker) {
+            Some(b) => {
+                b.has_waiters = true;
+                // Its own queue drains only when it reads: no recheck.
+                (blocker != id)
+                    .then(|| b.progress_at.checked_add(grace))
+                    .flatten()
+            }
+            None => None,
+        };
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        conn.deframer = deframer;
+        conn.paused = Some(Pause {
+            blocker,
+            recheck_at,
+        });
+        if self.waiting.len() > 2 * self.live + 16 {
+            let slots = &self.slots;
+            self.waiting.retain(|&w| {
+                slots
+                    .get(w.index())
+                    .and_then(|s| s.conn.as_ref())
+                    .is_some_and(|c| c.paused.is_some())
+            });
+        }
+        self.waiting.push(id);
+        self.schedule(id);
+    }
+
+    /// Every connection waiting for `blocker` is tried again at the next
+    /// `handle_timeout`, after the runtime's writes.
+    fn wake_waiters(&mut self, now: Instant, blocker: ConnId) {
+        match self.conn_mut(blocker) {
+            Some(b) if b.has_waiters => b.has_waiters = false,
+            _ => return,
+        }
+        let mut waiting = std::mem::take(&mut self.waiting);
+        waiting.retain(|&id| {
+            let Some(conn) = live_conn(&mut self.slots, id) else {
+                return false;
+            };
+            match conn.paused {
+                Some(pause) if pause.blocker == blocker => {
+                    self.resumable.push(id, &mut conn.resumable_listed);
+                    false
+                }
+                Some(_) => true,
+                None => false,
+            }
+        });
+        self.waiting = waiting;
+        if !self.resumable.is_empty() {
+            self.resume_due = earliest(self.resume_due, Some(now));
+        }
+    }
+
+    /// Runs the kept input of every connection whose blocker drained.
+    fn resume_paused(&mut self, now: Instant) {
+        for id in self.resumable.take() {
+            let Some(conn) = self.conn_mut(id) else {
+                continue;
+            };
+            conn.resumable_listed = false;
+            if conn.paused.take().is_none() || conn.is_closing() {
+                continue;
+            }
+            self.process(now, id, &[]);
+            if self.wants_read(id) {
+                if self.conn(id).is_some_and(|c| c.eof_pending) {
+                    self.depart(now, id, Reason::Disconnected, Farewell::Abort);
+                } else {
+                    self.events.push_back(Event::Resume { conn: id });
+                }
+            }
+            self.reap(now);
+        }
+    }
+
+    fn protocol_error(&mut self, now: Instant, id: ConnId, detail: &str) {
+        self.depart(now, id, Reason::ProtocolError, Farewell::Bye(detail));
+    }
+
+    fn handle_frame(&mut self, now: Instant, id: ConnId, frame: RawFrame<'_>) -> Flow {
+        let request = match RawClientFrame::parse(frame) {
+            Ok(request) => request,
+            Err(malformed) => {
+                let detail = malformed.to_string();
+                self.protocol_error(now, id, &detail);
+                return Flow::Done;
+            }
+        };
+        let sender = self.name_of(id);
+        match request {
+            RawClientFrame::Hello { name } => return self.hello(now, id, sender, name),
+            RawClientFrame::Say { text } => {
+                let Some(from) = self.require_registered(now, id, sender) else {
+                    return Flow::Done;
+                };
+                if let Err(error) = validate_text(text) {
+                    self.reply_error(now, id, ErrorCode::BadText, &error.to_string());
+                    return Flow::Done;
+                }
+                self.scratch.clear();
+                frame::encode_message(&mut self.scratch, &from, text);
+                if let Err(blocker) = self.admit_broadcast(now, self.scratch.len()) {
+                    return Flow::Wait(blocker);
+                }
+                self.broadcast(now);
+            }
+            RawClientFrame::Whisper { to, text } => {
+                let Some(from) = self.require_registered(now, id, sender) else {
+                    return Flow::Done;
+                };
+                if let Err(error) = validate_text(text) {
+                    self.reply_error(now, id, ErrorCode::BadText, &error.to_string());
+                    return Flow::Done;
+                }
+                let recipient = Name::from_bytes(to)
+                    .ok()
+                    .and_then(|to| self.presence.lookup(&to));
+                let Some(to) = recipient else {
+                    self.reply_error(now, id, ErrorCode::NoSuchUser, "no such user");
+                    return Flow::Done;
+                };
+                let len = HEADER_LEN + 2 + from.as_str().len() + text.len();
+                if let Err(blocker) = self.admit_private(now, to, len) {
+                    return Flow::Wait(blocker);
+                }
+                self.send(now, to, Delivery::Unasked, |out| {
+                    frame::encode_private(out, &from, text);
+                });
+            }
+            RawClientFrame::Who => {
+                if self.require_registered(now, id, sender).is_some() {
+                    self.send_roster(now, id);
+                }
+            }
+            RawClientFrame::Ping { token } => {
+                self.send(now, id, Delivery::Reply, |out| frame::encode_pong(out, token));
+            }
+            RawClientFrame::Pong { .. } => {}
+            RawClientFrame::Bye => self.depart(now, id, Reason::Quit, Farewell::Bye("")),
+        }
+        Flow::Done
+    }
+
+    fn hello(&mut self, now: Instant, id: ConnId, sender: Option<Name>, raw_name: &[u8]) -> Flow {
+        if sender.is_some() {
+            self.reply_error(now, id, ErrorCode::AlreadyRegistered, "already registered");
+            return Flow::Done;
+        }
+        let name = match Name::from_bytes(raw_name) {
+            Ok(name) => name,
+            Err(error) => {
+                self.reply_error(now, id, ErrorCode::NameInvalid, &error.to_string());
+                return Flow::Done;
+            }
+        };
+        if self.presence.contains(&name) {
+            self.reply_error(now, id, ErrorCode::NameTaken, "name taken");
+            return Flow::Done;
+        }
+        let joined_len = HEADER_LEN + 2 + name.as_str().len();
+        if let Err(blocker) = self.admit_broadcast(now, joined_len) {
+            return Flow::Wait(blocker);
+        }
+        self.presence.insert(name, id);
+        if let Some(conn) = self.conn_mut(id) {
+            conn.phase = Phase::Registered(name);
+        }
+        self.send(now, id, Delivery::Reply, |out| frame::encode_welcome(out, &name));
+        self.send_roster(now, id);
+        self.scratch.clear();
+        frame::encode_joined(&mut self.scratch, &name);
+        self.broadcast(now);
+        // After the JOINED: the newcomer does not hear of itself.
+        self.subscribe(id);
+        self.events.push_back(Event::Joined { conn: id, name });
+        Flow::Done
+    }
+
+    fn require_registered(&mut self, now: Instant, id: ConnId, sender: Option<Name>) -> Option<Name> {
+        if sender.is_none() {
+            self.reply_error(
+                now,
+                id,
+                ErrorCode::NotRegistered,
+                "not registered: send HELLO first",
+            );
+        }
+        sender
+    }
+
+    fn reply_error(&mut self, now: Instant, id: ConnId, code: ErrorCode, detail: &str) {
+        self.send(now, id, Delivery::Reply, |out| {
+            frame::encode_error(out, code, detail);
+        });
+    }
+
+    fn send_roster(&mut self, now: Instant, id: ConnId) {
+        let mut roster = std::mem::take(&mut self.scratch);
+        roster.clear();
+        frame::encode_roster(&mut roster, self.presence.names());
+        self.send(now, id, Delivery::Reply, |out| out.extend_from_slice(&roster));
+        self.scratch = roster;
+    }
+
+    // ----- internals: output -----
+
+    /// The queue length up to which a reader that is still reading is sent
+    /// more: half the limit, so that frames nobody asked for (LEFT, PING)
+    /// still fit below it.
+    fn pace(&self) -> usize {
+        self.config.max_outbound / 2
+    }
+
+    /// Whether `conn`, with `queued` bytes waiting, has taken nothing for the
+    /// stall grace: it no longer holds anyone back.
+    fn is_stalled(&self, conn: &Conn, queued: usize, now: Instant) -> bool {
+        queued > 0
+            && conn
+                .progress_at
+                .checked_add(self.config.stall_grace)
+                .is_some_and(|stalled_at| now >= stalled_at)
+    }
+
+    /// Whether a broadcast of `len` bytes may go now: `Err(reader)` when it
+    /// would take a reader that is still reading past the pace. Stalled
+    /// readers it would take past the limit are dropped.
+    fn admit_broadcast(&mut self, now: Instant, len: usize) -> Result<(), ConnId> {
+        let pace = self.pace();
+        let max = self.config.max_outbound;
+        let end = i128::from(self.feed.end());
+        let mut over = Vec::new();
+        for &(key, id) in &self.load {
+            let queued = usize::try_from(end - key).unwrap_or(usize::MAX);
+            if queued == 0 || queued.saturating_add(len) <= pace {
+                break;
+            }
+            let Some(conn) = self.conn(id) else { continue };
+            if !self.is_stalled(conn, queued, now) {
+                return Err(id);
+            }
+            if queued.saturating_add(len) > max {
+                over.push(id);
+            }
+        }
+        for id in over {
+            self.doom(now, id);
+        }
+        Ok(())
+    }
+
+    /// [`admit_broadcast`](Self::admit_broadcast) for one recipient.
+    fn admit_private(&mut self, now: Instant, to: ConnId, len: usize) -> Result<(), ConnId> {
+        let Some(conn) = self.conn(to) else {
+            return Ok(());
+        };
+        let queued = conn.stream.queued(&self.feed);
+        if queued == 0 || queued.saturating_add(len) <= self.pace() {
+            return Ok(());
+        }
+        if !self.is_stalled(conn, queued, now) {
+            return Err(to);
+        }
+        if queued.saturating_add(len) > self.config.max_outbound {
+            self.doom(now, to);
+        }
+        Ok(())
+    }
+
+    /// Queues one frame for one connection.
+    fn send(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        delivery: Delivery,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) {
+        let max = self.config.max_outbound;
+        let Self {
+            slots,
+            feed,
+            pool,
+            transmits,
+            ..
+        } = self;
+        let Some(conn) = live_conn(slots, id) else {
+            return;
+        };
+        if conn.doomed || (conn.is_closing() && delivery != Delivery::Farewell) {
+            return;
+        }
+        let before = conn.stream.queued(feed);
+        conn.stream.push_own(feed, pool, encode);
+        if delivery == Delivery::Unasked && before > 0 && conn.stream.queued(feed) > max {
+            self.doom(now, id);
+            return;
+        }
+        if before == 0 {
+            conn.progress_at = now;
+            transmits.push(id, &mut conn.announced);
+        }
+        self.reindex(id);
+    }
+
+    /// Appends `scratch` (one encoded frame) to the feed, for every receiving
+    /// connection. Never held back: a reader whose non-empty queue it would
+    /// take past the limit is dropped first (paced requests were admitted
+    /// before they got here, so that only happens to stalled readers and for
+    /// frames nobody asked for).
+    fn broadcast(&mut self, now: Instant) {
+        let len = self.scratch.len();
+        let max = self.config.max_outbound;
+        let end = i128::from(self.feed.end());
+        let over: Vec<ConnId> = self
+            .load
+            .iter()
+            .map_while(|&(key, id)| {
+                let queued = usize::try_from(end - key).unwrap_or(usize::MAX);
+                (queued > 0 && queued.saturating_add(len) > max).then_some(id)
+            })
+            .collect();
+        for id in over {
+            self.doom(now, id);
+        }
+        self.bound_closing_readers(now, len);
+        let Self {
+            feed,
+            scratch,
+            idle,
+            slots,
+            transmits,
+            ..
+        } = self;
+        feed.append(scratch);
+        while let Some(id) = idle.pop() {
+            let Some(conn) = live_conn(slots, id) else {
+                continue;
+            };
+            conn.idle_listed = false;
+            if conn.stream.receiving() && !conn.announced {
+                conn.progress_at = now;
+                transmits.push(id, &mut conn.announced);
+            }
+        }
+    }
+
+    /// Closes (without waiting for their BYE) closing connections so far
+    /// behind that the feed would hold more than the limit for them.
+    fn bound_closing_readers(&mut self, now: Instant, len: usize) {
+        if self.closing_readers.is_empty() {
+            return;
+        }
+        let limit = self.config.max_outbound as u64;
+        let end = self.feed.end() + len as u64;
+        if self.feed.slowest().is_none_or(|pos| end - pos <= limit) {
+            return;
+        }
+        let behind: Vec<ConnId> = self
+            .closing_readers
+            .iter()
+            .copied()
+            .filter(|&id| {
+                self.conn(id)
+                    .and_then(|c| c.stream.feed_pos())
+                    .is_some_and(|pos| end - pos > limit)
+            })
+            .collect();
+        for id in behind {
+            let reason = self.closing_reason(id);
+            self.release(now, id, reason, false);
+        }
+        let slots = &self.slots;
+        self.closing_readers.retain(|&id| {
+            slots
+                .get(id.index())
+                .filter(|s| s.generation == id.generation)
+                .and_then(|s| s.conn.as_ref())
+                .is_some_and(|c| c.stream.in_feed())
+        });
+    }
+
+    /// Starts giving `id` every broadcast from now on.
+    fn subscribe(&mut self, id: ConnId) {
+        let Self {
+            slots, feed, idle, ..
+        } = self;
+        let Some(conn) = live_conn(slots, id) else {
+            return;
+        };
+        conn.stream.subscribe(feed);
+        if conn.stream.queued(feed) == 0 {
+            idle.push(id, &mut conn.idle_listed);
+        }
+        self.reindex(id);
+    }
+
+    /// Brings `id`'s entry in `load` up to date with its queue.
+    fn reindex(&mut self, id: ConnId) {
+        let Some(conn) = live_conn(&mut self.slots, id) else {
+            return;
+        };
+        let key = conn.stream.load_key().filter(|_| !conn.doomed);
+        if key == conn.load_key {
+            return;
+        }
+        if let Some(old) = conn.load_key {
+            self.load.remove(&(old, id));
+        }
+        if let Some(new) = key {
+            self.load.insert((new, id));
+        }
+        conn.load_key = key;
+    }
+
+    fn leave_load(&mut self, id: ConnId) {
+        if let Some(conn) = live_conn(&mut self.slots, id) {
+            if let Some(old) = conn.load_key.take() {
+                self.load.remove(&(old, id));
+            }
+        }
+    }
+
+    // ----- internals: timers -----
+
+    /// The earliest moment something is due for `conn`; `None` when nothing
+    /// ever is (timers so long that they overflow the clock).
+    fn deadline(&self, conn: &Conn) -> Option<Instant> {
+        let config = &self.config;
+        match conn.phase {
+            Phase::Closing { deadline, .. } => deadline,
+            phase => {
+                let pings = config
+                    .ping_interval
+                    .saturating_mul(conn.pings_sent.saturating_add(1));
+                let silence = earliest(
+                    conn.last_received.checked_add(pings),
+                    conn.last_received.checked_add(config.idle_timeout),
+                );
+                let due = match phase {
+                    Phase::AwaitingHello => earliest(
+                        silence,
+                        conn.connected_at.checked_add(config.handshake_timeout),
+                    ),
+                    _ => silence,
+                };
+                earliest(due, conn.paused.and_then(|p| p.recheck_at))
+            }
+        }
+    }
+
+    /// Makes sure the timer heap holds an entry for `id` no later than its
+    /// deadline. A later deadline needs no new entry: the early one fires,
+    /// finds nothing due and reschedules.
+    fn schedule(&mut self, id: ConnId) {
+        let Some(conn) = self.conn(id) else { return };
+        let Some(deadline) = self.deadline(conn) else {
+            return;
+        };
+        if conn.timer.is_some_and(|t| t <= deadline) {
+            return;
+        }
+        if let Some(conn) = self.conn_mut(id) {
+            conn.timer = Some(deadline);
+        }
+        self.timers.push(Reverse((deadline, id)));
+    }
+
+    /// Pops superseded timer entries off the top of the heap, so that
+    /// [`poll_timeout`](Self::poll_timeout) names a live connection's entry.
+    fn prune_timers(&mut self) {
+        while let Some(Reverse((deadline, id))) = self.timers.peek().copied() {
+            if self.conn(id).is_some_and(|c| c.timer == Some(deadline)) {
+                break;
+            }
+            self.timers.pop();
+        }
+    }
+
+    fn fire_timers(&mut self, now: Instant, id: ConnId) {
+        let Some(conn) = live_conn(&mut self.slots, id) else {
+            return;
+        };
+        if let Some(pause) = conn.paused.as_mut() {
+            if pause.recheck_at.is_some_and(|at| at <= now) {
+                // Its blocker may have stalled: try again.
+                pause.recheck_at = None;
+                self.resumable.push(id, &mut conn.resumable_listed);
+                self.resume_due = earliest(self.resume_due, Some(now));
+            }
+        }
+        let Some(conn) = self.conn(id) else { return };
+        let config = &self.config;
+        let silent_for = now.saturating_duration_since(conn.last_received);
+        match conn.phase {
+            Phase::Closing { deadline, reason } => {
+                if deadline.is_some_and(|deadline| now >= deadline) {
+                    return self.release(now, id, reason, false);
+                }
+            }
+            Phase::AwaitingHello
+                if now.saturating_duration_since(conn.connected_at) >= config.handshake_timeout =>
+            {
+                return self.depart(now, id, Reason::Timeout, Farewell::Bye("handshake timeout"));
+            }
+            _ if silent_for >= config.idle_timeout => {
+                return self.depart(now, id, Reason::Timeout, Farewell::Bye("idle timeout"));
+            }
+            _ => {
+                let due = config
+                    .ping_interval
+                    .saturating_mul(conn.pings_sent.saturating_add(1));
+                if silent_for >= due {
+                    let intervals = silent_for.as_nanos() / config.ping_interval.as_nanos().max(1);
+                    let token = self.next_ping_token;
+                    self.next_ping_token = self.next_ping_token.wrapping_add(1);
+                    if let Some(conn) = self.conn_mut(id) {
+                        conn.pings_sent = u32::try_from(intervals).unwrap_or(u32::MAX);
+                    }
+                    self.send(now, id, Delivery::Unasked, |out| {
+                        frame::encode_ping(out, token);
+                    });
+                }
+            }
+        }
+        self.schedule(id);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,553 @@
+//! Outbound bytes: each connection's [`Stream`], the [`Feed`] of broadcasts
+//! that every registered connection shares, and the [`BufferPool`] that keeps
+//! drained buffers warm.
+//!
+//! Invariants:
+//!
+//! - A broadcast frame is stored once, in the feed. A connection's stream is
+//!   its own frames (replies, whispers, pings, its BYE) interleaved with its
+//!   unread part of the feed, in the order they were queued: a [`Mark`] says
+//!   after which feed offset a run of its own bytes comes. Nothing is ever
+//!   copied out of the feed, so dropping or closing a connection that is far
+//!   behind costs no memory.
+//! - The feed keeps the bytes from its slowest reader's position onwards and
+//!   nothing before it; a reader's position only moves forward.
+//! - [`Stream::queued`] is exactly what the runtime still has to write for
+//!   that connection, and [`Stream::outbound`] is a prefix of it that is never
+//!   empty while `queued` is not.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::ConnId;
+
+/// Written bytes at the front of a buffer worth moving the rest down for.
+const COMPACT_AT: usize = 64 * 1024;
+
+/// Drained output buffers kept for reuse, so that warm queues do not
+/// allocate per delivery. Bounded in total bytes: the pool's memory does not
+/// grow with the number of connections, and an idle connection holds nothing.
+#[derive(Debug, Default)]
+pub(super) struct BufferPool {
+    free: Vec<Vec<u8>>,
+    bytes: usize,
+    /// Buffers handed out so far; a change means the pool is in use.
+    handed_out: u64,
+    /// `handed_out` when [`trim`](Self::trim) last looked, and when that was.
+    seen: (u64, Option<Instant>),
+}
+
+impl BufferPool {
+    /// Capacity of a new buffer: a burst of small frames fits without regrowth.
+    const INITIAL: usize = 512;
+    /// Larger buffers are freed rather than pooled.
+    const MAX_BUFFER: usize = 64 * 1024;
+    /// Total capacity the pool may hold.
+    const MAX_BYTES: usize = 32 * 1024 * 1024;
+    /// How long the pool may go unused before it is freed.
+    const IDLE: Duration = Duration::from_secs(1);
+
+    /// Capacity held for reuse.
+    pub(super) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn get(&mut self) -> Vec<u8> {
+        self.handed_out += 1;
+        match self.free.pop() {
+            Some(buf) => {
+                self.bytes -= buf.capacity();
+                buf
+            }
+            None => Vec::with_capacity(Self::INITIAL),
+        }
+    }
+
+    /// Frees the pool once it has gone unused for [`Self::IDLE`]: a server
+    /// that went quiet keeps no warm buffers. Returns when to look again.
+    pub(super) fn trim(&mut self, now: Instant) -> Option<Instant> {
+        if self.free.is_empty() {
+            self.seen = (self.handed_out, None);
+            return None;
+        }
+        match self.seen {
+            (seen, Some(since)) if seen == self.handed_out => {
+                let due = since.checked_add(Self::IDLE)?;
+                if now >= due {
+                    self.free = Vec::new();
+                    self.bytes = 0;
+                    self.seen.1 = None;
+                    return None;
+                }
+                Some(due)
+            }
+            _ => {
+                self.seen = (self.handed_out, Some(now));
+                now.checked_add(Self::IDLE)
+            }
+        }
+    }
+
+    fn put(&mut self, mut buf: Vec<u8>) {
+        let capacity = buf.capacity();
+        if capacity > 0 && capacity <= Self::MAX_BUFFER && self.bytes + capacity <= Self::MAX_BYTES
+        {
+            buf.clear();
+            self.bytes += capacity;
+            self.free.push(buf);
+        }
+    }
+}
+
+/// A connection's own frames. `buf[sent..]` is what is still to be written.
+#[derive(Debug, Default)]
+struct Outbox {
+    buf: Vec<u8>,
+    sent: usize,
+    /// Own bytes written since the connection opened: marks refer to it.
+    total_sent: u64,
+}
+
+impl Outbox {
+    fn pending(&self) -> &[u8] {
+        self.buf.get(self.sent..).unwrap_or_default()
+    }
+
+    fn len(&self) -> usize {
+        self.buf.len() - self.sent
+    }
+
+    /// Own bytes queued since the connection opened.
+    fn total_queued(&self) -> u64 {
+        self.total_sent + self.len() as u64
+    }
+
+    /// Makes sure there is a buffer to append to, reusing a pooled one.
+    fn ensure(&mut self, pool: &mut BufferPool) -> &mut Vec<u8> {
+        if self.buf.capacity() == 0 {
+            self.buf = pool.get();
+        }
+        &mut self.buf
+    }
+
+    /// Drops everything queued, giving the buffer to the pool.
+    fn discard(&mut self, pool: &mut BufferPool) {
+        self.total_sent += self.len() as u64;
+        pool.put(std::mem::take(&mut self.buf));
+        self.sent = 0;
+    }
+
+    fn consume(&mut self, n: usize, pool: &mut BufferPool) {
+        let n = n.min(self.len());
+        self.sent += n;
+        self.total_sent += n as u64;
+        if self.sent == self.buf.len() {
+            // An idle connection holds no buffer; the pool keeps it warm
+            // for whoever needs one next.
+            pool.put(std::mem::take(&mut self.buf));
+            self.sent = 0;
+        } else if self.sent >= COMPACT_AT && self.sent * 2 >= self.buf.len() {
+            // A connection that never fully drains must not grow without
+            // bound: drop the written half (amortised O(1) per byte).
+            self.buf.drain(..self.sent);
+            self.sent = 0;
+        }
+    }
+}
+
+/// Broadcast frames not yet read by every reader. A reader at stream offset
+/// `pos` has `buf[pos - base..]` left to read.
+#[derive(Debug, Default)]
+pub(super) struct Feed {
+    buf: Vec<u8>,
+    /// Stream offset of `buf[0]`.
+    base: u64,
+    /// How many readers stand at each offset: the first entry is the slowest,
+    /// and everything before it can go.
+    positions: BTreeMap<u64, usize>,
+}
+
+impl Feed {
+    /// A drained feed keeps at most this much capacity.
+    const KEEP: usize = 64 * 1024;
+
+    /// The offset just past the last frame appended.
+    pub(super) fn end(&self) -> u64 {
+        self.base + self.buf.len() as u64
+    }
+
+    /// Bytes held (what the slowest reader has not read).
+    pub(super) fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The slowest reader's offset, if anyone reads.
+    pub(super) fn slowest(&self) -> Option<u64> {
+        self.positions.keys().next().copied()
+    }
+
+    pub(super) fn append(&mut self, frame: &[u8]) {
+        self.buf.extend_from_slice(frame);
+    }
+
+    fn slice(&self, from: u64, to: u64) -> &[u8] {
+        let start = usize::try_from(from.saturating_sub(self.base)).unwrap_or(usize::MAX);
+        let end = usize::try_from(to.saturating_sub(self.base)).unwrap_or(usize::MAX);
+        self.buf.get(start..end.min(self.buf.len())).unwrap_or_default()
+    }
+
+    fn enter(&mut self, pos: u64) {
+        *self.positions.entry(pos).or_default() += 1;
+    }
+
+    fn leave(&mut self, pos: u64) {
+        if let Some(count) = self.positions.get_mut(&pos) {
+            *count -= 1;
+            if *count == 0 {
+                self.positions.remove(&pos);
+                self.compact();
+            }
+        } else {
+            debug_assert!(false, "left the feed at {pos} without being there");
+        }
+    }
+
+    /// Drops what every reader has read: all of it once the slowest has
+    /// caught up, else a large read prefix (amortised O(1) per byte).
+    fn compact(&mut self) {
+        let slowest = self.slowest().unwrap_or(self.end());
+        let read = usize::try_from(slowest.saturating_sub(self.base))
+            .unwrap_or(usize::MAX)
+            .min(self.buf.len());
+        if read == self.buf.len() {
+            self.base = self.end();
+            self.buf.clear();
+            if self.buf.capacity() > Self::KEEP {
+                self.buf = Vec::new();
+            }
+        } else if read >= COMPACT_AT && read * 2 >= self.buf.len() {
+            self.buf.drain(..read);
+            self.base += read as u64;
+        }
+    }
+}
+
+/// Own bytes up to `own_upto` (counted from the connection's start) come once
+/// the feed has been read up to `feed_at`.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    feed_at: u64,
+    own_upto: u64,
+}
+
+/// Where a connection reads the feed.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    pos: u64,
+    /// A closing connection reads no further than this.
+    stop: Option<u64>,
+}
+
+/// Everything queued for one connection, in order.
+#[derive(Debug, Default)]
+pub(super) struct Stream {
+    own: Outbox,
+    /// Where runs of own bytes sit between feed bytes (only while reading the
+    /// feed; every own byte then belongs to a mark).
+    marks: VecDeque<Mark>,
+    cursor: Option<Cursor>,
+}
+
+impl Stream {
+    /// Whether new broadcasts are appended to this stream.
+    pub(super) fn receiving(&self) -> bool {
+        self.cursor.is_some_and(|c| c.stop.is_none())
+    }
+
+    /// Whether it still reads the feed (receiving, or closing and not past its stop).
+    pub(super) fn in_feed(&self) -> bool {
+        self.cursor.is_some()
+    }
+
+    /// Feed offset of this stream's reader, if it reads the feed.
+    pub(super) fn feed_pos(&self) -> Option<u64> {
+        self.cursor.map(|c| c.pos)
+    }
+
+    /// Bytes queued in all.
+    pub(super) fn queued(&self, feed: &Feed) -> usize {
+        let from_feed = self.cursor.map_or(0, |c| {
+            let to = c.stop.unwrap_or(feed.end());
+            usize::try_from(to.saturating_sub(c.pos)).unwrap_or(usize::MAX)
+        });
+        self.own.len() + from_feed
+    }
+
+    /// The key under which a receiving stream is indexed by load: the feed's
+    /// end minus the key is [`queued`](Self::queued), whatever is appended.
+    pub(super) fn load_key(&self) -> Option<i128> {
+        match self.cursor {
+            Some(Cursor { pos, stop: None }) => Some(i128::from(pos) - self.own.len() as i128),
+            _ => None,
+        }
+    }
+
+    /// Heap bytes of its own buffer.
+    pub(super) fn capacity(&self) -> usize {
+        self.own.buf.capacity()
+    }
+
+    /// Own bytes queued (not counting the feed).
+    pub(super) fn own_len(&self) -> usize {
+        self.own.len()
+    }
+
+    /// The next bytes to write: a prefix of everything queued.
+    pub(super) fn outbound<'a>(&'a self, feed: &'a Feed) -> &'a [u8] {
+        let Some(cursor) = self.cursor else {
+            return self.own.pending();
+        };
+        match self.marks.front() {
+            Some(mark) if mark.feed_at <= cursor.pos => {
+                let run = mark.own_upto.saturating_sub(self.own.total_sent);
+                let run = usize::try_from(run).unwrap_or(usize::MAX);
+                let pending = self.own.pending();
+                pending.get(..run).unwrap_or(pending)
+            }
+            Some(mark) => feed.slice(cursor.pos, mark.feed_at),
+            None => feed.slice(cursor.pos, cursor.stop.unwrap_or(feed.end())),
+        }
+    }
+
+    /// Queues an own frame after everything queued so far.
+    pub(super) fn push_own(
+        &mut self,
+        feed: &Feed,
+        pool: &mut BufferPool,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) {
+        encode(self.own.ensure(pool));
+        if let Some(cursor) = self.cursor {
+            let at = cursor.stop.unwrap_or(feed.end());
+            let upto = self.own.total_queued();
+            match self.marks.back_mut() {
+                Some(mark) if mark.feed_at == at => mark.own_upto = upto,
+                _ => self.marks.push_back(Mark {
+                    feed_at: at,
+                    own_upto: upto,
+                }),
+            }
+        }
+    }
+
+    /// Takes `n` written bytes off the front.
+    pub(super) fn consume(&mut self, mut n: usize, feed: &mut Feed, pool: &mut BufferPool) {
+        while n > 0 {
+            let run = self.outbound(feed).len();
+            if run == 0 {
+                break;
+            }
+            let taken = n.min(run);
+            n -= taken;
+            let mark = self.marks.front().copied();
+            match (self.cursor.as_mut(), mark) {
+                (Some(cursor), Some(mark)) if mark.feed_at > cursor.pos => {
+                    advance(feed, cursor, taken);
+                }
+                (Some(_), Some(mark)) => {
+                    self.own.consume(taken, pool);
+                    if self.own.total_sent >= mark.own_upto {
+                        self.marks.pop_front();
+                    }
+                }
+                (Some(cursor), None) => advance(feed, cursor, taken),
+                (None, _) => self.own.consume(taken, pool),
+            }
+        }
+        if let Some(cursor) = self.cursor {
+            if cursor.stop == Some(cursor.pos) && self.marks.is_empty() {
+                // A closing stream that read up to its stop is done with the feed.
+                self.cursor = None;
+                feed.leave(cursor.pos);
+            }
+        }
+    }
+
+    /// Starts receiving every broadcast appended from now on, after what is
+    /// already queued.
+    pub(super) fn subscribe(&mut self, feed: &mut Feed) {
+        if self.cursor.is_some() {
+            return;
+        }
+        let end = feed.end();
+        self.cursor = Some(Cursor {
+            pos: end,
+            stop: None,
+        });
+        feed.enter(end);
+        if self.own.len() > 0 {
+            self.marks.push_back(Mark {
+                feed_at: end,
+                own_upto: self.own.total_queued(),
+            });
+        }
+    }
+
+    /// Stops receiving new broadcasts; what was appended so far is still
+    /// delivered, and own frames queued later come after it.
+    pub(super) fn stop_receiving(&mut self, feed: &mut Feed) {
+        if let Some(cursor) = self.cursor.as_mut() {
+            if cursor.stop.is_none() {
+                cursor.stop = Some(feed.end());
+            }
+            if cursor.stop == Some(cursor.pos) && self.marks.is_empty() {
+                let pos = cursor.pos;
+                self.cursor = None;
+                feed.leave(pos);
+            }
+        }
+    }
+
+    /// Drops everything queued and leaves the feed.
+    pub(super) fn discard(&mut self, feed: &mut Feed, pool: &mut BufferPool) {
+        if let Some(cursor) = self.cursor.take() {
+            feed.leave(cursor.pos);
+        }
+        self.marks.clear();
+        self.own.discard(pool);
+    }
+}
+
+fn advance(feed: &mut Feed, cursor: &mut Cursor, n: usize) {
+    let to = cursor.pos + n as u64;
+    feed.enter(to);
+    feed.leave(cursor.pos);
+    cursor.pos = to;
+}
+
+/// A FIFO of connections in which each is listed at most once: the owner
+/// keeps a flag per connection that says whether it is listed.
+#[derive(Debug, Default)]
+pub(super) struct Queue {
+    ids: VecDeque<ConnId>,
+}
+
+impl Queue {
+    /// Lists `id` unless `listed` says it already is.
+    pub(super) fn push(&mut self, id: ConnId, listed: &mut bool) {
+        if !*listed {
+            *listed = true;
+            self.ids.push_back(id);
+        }
+    }
+
+    pub(super) fn pop(&mut self) -> Option<ConnId> {
+        self.ids.pop_front()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub(super) fn take(&mut self) -> VecDeque<ConnId> {
+        std::mem::take(&mut self.ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes everything queued in pieces of at most `chunk` bytes.
+    fn drain(stream: &mut Stream, feed: &mut Feed, pool: &mut BufferPool, chunk: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let bytes = stream.outbound(feed);
+            if bytes.is_empty() {
+                break;
+            }
+            let n = bytes.len().min(chunk);
+            out.extend_from_slice(&bytes[..n]);
+            stream.consume(n, feed, pool);
+        }
+        out
+    }
+
+    #[test]
+    fn own_frames_and_broadcasts_keep_their_order_for_every_write_size() {
+        for chunk in [1, 2, 3, 5, 100] {
+            let mut feed = Feed::default();
+            let mut pool = BufferPool::default();
+            let mut a = Stream::default();
+            let mut b = Stream::default();
+            a.push_own(&feed, &mut pool, |o| o.extend_from_slice(b"W"));
+            a.subscribe(&mut feed);
+            b.subscribe(&mut feed);
+            feed.append(b"1");
+            a.push_own(&feed, &mut pool, |o| o.extend_from_slice(b"p"));
+            feed.append(b"22");
+            a.push_own(&feed, &mut pool, |o| o.extend_from_slice(b"q"));
+            a.push_own(&feed, &mut pool, |o| o.extend_from_slice(b"r"));
+            assert_eq!(a.queued(&feed), 7);
+            assert_eq!(drain(&mut a, &mut feed, &mut pool, chunk), b"W1p22qr");
+            feed.append(b"3");
+            assert_eq!(drain(&mut a, &mut feed, &mut pool, chunk), b"3");
+            assert_eq!(feed.len(), 4, "b has read nothing yet");
+            assert_eq!(drain(&mut b, &mut feed, &mut pool, chunk), b"1223");
+            assert_eq!(feed.len(), 0, "read by everyone: gone");
+        }
+    }
+
+    #[test]
+    fn a_closing_stream_reads_up_to_its_stop_then_its_farewell_then_leaves_the_feed() {
+        let mut feed = Feed::default();
+        let mut pool = BufferPool::default();
+        let mut a = Stream::default();
+        let mut b = Stream::default();
+        a.subscribe(&mut feed);
+        b.subscribe(&mut feed);
+        feed.append(b"12");
+        a.stop_receiving(&mut feed);
+        a.push_own(&feed, &mut pool, |o| o.extend_from_slice(b"BYE"));
+        feed.append(b"3");
+        assert!(!a.receiving() && a.in_feed());
+        assert_eq!(a.queued(&feed), 5);
+        assert_eq!(drain(&mut a, &mut feed, &mut pool, 2), b"12BYE");
+        assert!(!a.in_feed(), "done with the feed");
+        assert_eq!(drain(&mut b, &mut feed, &mut pool, 7), b"123");
+    }
+
+    #[test]
+    fn discarding_a_stream_far_behind_copies_nothing_and_frees_the_feed() {
+        let mut feed = Feed::default();
+        let mut pool = BufferPool::default();
+        let mut slow = Stream::default();
+        let mut fast = Stream::default();
+        slow.subscribe(&mut feed);
+        fast.subscribe(&mut feed);
+        for _ in 0..100 {
+            feed.append(&[7; 100]);
+            drain(&mut fast, &mut feed, &mut pool, 1000);
+        }
+        assert_eq!(feed.len(), 10_000);
+        slow.push_own(&feed, &mut pool, |o| o.extend_from_slice(b"PING"));
+        slow.discard(&mut feed, &mut pool);
+        assert_eq!(slow.queued(&feed), 0);
+        assert_eq!(slow.capacity(), 0);
+        assert_eq!(feed.len(), 0, "nobody needs the backlog any more");
+    }
+
+    #[test]
+    fn the_load_key_tracks_queued_bytes_as_the_feed_grows() {
+        let mut feed = Feed::default();
+        let mut pool = BufferPool::default();
+        let mut a = Stream::default();
+        a.subscribe(&mut feed);
+        feed.append(b"12345");
+        a.push_own(&feed, &mut pool, |o| o.extend_from_slice(b"ab"));
+        let key = a.load_key().unwrap();
+        feed.append(b"678");
+        assert_eq!(i128::from(feed.end()) - key, a.queued(&feed) as i128);
+        assert_eq!(a.queued(&feed), 10);
+    }
+}
