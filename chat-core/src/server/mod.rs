@@ -25,7 +25,7 @@
 //! A runtime's whole job, by hand:
 //!
 //! ```
-//! use std::time::Instant;
+//! use std::time::{Duration, Instant};
 //! use chat_core::{ClientFrame, Event, Name, Reason, Server, ServerConfig, ServerFrame};
 //! use chat_core::codec::Deframer;
 //!
