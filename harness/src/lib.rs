@@ -390,7 +390,8 @@ macro_rules! server_cases {
             registration_and_roster, names_taken_invalid_and_retry, requests_before_hello,
             public_and_private_messages, who_and_ping, bad_text_is_refused, bytewise_and_pipelined,
             protocol_errors_are_fatal, leaving_by_bye_eof_and_reset, handshake_timeout,
-            ping_then_idle_timeout, max_clients, slow_consumer_is_dropped, pipelining_client_is_slowed,
+            ping_then_idle_timeout, max_clients, one_burst_over_the_limit_drops_only_the_stalled_reader,
+            readers_among_many_stalled, pipelining_client_is_slowed,
             shutdown_says_bye, many_clients_receive_a_broadcast);
     };
     (@each $target:expr; $($case:ident),* $(,)?) => {
