@@ -148,7 +148,16 @@ pub enum ProtocolError {
     /// clients send, a field cut short, trailing bytes, an invalid name or text).
     #[error("bad frame from server: {0}")]
     Decode(#[from] DecodeError),
+    /// The server's roster (a USERS listing, or the roster grown by JOINED)
+    /// passed [`MAX_ROSTER`] names: a memory bound against a hostile server.
+    #[error("the server's roster passed {MAX_ROSTER} names")]
+    RosterTooLarge,
 }
+
+/// Most names the client keeps in a roster or a listing being received. A
+/// server with more users is refused as a protocol error rather than let
+/// grow the client without bound.
+pub const MAX_ROSTER: usize = 65_536;
 
 /// A user intent the client refused without sending anything: the caller
 /// misused the API, the server did nothing wrong.
@@ -369,7 +378,8 @@ impl Client {
         let mut input = bytes;
         while !self.is_closed() {
             let decoded = match self.deframer.next_frame(&mut input) {
-                Ok(Some(raw)) => ServerFrame::decode(raw),
+                // Text the server relays is shown escaped, not fatal.
+                Ok(Some(raw)) => ServerFrame::decode_lenient(raw),
                 Ok(None) => return,
                 Err(error) => return self.close(CloseReason::ProtocolError(error.into())),
             };
@@ -563,6 +573,9 @@ impl Client {
             ServerFrame::Private { from, text } => ClientEvent::Private { from, text },
             ServerFrame::Joined { name } => {
                 self.roster.insert(name);
+                if self.roster.len() > MAX_ROSTER {
+                    return self.close(CloseReason::ProtocolError(ProtocolError::RosterTooLarge));
+                }
                 ClientEvent::Joined { name }
             }
             ServerFrame::Left { name, reason } => {
@@ -571,6 +584,9 @@ impl Client {
             }
             ServerFrame::Users { last, names } => {
                 self.listing.extend(names);
+                if self.listing.len() > MAX_ROSTER {
+                    return self.close(CloseReason::ProtocolError(ProtocolError::RosterTooLarge));
+                }
                 if !last {
                     return;
                 }
@@ -766,6 +782,53 @@ mod tests {
         );
         drain(&mut c);
         c
+    }
+
+    #[test]
+    fn control_characters_from_the_server_are_shown_escaped_not_fatal() {
+        let clock = Clock::new();
+        let mut c = registered(&clock);
+        let mut bytes = Vec::new();
+        crate::frame::encode_message(&mut bytes, &n("bob"), b"\x1b[2Jgotcha\x07");
+        crate::frame::encode_private(&mut bytes, &n("bob"), b"\xff\xc2\x9b");
+        c.handle_input(clock.at(1.0), &bytes);
+        assert_eq!(
+            drain(&mut c),
+            [
+                ClientEvent::Message {
+                    from: n("bob"),
+                    text: t("\\u{1b}[2Jgotcha\\u{7}")
+                },
+                ClientEvent::Private {
+                    from: n("bob"),
+                    text: t("\u{fffd}\\u{9b}")
+                },
+            ]
+        );
+        assert!(!c.is_closed());
+    }
+
+    #[test]
+    fn a_roster_that_never_ends_is_refused_at_the_bound() {
+        let clock = Clock::new();
+        let mut c = registered(&clock);
+        let mut name_index = 0usize;
+        let mut frames = 0;
+        while !c.is_closed() {
+            let batch: Vec<String> = (0..400)
+                .map(|_| {
+                    name_index += 1;
+                    format!("u{name_index}")
+                })
+                .collect();
+            let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+            c.handle_input(clock.at(1.0), &wire(&[users(false, &refs)]));
+            frames += 1;
+            assert!(frames <= MAX_ROSTER / 400 + 1, "never refused");
+        }
+        assert!(drain(&mut c).contains(&ClientEvent::Closed {
+            reason: CloseReason::ProtocolError(ProtocolError::RosterTooLarge)
+        }));
     }
 
     #[test]

@@ -386,7 +386,11 @@ mod tests {
             d.stash(input);
             seen.extend(decode_chunks(&mut d, &[&[]]).unwrap());
             let ops: Vec<Vec<u8>> = seen.into_iter().map(|(_, p)| p).collect();
-            assert_eq!(ops, [b"one".to_vec(), b"two".to_vec(), vec![]], "split {split}");
+            assert_eq!(
+                ops,
+                [b"one".to_vec(), b"two".to_vec(), vec![]],
+                "split {split}"
+            );
             assert_eq!(d.finish(), Ok(()));
         }
     }

@@ -569,6 +569,28 @@ impl ClientFrame {
 }
 
 impl ServerFrame {
+    /// Decodes a frame from a server like [`decode`](Self::decode), except
+    /// that a MESSAGE or PRIVATE whose text is not valid is kept, its text
+    /// made displayable by [`Text::lossy`]: a client shows what a faulty
+    /// server relayed, escaped, instead of giving up on the connection.
+    pub fn decode_lenient(frame: RawFrame<'_>) -> Result<Self, DecodeError> {
+        let strict = Self::decode(frame);
+        if strict.is_ok() || !matches!(frame.op, op::MESSAGE | op::PRIVATE) {
+            return strict;
+        }
+        let mut r = Reader::new(op_name(frame.op), frame.payload);
+        let Ok(from) = r.name("from").map(Name::from_bytes) else {
+            return strict;
+        };
+        let Ok(from) = from else { return strict };
+        let text = Text::lossy(r.rest());
+        Ok(if frame.op == op::MESSAGE {
+            Self::Message { from, text }
+        } else {
+            Self::Private { from, text }
+        })
+    }
+
     /// Decodes a frame from a server.
     pub fn decode(frame: RawFrame<'_>) -> Result<Self, DecodeError> {
         let mut r = Reader::new(op_name(frame.op), frame.payload);

@@ -89,6 +89,41 @@ impl Text {
         validate_text(raw).map(|s| Self(s.to_owned()))
     }
 
+    /// Builds a displayable `Text` from any bytes, for showing what a
+    /// misbehaving peer sent: invalid UTF-8 becomes U+FFFD, every control
+    /// character a text may not hold (C0 but TAB and LF, DEL, C1) is written
+    /// as an escape like `\u{1b}`, and a result over [`MAX_TEXT`] bytes is cut
+    /// at a character boundary and ends with `…`. Never raw control bytes.
+    pub fn lossy(raw: &[u8]) -> Self {
+        use std::fmt::Write as _;
+        let mut shown = String::with_capacity(raw.len().min(MAX_TEXT));
+        for c in String::from_utf8_lossy(raw).chars() {
+            match c {
+                '\t' | '\n' => shown.push(c),
+                c if c.is_control() => {
+                    let _ = write!(shown, "\\u{{{:x}}}", u32::from(c));
+                }
+                c => shown.push(c),
+            }
+            if shown.len() > MAX_TEXT {
+                break;
+            }
+        }
+        if shown.len() > MAX_TEXT {
+            let mut cut = MAX_TEXT - '…'.len_utf8();
+            while !shown.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            shown.truncate(cut);
+            shown.push('…');
+        }
+        if shown.is_empty() {
+            shown.push(char::REPLACEMENT_CHARACTER);
+        }
+        debug_assert!(validate_text(shown.as_bytes()).is_ok());
+        Self(shown)
+    }
+
     /// The text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -181,5 +216,24 @@ mod tests {
         }
         // Neighbours of the C1 range stay allowed.
         assert!(Text::new("\u{7e}\u{a0}\u{ff}").is_ok());
+    }
+
+    #[test]
+    fn lossy_text_never_carries_a_forbidden_byte() {
+        assert_eq!(
+            Text::lossy(b"\x1b[31mred\x07").as_str(),
+            "\\u{1b}[31mred\\u{7}"
+        );
+        assert_eq!(
+            Text::lossy(b"tab\tline\n\x7f").as_str(),
+            "tab\tline\n\\u{7f}"
+        );
+        assert_eq!(Text::lossy(b"\xc2\x85 \xff").as_str(), "\\u{85} \u{fffd}");
+        assert_eq!(Text::lossy(b"").as_str(), "\u{fffd}");
+        let long = Text::lossy(&[0x1b; MAX_TEXT]);
+        assert!(long.as_str().len() <= MAX_TEXT && long.as_str().ends_with('…'));
+        for raw in [&b"\x00\x01\x02"[..], &[0xe2, 0x82], &[b'a'; MAX_TEXT + 10]] {
+            assert!(validate_text(Text::lossy(raw).as_bytes()).is_ok());
+        }
     }
 }

@@ -331,7 +331,10 @@ pub fn max_clients(target: &Target) {
 
 /// Reads frames on its own thread until `count` MESSAGEs arrived; returns
 /// their texts in order and every other frame seen.
-fn read_messages(mut client: Client, count: usize) -> std::thread::JoinHandle<(Vec<String>, Vec<ServerFrame>)> {
+fn read_messages(
+    mut client: Client,
+    count: usize,
+) -> std::thread::JoinHandle<(Vec<String>, Vec<ServerFrame>)> {
     std::thread::spawn(move || {
         let mut texts = Vec::with_capacity(count);
         let mut others = Vec::new();
@@ -365,10 +368,17 @@ pub fn one_burst_over_the_limit_drops_only_the_stalled_reader(target: &Target) {
     let (mut flood, _) = Client::join(server.addr, "flood");
     let (third, _) = Client::join(server.addr, "third");
     stall(&sloth);
-    assert_eq!(flood.recv(), ServerFrame::Joined { name: name("third") });
+    assert_eq!(
+        flood.recv(),
+        ServerFrame::Joined {
+            name: name("third")
+        }
+    );
     const BURSTS: usize = 150;
     let count = BURSTS * 16;
-    let texts: Vec<String> = (0..count).map(|i| format!("{i:05}{}", "x".repeat(3995))).collect();
+    let texts: Vec<String> = (0..count)
+        .map(|i| format!("{i:05}{}", "x".repeat(3995)))
+        .collect();
     let writer = {
         let mut stream = flood.stream.try_clone().unwrap();
         let texts = texts.clone();
@@ -385,7 +395,11 @@ pub fn one_burst_over_the_limit_drops_only_the_stalled_reader(target: &Target) {
     let echoes = read_messages(flood, count);
     let (got, others) = read_messages(third, count).join().unwrap();
     assert!(got == texts, "third received every message, in order");
-    assert_eq!(others, [left("sloth", Reason::SlowConsumer)], "one LEFT, for the sloth only");
+    assert_eq!(
+        others,
+        [left("sloth", Reason::SlowConsumer)],
+        "one LEFT, for the sloth only"
+    );
     let (echoed, others) = echoes.join().unwrap();
     assert!(echoed == texts, "the flooder received every echo, in order");
     assert_eq!(others, [left("sloth", Reason::SlowConsumer)]);
@@ -409,9 +423,16 @@ pub fn readers_among_many_stalled(target: &Target) {
         .collect();
     let (mut sender, _) = Client::join(server.addr, "sender");
     let (observer, _) = Client::join(server.addr, "observer");
-    assert_eq!(sender.recv(), ServerFrame::Joined { name: name("observer") });
+    assert_eq!(
+        sender.recv(),
+        ServerFrame::Joined {
+            name: name("observer")
+        }
+    );
     let count = 20_000;
-    let texts: Vec<String> = (0..count).map(|i| format!("{i:05}{}", "y".repeat(195))).collect();
+    let texts: Vec<String> = (0..count)
+        .map(|i| format!("{i:05}{}", "y".repeat(195)))
+        .collect();
     let writer = {
         let mut stream = sender.stream.try_clone().unwrap();
         let texts = texts.clone();
@@ -425,21 +446,30 @@ pub fn readers_among_many_stalled(target: &Target) {
     };
     let echoes = read_messages(sender, count);
     let (got, others) = read_messages(observer, count).join().unwrap();
-    assert!(got == texts, "the observer received every message, in order");
+    assert!(
+        got == texts,
+        "the observer received every message, in order"
+    );
     let (echoed, _) = echoes.join().unwrap();
     assert!(echoed == texts, "the sender received every echo, in order");
     writer.join().unwrap();
     let mut dropped: Vec<String> = others
         .iter()
         .map(|f| match f {
-            ServerFrame::Left { name, reason: Reason::SlowConsumer } => name.as_str().to_owned(),
+            ServerFrame::Left {
+                name,
+                reason: Reason::SlowConsumer,
+            } => name.as_str().to_owned(),
             other => panic!("unexpected {other:?}"),
         })
         .collect();
     dropped.sort();
     let mut expected: Vec<String> = (0..40).map(|i| format!("idle{i}")).collect();
     expected.sort();
-    assert_eq!(dropped, expected, "every stalled reader dropped exactly once");
+    assert_eq!(
+        dropped, expected,
+        "every stalled reader dropped exactly once"
+    );
     drop(stalled);
 }
 

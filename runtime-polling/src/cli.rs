@@ -19,8 +19,8 @@ pub struct ServerArgs {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
     pub listen: String,
-    /// Most open connections, registered or not.
-    #[arg(long, value_name = "N", default_value_t = 4096)]
+    /// Most open connections, registered or not (at least 1).
+    #[arg(long, value_name = "N", default_value = "4096", value_parser = parse_positive)]
     pub max_clients: usize,
     /// Seconds a connection has to register.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
@@ -31,8 +31,9 @@ pub struct ServerArgs {
     /// Seconds of silence before the server closes the connection.
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
     pub idle_timeout: Duration,
-    /// Bytes of output queued for one connection before it is dropped.
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    /// Bytes of output queued for one connection before it is dropped (at
+    /// least 1; a reader with nothing queued always takes the next frame).
+    #[arg(long, value_name = "BYTES", default_value = "1048576", value_parser = parse_positive)]
     pub max_outbound: usize,
     /// More logging on stderr (-v info, -vv debug); RUST_LOG works too.
     #[arg(short, long, action = clap::ArgAction::Count)]
@@ -53,7 +54,8 @@ impl ServerArgs {
     }
 }
 
-/// Parses a positive number of seconds, decimals allowed (`0.5`).
+/// Parses a number of seconds, decimals allowed (`0.5`), from 1 ms to 10⁹ s:
+/// a shorter timer would fire in a tight loop.
 pub fn parse_secs(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .parse()
@@ -61,7 +63,22 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
     if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
         return Err(format!("`{s}` must be a positive number of seconds"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    let duration = Duration::from_secs_f64(secs);
+    if duration < ServerConfig::MIN_DURATION {
+        return Err(format!(
+            "`{s}` is shorter than the minimum of 0.001 seconds"
+        ));
+    }
+    Ok(duration)
+}
+
+/// Parses a whole number of at least 1.
+pub fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a whole number")),
+    }
 }
 
 /// A server runtime the shared `main` can drive.
@@ -98,6 +115,10 @@ impl ChatServer for crate::PollingServer {
 pub fn server_main<S: ChatServer>(name: &str) -> ExitCode {
     let args = ServerArgs::parse();
     init_logger(args.verbose);
+    if let Err(error) = args.config().validate() {
+        eprintln!("{name}: {error}");
+        return ExitCode::from(2);
+    }
     let addr = match args.listen.to_socket_addrs().map(|mut a| a.next()) {
         Ok(Some(addr)) => addr,
         Ok(None) | Err(_) => {
@@ -189,8 +210,15 @@ mod tests {
     fn seconds_accept_decimals_and_refuse_nonsense() {
         assert_eq!(parse_secs("0.5"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_secs("10"), Ok(Duration::from_secs(10)));
-        for bad in ["", "x", "-1", "0", "inf", "NaN", "1e10"] {
+        assert_eq!(parse_secs("0.001"), Ok(Duration::from_millis(1)));
+        for bad in ["", "x", "-1", "0", "inf", "NaN", "1e10", "1e-10", "0.0009"] {
             assert!(parse_secs(bad).is_err(), "{bad}");
+        }
+        for (value, ok) in [("1", true), ("4096", true), ("0", false), ("-3", false)] {
+            assert_eq!(parse_positive(value).is_ok(), ok, "{value}");
+        }
+        for flag in ["--max-clients", "--max-outbound"] {
+            assert!(ServerArgs::try_parse_from(["chat-server", flag, "0"]).is_err());
         }
     }
 

@@ -35,6 +35,8 @@ pub mod cli;
 mod memory;
 mod server;
 pub mod terminal;
+mod throttle;
 
 pub use memory::{handle_timeout, return_freed_memory};
 pub use server::{PollingServer, StopHandle, listen, log_event};
+pub use throttle::{LogThrottle, is_out_of_descriptors, warn_out_of_descriptors};

@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 use chat_core::server::{ConnId, Event, Server, ServerConfig};
 use polling::{Event as Interest, Events, PollMode, Poller};
 
+use crate::throttle::{LogThrottle, is_out_of_descriptors, warn_out_of_descriptors};
+
 /// Poller key of the listening socket; connections use their `ConnId` index.
 const LISTENER: usize = usize::MAX - 1;
 /// Bytes read per readiness event.
@@ -37,6 +39,8 @@ const ACCEPTS_PER_TURN: usize = 256;
 const COALESCE_PASSES: usize = 2;
 /// Sockets written between looks for new input during a long write phase.
 const WRITE_SLICE: usize = 256;
+/// Least time between two warnings about running out of descriptors.
+const DESCRIPTOR_WARNING_INTERVAL: Duration = Duration::from_secs(5);
 /// How long accepting pauses after the process ran out of descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -80,6 +84,7 @@ pub struct PollingServer {
     /// Readiness taken in the middle of a write phase (see `drain_core`).
     slice_events: Option<Events>,
     accept_paused_until: Option<Instant>,
+    descriptor_warning: LogThrottle,
 }
 
 impl std::fmt::Debug for PollingServer {
@@ -111,6 +116,7 @@ impl PollingServer {
             touched: Vec::new(),
             slice_events: Some(Events::new()),
             accept_paused_until: None,
+            descriptor_warning: LogThrottle::new(DESCRIPTOR_WARNING_INTERVAL),
         })
     }
 
@@ -174,6 +180,8 @@ impl PollingServer {
                 // Connections still in the backlog get their BYE too.
                 self.accept(now);
                 self.poller.delete(&self.listener)?;
+                // The listener is gone from the poller: nothing to resume.
+                self.accept_paused_until = None;
             }
             if let Some(until) = self.accept_paused_until {
                 if now >= until && !shutting_down {
@@ -218,7 +226,7 @@ impl PollingServer {
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if is_out_of_descriptors(&e) => {
-                    log::warn!("out of file descriptors ({e}); pausing accepts");
+                    warn_out_of_descriptors(&mut self.descriptor_warning, &e);
                     self.pause_accepting(now);
                     return;
                 }
@@ -485,10 +493,4 @@ pub fn listen(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         }
     }
     Err(last_error.unwrap_or_else(|| io::Error::new(ErrorKind::InvalidInput, "no address to bind")))
-}
-
-fn is_out_of_descriptors(error: &io::Error) -> bool {
-    // EMFILE (24): per-process limit; ENFILE (23): system-wide limit;
-    // ENOBUFS/ENOMEM: the kernel is short of memory for sockets.
-    matches!(error.raw_os_error(), Some(23 | 24 | 105 | 12))
 }

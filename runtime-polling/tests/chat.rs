@@ -471,14 +471,27 @@ fn escape_sequences_from_the_server_are_never_written_raw() {
     let mut error = vec![ErrorCode::BadText as u8];
     error.extend_from_slice(evil.as_bytes());
     let mut script = raw_frame(0x82, &error);
-    // A MESSAGE with a valid name and control bytes in its text: the client
-    // refuses it as a protocol error.
-    script.extend(raw_frame(0x83, &with_name(b"mallory", b"hi \x1b[2J there")));
+    // A MESSAGE with a valid name and control bytes (and a C1 CSI) in its
+    // text: shown with the characters escaped, and the client goes on.
+    script.extend(raw_frame(
+        0x83,
+        &with_name(b"mallory", b"hi \x1b[2J \xc2\x9b\x07there"),
+    ));
+    script.extend(raw_frame(0x84, &with_name(b"mallory", b"\xff\x00")));
+    script.extend(raw_frame(0x88, &[6]));
     let chat = run_against_fake(script);
     let text = chat.text();
     assert!(text.contains("! bad text: \\u{1b}[31mred"), "{text}");
-    assert!(text.contains("! protocol error"), "{text}");
-    assert!(!text.contains("hi "), "{text}");
+    assert!(
+        text.contains("<mallory> hi \\u{1b}[2J \\u{9b}\\u{7}there\n"),
+        "{text}"
+    );
+    assert!(text.contains("*mallory* \u{fffd}\\u{0}\n"), "{text}");
+    assert!(!text.contains("! protocol error"), "{text}");
+    assert!(
+        !text.bytes().any(|b| b == 0x1b || b == 0x07 || b == 0),
+        "{text}"
+    );
 }
 
 #[test]

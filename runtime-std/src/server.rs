@@ -177,6 +177,7 @@ impl StdServer {
         };
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
         let mut late = None;
+        let mut descriptor_warning = runtime_polling::LogThrottle::new(Duration::from_secs(5));
         while !shared.stop.load(Ordering::SeqCst) {
             match self.listener.accept() {
                 // Accepted as the stop came: it gets its BYE below.
@@ -188,8 +189,8 @@ impl StdServer {
                     threads.retain(|t| !t.is_finished());
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12)) => {
-                    log::warn!("out of file descriptors ({e}); pausing accepts");
+                Err(e) if runtime_polling::is_out_of_descriptors(&e) => {
+                    runtime_polling::warn_out_of_descriptors(&mut descriptor_warning, &e);
                     let state = lock(shared);
                     // Resume when a connection closes or the back-off passes.
                     let _ = shared.closed.wait_timeout(state, ACCEPT_BACKOFF);

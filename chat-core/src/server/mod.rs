@@ -1012,7 +1012,9 @@ impl Server {
                 }
             }
             RawClientFrame::Ping { token } => {
-                self.send(now, id, Delivery::Reply, |out| frame::encode_pong(out, token));
+                self.send(now, id, Delivery::Reply, |out| {
+                    frame::encode_pong(out, token)
+                });
             }
             RawClientFrame::Pong { .. } => {}
             RawClientFrame::Bye => self.depart(now, id, Reason::Quit, Farewell::Bye("")),
@@ -1044,7 +1046,9 @@ impl Server {
         if let Some(conn) = self.conn_mut(id) {
             conn.phase = Phase::Registered(name);
         }
-        self.send(now, id, Delivery::Reply, |out| frame::encode_welcome(out, &name));
+        self.send(now, id, Delivery::Reply, |out| {
+            frame::encode_welcome(out, &name)
+        });
         self.send_roster(now, id);
         self.scratch.clear();
         frame::encode_joined(&mut self.scratch, &name);
@@ -1055,7 +1059,12 @@ impl Server {
         Flow::Done
     }
 
-    fn require_registered(&mut self, now: Instant, id: ConnId, sender: Option<Name>) -> Option<Name> {
+    fn require_registered(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        sender: Option<Name>,
+    ) -> Option<Name> {
         if sender.is_none() {
             self.reply_error(
                 now,
@@ -1077,7 +1086,9 @@ impl Server {
         let mut roster = std::mem::take(&mut self.scratch);
         roster.clear();
         frame::encode_roster(&mut roster, self.presence.names());
-        self.send(now, id, Delivery::Reply, |out| out.extend_from_slice(&roster));
+        self.send(now, id, Delivery::Reply, |out| {
+            out.extend_from_slice(&roster)
+        });
         self.scratch = roster;
     }
 

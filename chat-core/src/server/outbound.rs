@@ -193,7 +193,9 @@ impl Feed {
     fn slice(&self, from: u64, to: u64) -> &[u8] {
         let start = usize::try_from(from.saturating_sub(self.base)).unwrap_or(usize::MAX);
         let end = usize::try_from(to.saturating_sub(self.base)).unwrap_or(usize::MAX);
-        self.buf.get(start..end.min(self.buf.len())).unwrap_or_default()
+        self.buf
+            .get(start..end.min(self.buf.len()))
+            .unwrap_or_default()
     }
 
     fn enter(&mut self, pos: u64) {

@@ -478,7 +478,10 @@ fn a_reader_that_stalls_is_dropped_as_slow_consumer_while_others_get_everything(
     for i in 0..500 {
         w.send(sender, &say(&format!("message number {i}")));
     }
-    assert_eq!(w.peers[slow].closed, None, "it may still read, for the grace");
+    assert_eq!(
+        w.peers[slow].closed, None,
+        "it may still read, for the grace"
+    );
     w.advance(w.server.config().stall_grace);
     assert_eq!(w.peers[slow].closed, Some(Reason::SlowConsumer));
     let got = w.take(fine);
@@ -570,7 +573,10 @@ fn a_reader_that_stopped_holds_nobody_back_after_the_grace_and_is_dropped_at_the
     w.advance(grace - Duration::from_millis(1));
     assert!(!w.server.wants_read(conn), "still within the grace");
     w.advance(Duration::from_millis(1));
-    assert!(w.server.wants_read(conn), "the stalled reader is no reason to wait");
+    assert!(
+        w.server.wants_read(conn),
+        "the stalled reader is no reason to wait"
+    );
     for _ in 0..30 {
         w.send(sender, &say(&"m".repeat(90)));
         assert!(w.server.wants_read(conn), "never paused again");
@@ -658,7 +664,15 @@ fn readers_are_not_starved_by_a_hundred_that_never_read() {
     assert_eq!(messages(&got), expected);
     let lefts = got
         .iter()
-        .filter(|f| matches!(f, ServerFrame::Left { reason: Reason::SlowConsumer, .. }))
+        .filter(|f| {
+            matches!(
+                f,
+                ServerFrame::Left {
+                    reason: Reason::SlowConsumer,
+                    ..
+                }
+            )
+        })
         .count();
     assert_eq!(lefts, 100, "exactly one LEFT per stalled reader");
     assert!(w.server.output_memory() <= 65536);
@@ -688,7 +702,11 @@ fn dropping_stalled_readers_copies_nothing_out_of_the_feed() {
         w.advance(Duration::from_millis(300));
         peak = peak.max(w.server.output_memory());
     }
-    assert!(stalled.iter().all(|&p| w.peers[p].closed == Some(Reason::SlowConsumer)));
+    assert!(
+        stalled
+            .iter()
+            .all(|&p| w.peers[p].closed == Some(Reason::SlowConsumer))
+    );
     // The feed once, plus small own frames: never a copy per stalled reader.
     assert!(peak <= max + 100 * 64, "peak {peak}");
 }
@@ -723,10 +741,15 @@ fn whispers_to_a_reader_that_still_reads_are_paced_too() {
 #[test]
 fn input_paused_before_the_stream_ended_is_still_acted_on() {
     let (mut w, sender, slow) = congested_world();
-    let burst: Vec<u8> = (0..40).flat_map(|i| say(&format!("{i:02}{}", "e".repeat(88))).to_bytes()).collect();
+    let burst: Vec<u8> = (0..40)
+        .flat_map(|i| say(&format!("{i:02}{}", "e".repeat(88))).to_bytes())
+        .collect();
     w.send_bytes(sender, &burst);
     w.eof(sender);
-    assert_eq!(w.peers[sender].closed, None, "its last messages are still to go");
+    assert_eq!(
+        w.peers[sender].closed, None,
+        "its last messages are still to go"
+    );
     w.set_reading(slow, true);
     assert_eq!(w.peers[sender].closed, Some(Reason::Disconnected));
     assert_eq!(messages(&w.take(slow)).len(), 40);
