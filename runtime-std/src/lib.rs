@@ -1,7 +1,8 @@
 //! # runtime-std
 //!
-//! The chat server of [`chat_core`] on blocking `std::net` sockets, a reader
-//! and a writer thread per client, shipped as `chat-server-std`.
+//! The chat server of [`chat_core`] on blocking `std::net` sockets, a thread
+//! per client, shipped as `chat-server-std`; and a blocking client API
+//! ([`client::BlockingClient`]).
 //!
 //! ## Design
 //!
@@ -13,41 +14,31 @@
 //!   one blocking `read` without the lock, then locks once to feed the bytes to
 //!   the core and decide whether to read again.
 //! - One *flusher* thread writes every connection's queued output with
-//!   non-blocking sends (`MSG_DONTWAIT`; the socket itself stays blocking for
-//!   its reader), holding the lock, like an event loop's write phase. It takes
-//!   in one batch whatever accumulated while it was busy, so a message to
-//!   1,000 clients costs 1,000 sends per batch rather than 1,000 thread
-//!   wake-ups per message. Input goes first: while threads with input in hand
-//!   wait for the lock, the flusher lets them in (for at most 2 ms), and it
-//!   releases the lock every 64 sockets when input is waiting, so a round over
-//!   thousands of sockets never holds up reads or accepts.
-//! - A *writer* thread per connection takes over when that connection's send
-//!   buffer is full: it copies up to 64 KiB of the queue, writes it with a
-//!   blocking `write` without the lock, and on its next lock reports what went
-//!   out. A client that stops reading blocks only its own writer; the core
-//!   drops it as a slow consumer when its queue passes the limit, and shutting
-//!   its socket down unblocks the writer. Once the queue is empty the
-//!   connection goes back to the flusher. Exactly one of the two owns a
-//!   connection's output at any time, so bytes never interleave.
+//!   non-blocking sends (`MSG_DONTWAIT`; the socket stays blocking for its
+//!   reader) while holding the lock, like an event loop's write phase, taking
+//!   in one batch whatever accumulated while it was busy. Input goes first:
+//!   threads waiting for the lock with input in hand are let in (for at most
+//!   2 ms), and the lock is released every 64 sockets while input waits.
+//! - A *writer* thread is started for a connection when its send buffer is
+//!   full: it writes up to 64 KiB at a time with a blocking `write` without
+//!   the lock, reports what went out, and ends once the queue is empty,
+//!   handing the connection back to the flusher. Exactly one of the two owns
+//!   a connection's output at any time, so bytes never interleave. A client
+//!   that stops reading blocks only its own writer; the core drops it when
+//!   its queue passes the limit, and shutting its socket down unblocks the
+//!   writer.
 //! - Threads sleep with `park` and are woken with `unpark` after the waker has
-//!   released the lock: waking a busy thread is one atomic operation, not a
-//!   system call, and a woken thread does not at once block on the lock its
-//!   waker still holds.
+//!   released the lock.
 //! - A *timer* thread sleeps on a condition variable until the core's next
 //!   deadline (`poll_timeout`), never on a fixed tick.
 //! - The accepting thread asks the core first: a connection the core refuses
-//!   (server full, shutting down) gets its BYE written inline and no threads.
-//!
-//! The first design woke each connection's writer for its output. Fan-out
-//! then cost one wake-up and context switch per recipient per message batch,
-//! and futex calls were a third of the server's time; the flusher brought
-//! 1,000-client fan-out from 1.5-1.8 M to 5.2-5.6 M deliveries/s and a
-//! 5,000-client connect storm from over a minute to about 4 s
-//! (`docs/BENCHMARKS.md`).
+//!   (server full, shutting down) gets its BYE and no thread; one that cannot
+//!   get a thread is refused the same way (`BYE(SERVER_FULL)`).
 //!
 //! A mutex around the core (rather than one owner thread fed by a channel)
 //! keeps every decision in the order the lock is taken, with no extra copy of
 //! the input, and each critical section is short: decode, queue, return.
+//! Measured figures are in `docs/BENCHMARKS.md`.
 //!
 //! ```no_run
 //! use runtime_std::StdServer;

@@ -445,6 +445,21 @@ impl Server {
         id
     }
 
+    /// The runtime cannot serve `conn` after all (it could not get a thread
+    /// or memory for it): it is refused like a connection over
+    /// `max_clients`, with `BYE(SERVER_FULL)`, and its place is freed at once.
+    pub fn reject(&mut self, now: Instant, conn: ConnId) {
+        let Some(c) = self.conn_mut(conn) else { return };
+        if c.is_closing() {
+            return;
+        }
+        if std::mem::take(&mut c.counted) {
+            self.open -= 1;
+        }
+        self.depart(now, conn, Reason::ServerFull, Farewell::Bye("server full"));
+        self.reap(now);
+    }
+
     /// Bytes arrived on `conn`. Every complete frame is acted on in order,
     /// unless the connection's input is paused: the rest then waits, kept
     /// here, until readers drain (see the module docs on congestion).

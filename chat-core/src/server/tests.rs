@@ -973,3 +973,19 @@ fn buffers_returned_after_the_last_timeout_call_are_still_freed() {
     server.handle_timeout(check);
     assert_eq!(server.pool.bytes(), 0, "freed after a quiet second");
 }
+
+#[test]
+fn a_rejected_connection_gets_server_full_and_frees_its_place() {
+    let mut w = World::new(ServerConfig {
+        max_clients: 1,
+        ..ServerConfig::default()
+    });
+    let a = w.connect();
+    let conn = w.peers[a].conn;
+    w.server.reject(w.now, conn);
+    w.drive();
+    assert_eq!(w.peers[a].bye, Some(Reason::ServerFull));
+    assert_eq!(w.peers[a].closed, Some(Reason::ServerFull));
+    let b = w.join("b");
+    assert_eq!(w.peers[b].closed, None, "the place was freed");
+}
