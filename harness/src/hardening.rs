@@ -157,25 +157,39 @@ pub fn flood_fairness(path: &'static str) {
     flood_reader.join().unwrap();
 }
 
-/// Peak server RSS allowed while 100 clients stall (their queues alone may
-/// hold 100 × 256 KiB).
-pub const SLOW_CONSUMERS_RSS_BOUND_KIB: u64 = 150 * 1024;
+/// The output limit of [`slow_consumers_at_scale`].
+pub const SCALE_MAX_OUTBOUND: usize = 1 << 20;
 
-/// 100 clients stop reading while a sender floods: all 100 are dropped with
-/// LEFT(SLOW_CONSUMER), the readers get every message, and server memory
-/// stays under [`SLOW_CONSUMERS_RSS_BOUND_KIB`].
+/// Peak server RSS allowed above its idle size while 100 clients stall: the
+/// shared feed (one limit), a few limits' worth of in-flight buffers, and a
+/// small constant per connection, never one limit per stalled reader (which
+/// alone would be 100 MiB).
+pub const SLOW_CONSUMERS_RSS_BOUND_KIB: u64 =
+    4 * (SCALE_MAX_OUTBOUND as u64 / 1024) + 102 * 64 + 8 * 1024;
+
+/// 100 clients stop reading while a sender pipelines at full speed (no
+/// pacing by the test) to a fast reader and three slow readers that still
+/// read: all 100 are dropped with exactly one LEFT(SLOW_CONSUMER) each, every
+/// reader gets every message in order and is never dropped, and the server's
+/// peak memory stays under [`SLOW_CONSUMERS_RSS_BOUND_KIB`] above idle.
 pub fn slow_consumers_at_scale(path: &'static str) {
     const STALLED: usize = 100;
+    const MESSAGES: usize = 6000;
     let mut server = spawn_binary(
         path,
         &ServerConfig {
-            max_outbound: 256 * 1024,
+            max_outbound: SCALE_MAX_OUTBOUND,
             ..ServerConfig::default()
         },
     );
     let pid = pid(&mut server);
-    let (mut reader, _) = Client::join(server.addr, "reader");
+    let idle_rss = proc::peak_rss_kib(pid);
     let (sender, _) = Client::join(server.addr, "sender");
+    let mut readers = Vec::new();
+    for i in 0..4 {
+        let (client, _) = Client::join(server.addr, &format!("reader{i}"));
+        readers.push(client);
+    }
     let mut stalled = Vec::new();
     for i in 0..STALLED {
         let (client, _) = Client::join(server.addr, &format!("stalled{i}"));
@@ -184,60 +198,89 @@ pub fn slow_consumers_at_scale(path: &'static str) {
             .unwrap();
         stalled.push(client);
     }
-    // The sender reads its echoes on a thread so that it is never the slow one.
-    let sender_stream = sender.stream.try_clone().unwrap();
-    let stop_echoes = Arc::new(AtomicBool::new(false));
-    let echoes = {
-        let stop = Arc::clone(&stop_echoes);
-        let mut sender = sender;
-        thread::spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                let _ = sender.next_within(Duration::from_millis(50));
-            }
-        })
-    };
-    let line = "x".repeat(1000);
-    let frame = say_bytes(&line);
-    let mut stream = sender_stream;
-    let (mut sent, mut received) = (0usize, 0usize);
-    let mut dropped = BTreeSet::new();
-    let deadline = Instant::now() + PATIENCE * 3;
-    while dropped.len() < STALLED {
-        assert!(Instant::now() < deadline, "only {} dropped", dropped.len());
-        // Stay at most 100 messages ahead of the reader.
-        if sent - received < 100 {
-            for _ in 0..50 {
-                stream.write_all(&frame).unwrap();
-            }
-            sent += 50;
-        }
-        while let Some(Received::Frame(f)) = reader.next_within(Duration::from_millis(1)) {
-            match f {
-                ServerFrame::Message { .. } => received += 1,
-                ServerFrame::Left {
-                    name,
-                    reason: Reason::SlowConsumer,
-                } => {
-                    assert!(
-                        dropped.insert(name.as_str().to_owned()),
-                        "{name} left twice"
-                    );
+    let texts: Vec<String> = (0..MESSAGES)
+        .map(|i| format!("{i:05}{}", "x".repeat(995)))
+        .collect();
+    // Reader 0 reads at full speed; readers 1-3 take a pause after each
+    // message, so they are slower than the sender but never stop.
+    let handles: Vec<_> = readers
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut client)| {
+            thread::spawn(move || {
+                let (mut texts, mut dropped) = (Vec::new(), Vec::new());
+                while texts.len() < MESSAGES {
+                    match client.recv() {
+                        ServerFrame::Message { text, .. } => texts.push(text.as_str().to_owned()),
+                        ServerFrame::Left { name, reason } => {
+                            dropped.push((name.as_str().to_owned(), reason))
+                        }
+                        ServerFrame::Joined { .. } => {}
+                        other => panic!("reader got {other:?}"),
+                    }
+                    if i > 0 && texts.len() % 8 == 0 {
+                        thread::sleep(Duration::from_micros(500 * i as u64));
+                    }
                 }
-                ServerFrame::Joined { .. } => {}
-                other => panic!("reader got {other:?}"),
+                (texts, dropped)
+            })
+        })
+        .collect();
+    let echoes = thread::spawn(move || {
+        let mut sender = sender;
+        let mut stream = sender.stream.try_clone().unwrap();
+        let writer = thread::spawn(move || {
+            let all: Vec<u8> = (0..MESSAGES)
+                .flat_map(|i| say_bytes(&format!("{i:05}{}", "x".repeat(995))))
+                .collect();
+            stream.write_all(&all).unwrap();
+        });
+        let mut echoed = 0;
+        while echoed < MESSAGES {
+            if let ServerFrame::Message { .. } = sender.recv() {
+                echoed += 1;
+            }
+        }
+        writer.join().unwrap();
+        echoed
+    });
+    for handle in handles {
+        let (got, dropped) = handle.join().unwrap();
+        assert!(got == texts, "a reader missed or reordered messages");
+        let mut names: Vec<&str> = dropped
+            .iter()
+            .map(|(name, reason)| {
+                assert_eq!(*reason, Reason::SlowConsumer, "{name}");
+                name.as_str()
+            })
+            .collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len(), "a LEFT twice");
+        assert!(names.iter().all(|n| n.starts_with("stalled")), "{names:?}");
+    }
+    assert_eq!(echoes.join().unwrap(), MESSAGES);
+    let peak = proc::peak_rss_kib(pid).saturating_sub(idle_rss);
+    assert!(
+        peak < SLOW_CONSUMERS_RSS_BOUND_KIB,
+        "peak RSS {peak} KiB above idle (bound {SLOW_CONSUMERS_RSS_BOUND_KIB} KiB)"
+    );
+    eprintln!("slow_consumers_at_scale: peak RSS {peak} KiB above idle");
+    // Every stalled client is dropped (after its grace) and told nothing more.
+    for client in &mut stalled {
+        socket2::SockRef::from(&client.stream)
+            .set_recv_buffer_size(1 << 20)
+            .unwrap();
+    }
+    for mut client in stalled {
+        loop {
+            match client.receive() {
+                Received::Closed => break,
+                Received::Frame(_) => {}
             }
         }
     }
-    while received < sent {
-        match reader.recv() {
-            ServerFrame::Message { .. } => received += 1,
-            other => panic!("reader got {other:?}"),
-        }
-    }
-    let peak = proc::peak_rss_kib(pid);
-    assert!(peak < SLOW_CONSUMERS_RSS_BOUND_KIB, "peak RSS {peak} KiB");
-    stop_echoes.store(true, Ordering::SeqCst);
-    echoes.join().unwrap();
 }
 
 /// 1,000 connections that send half a header and stall are all closed by the
