@@ -524,7 +524,10 @@ pub fn soak(path: &'static str) {
     let mut server = spawn_binary(path, &ServerConfig::default());
     let pid = pid(&mut server);
     let (watcher, _) = Client::join(server.addr, "watcher");
-    let (mut marker, _) = Client::join(server.addr, "marker");
+    // The watcher reads everything and, at the end, says the closing marker
+    // through a second handle on its socket (a separate client that never
+    // read would itself be dropped as a slow consumer under the churn).
+    let mut marker = watcher.stream.try_clone().unwrap();
     eventually("the server settles", || proc::fd_count(pid) > 0);
     let fds_before = proc::fd_count(pid);
     let rss_before = proc::rss_kib(pid);
@@ -533,7 +536,11 @@ pub fn soak(path: &'static str) {
     let (mut marker_seen, mut inside) = (false, 0i64);
     let watcher = collect(watcher, move |frame| {
         match frame {
-            ServerFrame::Message { from, .. } if from.as_str() == "marker" => marker_seen = true,
+            ServerFrame::Message { from, text }
+                if from.as_str() == "watcher" && text.as_str() == "end" =>
+            {
+                marker_seen = true;
+            }
             ServerFrame::Joined { name } if name.as_str().starts_with('s') => inside += 1,
             ServerFrame::Left { name, .. } if name.as_str().starts_with('s') => inside -= 1,
             _ => {}
@@ -569,7 +576,7 @@ pub fn soak(path: &'static str) {
         }
         generation += 1;
     }
-    marker.say("end");
+    marker.write_all(&say_bytes("end")).unwrap();
     let frames = watcher.join().unwrap();
     let mut present = BTreeSet::new();
     let mut joins = 0;

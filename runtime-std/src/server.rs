@@ -257,7 +257,7 @@ fn accept(
     stream: TcpStream,
     threads: &mut Vec<JoinHandle<()>>,
 ) -> io::Result<()> {
-    let _ = stream.set_nodelay(true);
+    let _ = runtime_polling::tune_accepted(&stream);
     let mut wakes = Wakes::new();
     let mut state = lock_with_input(shared);
     let now = Instant::now();

@@ -187,6 +187,12 @@ impl Feed {
     }
 
     pub(super) fn append(&mut self, frame: &[u8]) {
+        if self.positions.is_empty() {
+            // Nobody reads it: only the offsets move on.
+            self.base = self.end() + frame.len() as u64;
+            self.buf.clear();
+            return;
+        }
         self.buf.extend_from_slice(frame);
     }
 

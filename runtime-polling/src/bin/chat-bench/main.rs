@@ -20,6 +20,9 @@
 //!   the server's order, each pair of clients yields exactly one JOINED (to the
 //!   one that registered first), so the total is exactly N*(N-1)/2. With
 //!   `--server-pid`, reports the server's RSS growth per connection.
+//! - `flood`: one client floods SAYs as fast as the server takes them (and
+//!   reads everything) while an honest client says a line every
+//!   `--say-every` seconds; reports the honest line's echo latency.
 //! - `churn`: a population of N clients talks (each says one text every
 //!   `--say-every` seconds) while `--rate` clients per second join and as many
 //!   of the oldest leave with BYE; one line per second.
@@ -51,12 +54,14 @@ use polling::{Event as Interest, Events, PollMode, Poller};
 mod churn;
 mod connect;
 mod fanout;
+mod flood;
 mod net;
 mod report;
 
 use churn::*;
 use connect::*;
 use fanout::*;
+use flood::*;
 use net::*;
 use report::*;
 
@@ -77,6 +82,8 @@ enum Scenario {
     Connect,
     /// Clients join, talk and leave continuously.
     Churn,
+    /// One client floods while an honest one talks: the honest echo latency.
+    Flood,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -115,7 +122,7 @@ pub(crate) struct Args {
     /// Seconds of load before measuring (fanout).
     #[arg(long, value_name = "SECS", default_value_t = 2.0)]
     warmup: f64,
-    /// Seconds measured (fanout, churn).
+    /// Seconds measured (fanout, churn, flood).
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     duration: f64,
     /// Server process to watch: CPU from /proc/PID/stat, memory from /proc/PID/status.
@@ -127,7 +134,7 @@ pub(crate) struct Args {
     /// Joins (and leaves) per second (churn).
     #[arg(long, value_name = "PER_SEC", default_value_t = 50.0)]
     rate: f64,
-    /// Seconds between two texts of one client (churn).
+    /// Seconds between two texts of one client (churn, flood).
     #[arg(long, value_name = "SECS", default_value_t = 0.1)]
     say_every: f64,
     /// Seconds the server gets to settle before RSS is read (connect).
@@ -182,5 +189,6 @@ fn run(args: &Args) -> Result<(), String> {
         Scenario::Fanout => fanout(args, addr, deadline, clk),
         Scenario::Connect => connect(args, addr, deadline),
         Scenario::Churn => churn(args, addr, deadline, clk),
+        Scenario::Flood => flood(args, addr, clk),
     }
 }
