@@ -3,18 +3,27 @@
 //! and the server fuzz target; compiled only for tests and the `fuzzing`
 //! feature.
 //!
+//! The world drives the server like a real runtime: it reads a peer's input
+//! only while the server [wants it](Server::wants_read), one bounded read at
+//! a time, calls `handle_timeout` whenever a deadline is due (paused input
+//! runs then), and delivers output to reading peers in chunks.
+//!
 //! Each [`Peer`] decodes what the server queued for it, applies the roster
 //! snapshot and every JOINED/LEFT to its own roster (checking each delta makes
-//! sense), and records the public messages it saw. [`World::check`] asserts
-//! the invariants the protocol promises; every check panics with a message on
+//! sense), and records the public messages it saw. A [`Ledger`] records what
+//! was said and whispered with unique texts, and every departure the server
+//! announced. [`World::check`] asserts the invariants the protocol promises
+//! and [`World::finish`] the end-to-end ones (nothing lost, nothing twice,
+//! right recipients and reasons); every check panics with a message on
 //! failure, which is what tests and fuzzers want.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{Duration, Instant};
 
-use crate::codec::{Deframer, MAX_FRAME};
+use crate::codec::{Deframer, HEADER_LEN, MAX_FRAME};
 use crate::frame::{ClientFrame, Reason, ServerFrame};
 use crate::name::Name;
 use crate::server::{ConnId, Event, Server, ServerConfig};
@@ -33,8 +42,20 @@ pub struct Peer {
     pub roster: BTreeSet<Name>,
     /// A USERS listing being assembled.
     pending_roster: Option<BTreeSet<Name>>,
-    /// Public messages (sender, text) and joins/leaves, in arrival order.
-    pub history: Vec<String>,
+    /// Public messages (sender, text) and joins/leaves, in arrival order,
+    /// as hashes (compared between peers after every step).
+    pub history: Vec<u64>,
+    /// Ledger texts of the MESSAGEs received (each at most once).
+    said_seen: BTreeSet<String>,
+    /// Ledger texts of the PRIVATEs received (each at most once), with the
+    /// name this peer had when it got them.
+    whispers_seen: BTreeSet<String>,
+    /// (our name, text) of every ledger PRIVATE received.
+    whispers_got: Vec<(Option<Name>, String)>,
+    /// Every LEFT received, in order.
+    pub lefts: Vec<(Name, Reason)>,
+    /// When this peer last had nothing queued or took some of its output.
+    pub last_progress: Instant,
     /// Index in `history` where this peer's registration began.
     pub joined_at: Option<usize>,
     /// Whether the peer reads what the server sends.
@@ -53,6 +74,30 @@ pub struct Peer {
     pub bye: Option<Reason>,
 }
 
+/// Texts sent with a unique marker, so that every delivery can be checked.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    next: u64,
+    /// Unique SAY text -> (sender peer, whether the sender was registered
+    /// when it sent it).
+    pub says: BTreeMap<String, (usize, bool)>,
+    /// Unique WHISPER text -> recipient name.
+    pub whispers: BTreeMap<String, Name>,
+}
+
+impl Ledger {
+    /// A fresh text of `len` bytes (at least the marker) starting `prefix`.
+    fn fresh(&mut self, prefix: char, len: usize) -> String {
+        self.next += 1;
+        let mut text = format!("{prefix}{}#", self.next);
+        let pad = len
+            .saturating_sub(text.len())
+            .min(crate::MAX_TEXT - text.len());
+        text.extend(std::iter::repeat_n('.', pad));
+        text
+    }
+}
+
 /// A server plus its virtual peers and clock.
 #[derive(Debug)]
 pub struct World {
@@ -64,6 +109,8 @@ pub struct World {
     pub peers: Vec<Peer>,
     /// Every event the server emitted, in order.
     pub events: Vec<Event>,
+    /// What was said and whispered with unique texts.
+    pub ledger: Ledger,
     /// Most bytes the server is handed per read of a peer's input.
     pub read_chunk: usize,
 }
@@ -76,6 +123,7 @@ impl World {
             now: Instant::now(),
             peers: Vec::new(),
             events: Vec::new(),
+            ledger: Ledger::default(),
             read_chunk: 64 * 1024,
         }
     }
@@ -91,6 +139,11 @@ impl World {
             roster: BTreeSet::new(),
             pending_roster: None,
             history: Vec::new(),
+            said_seen: BTreeSet::new(),
+            whispers_seen: BTreeSet::new(),
+            whispers_got: Vec::new(),
+            lefts: Vec::new(),
+            last_progress: self.now,
             joined_at: None,
             reading: true,
             write_chunk: 0,
@@ -123,6 +176,50 @@ impl World {
     /// Sends one client frame from `peer`.
     pub fn send(&mut self, peer: usize, frame: &ClientFrame) {
         self.send_bytes(peer, &frame.to_bytes());
+    }
+
+    /// `peer` says a ledger text of `len` bytes; returns the text.
+    pub fn say_unique(&mut self, peer: usize, len: usize) -> String {
+        let text = self.ledger.fresh('s', len);
+        let registered = self.server.name_of(self.peers[peer].conn).is_some()
+            && self.peers[peer].outgoing.is_empty();
+        self.ledger.says.insert(text.clone(), (peer, registered));
+        self.send(
+            peer,
+            &ClientFrame::Say {
+                text: crate::Text::new(text.clone()).unwrap(),
+            },
+        );
+        text
+    }
+
+    /// `count` ledger SAYs of `len` bytes from `peer` in one write.
+    pub fn say_burst(&mut self, peer: usize, count: usize, len: usize) {
+        let registered = self.server.name_of(self.peers[peer].conn).is_some()
+            && self.peers[peer].outgoing.is_empty();
+        let mut bytes = Vec::new();
+        for _ in 0..count {
+            let text = self.ledger.fresh('s', len);
+            self.ledger.says.insert(text.clone(), (peer, registered));
+            let say = ClientFrame::Say {
+                text: crate::Text::new(text).unwrap(),
+            };
+            bytes.extend(say.to_bytes());
+        }
+        self.send_bytes(peer, &bytes);
+    }
+
+    /// `peer` whispers a ledger text to `to`.
+    pub fn whisper_unique(&mut self, peer: usize, to: Name) {
+        let text = self.ledger.fresh('w', 8);
+        self.ledger.whispers.insert(text.clone(), to);
+        self.send(
+            peer,
+            &ClientFrame::Whisper {
+                to,
+                text: crate::Text::new(text).unwrap(),
+            },
+        );
     }
 
     /// Sends raw bytes from `peer`; the server reads them (in reads of at
@@ -203,12 +300,23 @@ impl World {
             while let Some(event) = self.server.poll_event() {
                 progress = true;
                 if let Event::Close { conn, reason, .. } = event {
+                    let grace = self.server.config().stall_grace;
+                    let now = self.now;
                     let peer = self
                         .peers
                         .iter_mut()
                         .find(|p| p.conn == conn && p.closed.is_none());
                     let peer =
                         peer.expect("close event for an unknown or already closed connection");
+                    if reason == Reason::SlowConsumer {
+                        // Only a reader that took nothing for the grace is
+                        // dropped, whatever the others send.
+                        assert!(
+                            now.saturating_duration_since(peer.last_progress) >= grace,
+                            "{conn} dropped as a slow consumer {:?} after it last read",
+                            now.saturating_duration_since(peer.last_progress)
+                        );
+                    }
                     peer.closed = Some(reason);
                     peer.name = None;
                 }
@@ -216,11 +324,15 @@ impl World {
             }
             for index in 0..self.peers.len() {
                 let peer = &self.peers[index];
-                if peer.closed.is_some() || !peer.reading {
+                if peer.closed.is_some() {
                     continue;
                 }
                 let pending = self.server.outbound(peer.conn);
                 if pending.is_empty() {
+                    self.peers[index].last_progress = self.now;
+                    continue;
+                }
+                if !peer.reading {
                     continue;
                 }
                 let n = match peer.write_chunk {
@@ -228,6 +340,7 @@ impl World {
                     chunk => chunk.min(pending.len()),
                 };
                 let bytes = pending[..n].to_vec();
+                self.peers[index].last_progress = self.now;
                 self.peers[index].receive(&bytes);
                 let conn = self.peers[index].conn;
                 self.server.handle_written(self.now, conn, n);
@@ -268,21 +381,31 @@ impl World {
         std::mem::take(&mut self.peers[peer].inbox)
     }
 
-    /// Queued output never passes the limit by more than one roster listing.
+    /// Queued output stays within the limit, except that a queue may take one
+    /// frame past it when it was empty, and replies to a peer's own requests
+    /// (at most one roster) past half the limit.
     fn check_bounds(&self) {
         let max = self.server.config().max_outbound;
-        let roster_bytes = self.server.registered_count() * 33 + 64 * MAX_FRAME / 4096;
+        let names = self.server.registered_count();
+        let roster = names * (1 + crate::MAX_NAME) + names.div_ceil(400).max(1) * (HEADER_LEN + 4);
+        let frame = HEADER_LEN + MAX_FRAME;
+        let bound = max.max(max / 2 + roster.max(frame)) + frame;
         for peer in &self.peers {
             if peer.closed.is_none() {
                 let queued = self.server.queued(peer.conn);
                 assert!(
-                    queued <= max + MAX_FRAME.max(roster_bytes) + 8,
-                    "{} bytes queued for {} (limit {max})",
-                    queued,
+                    queued <= bound,
+                    "{queued} bytes queued for {} (limit {max}, bound {bound})",
                     peer.conn
                 );
             }
         }
+        let held = self.server.output_memory();
+        let open = self.server.connection_count();
+        assert!(
+            held <= max + open * bound,
+            "{held} bytes of output held for {open} connections"
+        );
     }
 
     /// Asserts the protocol's invariants once every reading peer has caught up:
@@ -328,8 +451,8 @@ impl World {
                 if a.conn == b.conn {
                     continue;
                 }
-                let marker = format!("joined {b_name}");
-                let Some(pos) = a.history.iter().rposition(|h| h == &marker) else {
+                let marker = entry(&format!("joined {b_name}"));
+                let Some(pos) = a.history.iter().rposition(|h| *h == marker) else {
                     continue;
                 };
                 assert_eq!(
@@ -342,6 +465,71 @@ impl World {
             }
         }
     }
+}
+
+impl World {
+    /// Lets every open peer read everything, then checks the ledger: every
+    /// SAY of a sender still registered reached it (so it was not lost for
+    /// everyone), no text arrived twice anywhere, whispers reached only
+    /// their recipient, and each peer's LEFTs are the server's departures
+    /// with the server's reasons, in order.
+    pub fn finish(&mut self) {
+        for peer in &mut self.peers {
+            peer.reading = true;
+            peer.write_chunk = 0;
+        }
+        self.drive();
+        self.check();
+        let departures: Vec<(Name, Reason)> = self
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Left { name, reason, .. } => Some((*name, *reason)),
+                _ => None,
+            })
+            .collect();
+        for (index, peer) in self.peers.iter().enumerate() {
+            for (name, text) in &peer.whispers_got {
+                let to = self
+                    .ledger
+                    .whispers
+                    .get(text)
+                    .expect("a whisper the ledger knows");
+                assert_eq!(
+                    name.as_ref(),
+                    Some(to),
+                    "whisper {text} reached the wrong peer"
+                );
+            }
+            let mut rest = departures.iter();
+            for left in &peer.lefts {
+                assert!(
+                    rest.any(|d| d == left),
+                    "peer {index} got LEFT {left:?} that the server did not announce (in order)"
+                );
+            }
+            if peer.closed.is_some() || peer.name.is_none() || !peer.outgoing.is_empty() {
+                continue;
+            }
+            for (text, &(sender, registered)) in &self.ledger.says {
+                if sender == index && registered {
+                    assert!(
+                        peer.said_seen.contains(text),
+                        "{:?} never got its own {:?}",
+                        peer.name,
+                        text.get(..12)
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The hash of one history entry.
+fn entry(text: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
 }
 
 impl Peer {
@@ -380,17 +568,37 @@ impl Peer {
             }
             ServerFrame::Joined { name } => {
                 assert!(self.roster.insert(*name), "JOINED {name} already in roster");
-                self.history.push(format!("joined {name}"));
+                self.history.push(entry(&format!("joined {name}")));
             }
             ServerFrame::Left { name, reason } => {
                 assert!(
                     self.roster.remove(name),
                     "LEFT {name} ({reason:?}) not in roster"
                 );
-                self.history.push(format!("left {name}"));
+                self.history.push(entry(&format!("left {name}")));
+                self.lefts.push((*name, *reason));
             }
             ServerFrame::Message { from, text } => {
-                self.history.push(format!("<{from}> {text}"));
+                self.history.push(entry(&format!("<{from}> {text}")));
+                if text.as_str().starts_with('s') && text.as_str().contains('#') {
+                    assert!(
+                        self.said_seen.insert(text.as_str().to_owned()),
+                        "{:?} received {:?} twice",
+                        self.name,
+                        text.as_str().get(..12)
+                    );
+                }
+            }
+            ServerFrame::Private { text, .. } => {
+                if text.as_str().starts_with('w') && text.as_str().contains('#') {
+                    assert!(
+                        self.whispers_seen.insert(text.as_str().to_owned()),
+                        "{:?} received whisper {text:?} twice",
+                        self.name
+                    );
+                    self.whispers_got
+                        .push((self.name, text.as_str().to_owned()));
+                }
             }
             ServerFrame::Bye { reason, .. } => {
                 self.bye = Some(*reason);
@@ -424,31 +632,36 @@ pub fn run_scenario(config: ServerConfig, data: &[u8]) -> World {
         rest = tail;
         Some(head)
     };
-    let names = ["ann", "Bob", "bob", "cy", "dee"];
+    // Clashing names, and enough others for rosters of many users.
+    let name_of = |arg: u8| -> Name {
+        const CLASH: [&str; 5] = ["ann", "Bob", "bob", "cy", "dee"];
+        match CLASH.get(usize::from(arg % 16)) {
+            Some(name) => Name::new(*name).unwrap(),
+            None => Name::new(&format!("u{arg}")).unwrap(),
+        }
+    };
+    // Text sizes from tiny to the largest.
+    let size_of = |arg: u8| match arg % 4 {
+        0 => 8,
+        1 => 100,
+        2 => 1000,
+        _ => crate::MAX_TEXT,
+    };
     while let Some(&[op, who, arg]) = next(3) {
-        let peers = world.peers.len();
-        let peer = if peers == 0 {
-            None
-        } else {
-            Some(usize::from(who) % peers)
-        };
-        match (op % 12, peer) {
+        // Operations are aimed at connections that are still open.
+        let open: Vec<usize> = (0..world.peers.len())
+            .filter(|&p| world.peers[p].closed.is_none())
+            .collect();
+        let peer = (!open.is_empty()).then(|| open[usize::from(who) % open.len()]);
+        match (op % 14, peer) {
             (0, _) | (_, None) => {
                 world.connect();
             }
-            (1, Some(p)) => {
-                let name = Name::new(names[usize::from(arg) % names.len()]).unwrap();
-                world.send(p, &ClientFrame::Hello { name });
-            }
+            (1, Some(p)) => world.send(p, &ClientFrame::Hello { name: name_of(arg) }),
             (2, Some(p)) => {
-                let text = crate::Text::new(format!("m{arg}")).unwrap();
-                world.send(p, &ClientFrame::Say { text });
+                world.say_unique(p, size_of(arg));
             }
-            (3, Some(p)) => {
-                let to = Name::new(names[usize::from(arg) % names.len()]).unwrap();
-                let text = crate::Text::new("psst").unwrap();
-                world.send(p, &ClientFrame::Whisper { to, text });
-            }
+            (3, Some(p)) => world.whisper_unique(p, name_of(arg)),
             (4, Some(p)) => world.send(p, &ClientFrame::Who),
             (5, Some(p)) => {
                 let Some(bytes) = next(usize::from(arg % 16)) else {
@@ -464,13 +677,15 @@ pub fn run_scenario(config: ServerConfig, data: &[u8]) -> World {
                 world.set_reading(p, reading);
             }
             (10, Some(p)) => world.peers[p].write_chunk = usize::from(arg),
+            // A burst bigger than the limit in one write.
+            (11, Some(p)) => world.say_burst(p, 1 + usize::from(arg % 32), size_of(arg / 4)),
+            // Small steps, around the stall grace.
+            (12, Some(_)) => world.advance(Duration::from_millis(u64::from(arg) * 5)),
             (_, Some(_)) => world.advance(Duration::from_millis(u64::from(arg) * 500)),
         }
-        if world.peers.len() % 16 == 0 {
-            world.check();
-        }
+        world.check();
     }
-    world.check();
+    world.finish();
     world
 }
 

@@ -996,6 +996,10 @@ impl Server {
                 if let Err(blocker) = self.admit_broadcast(now, self.scratch.len()) {
                     return Flow::Wait(blocker);
                 }
+                if self.is_doomed(id) {
+                    // The sender was the stalled reader admission dropped.
+                    return Flow::Done;
+                }
                 self.broadcast(now);
             }
             RawClientFrame::Whisper { to, text } => {
@@ -1016,6 +1020,9 @@ impl Server {
                 let len = HEADER_LEN + 2 + from.as_str().len() + text.len();
                 if let Err(blocker) = self.admit_private(now, to, len) {
                     return Flow::Wait(blocker);
+                }
+                if self.is_doomed(id) {
+                    return Flow::Done;
                 }
                 self.send(now, to, Delivery::Unasked, |out| {
                     frame::encode_private(out, &from, text);
@@ -1116,6 +1123,10 @@ impl Server {
         self.config.max_outbound / 2
     }
 
+    fn is_doomed(&self, id: ConnId) -> bool {
+        self.conn(id).is_none_or(|c| c.doomed)
+    }
+
     /// Whether `conn`, with `queued` bytes waiting, has taken nothing for the
     /// stall grace: it no longer holds anyone back.
     fn is_stalled(&self, conn: &Conn, queued: usize, now: Instant) -> bool {
@@ -1181,11 +1192,7 @@ impl Server {
     ) {
         let max = self.config.max_outbound;
         let Self {
-            slots,
-            feed,
-            pool,
-            transmits,
-            ..
+            slots, feed, pool, ..
         } = self;
         let Some(conn) = live_conn(slots, id) else {
             return;
@@ -1195,15 +1202,35 @@ impl Server {
         }
         let before = conn.stream.queued(feed);
         conn.stream.push_own(feed, pool, encode);
-        if delivery == Delivery::Unasked && before > 0 && conn.stream.queued(feed) > max {
+        let after = conn.stream.queued(feed);
+        if delivery == Delivery::Unasked
+            && before > 0
+            && after > max
+            && self.overflows(id, before, after - before, now)
+        {
             self.doom(now, id);
             return;
         }
+        let Some(conn) = live_conn(&mut self.slots, id) else {
+            return;
+        };
         if before == 0 {
             conn.progress_at = now;
-            transmits.push(id, &mut conn.announced);
+            self.transmits.push(id, &mut conn.announced);
         }
         self.reindex(id);
+    }
+
+    /// Whether a frame of `len` bytes nobody asked for, added to `queued`
+    /// bytes past the limit, drops `id`: a stalled reader is dropped at the
+    /// limit; one still reading only past twice the limit (such frames are
+    /// few: one LEFT per departure, one PING per interval).
+    fn overflows(&self, id: ConnId, queued: usize, len: usize, now: Instant) -> bool {
+        let total = queued.saturating_add(len);
+        total > self.config.max_outbound.saturating_mul(2)
+            || self
+                .conn(id)
+                .is_none_or(|c| self.is_stalled(c, queued, now))
     }
 
     /// Appends `scratch` (one encoded frame) to the feed, for every receiving
@@ -1220,8 +1247,10 @@ impl Server {
             .iter()
             .map_while(|&(key, id)| {
                 let queued = usize::try_from(end - key).unwrap_or(usize::MAX);
-                (queued > 0 && queued.saturating_add(len) > max).then_some(id)
+                (queued > 0 && queued.saturating_add(len) > max).then_some((id, queued))
             })
+            .filter(|&(id, queued)| self.overflows(id, queued, len, now))
+            .map(|(id, _)| id)
             .collect();
         for id in over {
             self.doom(now, id);
