@@ -1,6 +1,8 @@
 //! The client state machine driven by a fuzzer-chosen script of server bytes,
 //! clock advances, partial writes, user intents and end of stream; `drive`
-//! asserts its invariants (one `Closed`, always last; no output after close).
+//! checks it against a model of its own (one `Closed`, always last; no output
+//! after close; the idle exit and its deadline exactly when the model says;
+//! roster and input buffer bounded).
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

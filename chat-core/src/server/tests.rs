@@ -302,9 +302,18 @@ fn end_of_stream_and_resets_are_disconnected_even_mid_frame() {
         ]
     );
     assert_eq!(w.peers[b].closed, Some(Reason::Disconnected));
-    // Ending twice, or after close, changes nothing.
-    w.eof(b);
+    // Ending again, or failing, with the dead id (straight to the server, as
+    // a confused runtime would) changes nothing.
+    let events = w.events.len();
+    for conn in [w.peers[b].conn, w.peers[c].conn] {
+        w.server.handle_eof(w.now, conn);
+        w.server.handle_io_error(w.now, conn);
+        w.server.handle_input(w.now, conn, &say("ghost").to_bytes());
+    }
+    w.drive();
     assert!(w.take(a).is_empty());
+    assert_eq!(w.events.len(), events, "no event for a dead connection");
+    assert_eq!(w.server.registered_count(), 1);
 }
 
 #[test]
@@ -333,7 +342,10 @@ fn every_malformed_frame_is_fatal_with_a_protocol_error_bye() {
         let a = w.join("a");
         let b = w.join("b");
         w.take(a);
-        w.send_bytes(b, bytes);
+        // The fatal frame and a SAY after it, in one read.
+        let mut read = bytes.to_vec();
+        read.extend(say("late").to_bytes());
+        w.send_bytes(b, &read);
         let frames = w.take(b);
         let Some(ServerFrame::Bye {
             reason: Reason::ProtocolError,
@@ -355,8 +367,11 @@ fn every_malformed_frame_is_fatal_with_a_protocol_error_bye() {
             }],
             "case {i}"
         );
-        // Bytes after the fatal frame are never read.
-        w.send(b, &say("late"));
+        // The SAY after the fatal frame was never acted on (the LEFT above
+        // was all `a` got), and input for the dead id is ignored.
+        w.server
+            .handle_input(w.now, w.peers[b].conn, &say("later").to_bytes());
+        w.drive();
         assert!(w.take(a).is_empty(), "case {i}");
     }
 }
