@@ -262,10 +262,17 @@ pub fn handshake_timeout(target: &Target) {
         handshake_timeout: Duration::from_millis(300),
         ..ServerConfig::default()
     });
+    let connected = std::time::Instant::now();
     let mut c = Client::connect(server.addr);
     c.send(&ClientFrame::Ping { token: 1 });
     assert_eq!(c.recv(), ServerFrame::Pong { token: 1 });
     expect_bye(&mut c, Reason::Timeout);
+    // The configured 300 ms, not the default 10 s.
+    let waited = connected.elapsed();
+    assert!(
+        (Duration::from_millis(250)..Duration::from_secs(3)).contains(&waited),
+        "handshake timeout after {waited:?}"
+    );
 }
 
 pub fn ping_then_idle_timeout(target: &Target) {
@@ -474,24 +481,46 @@ pub fn readers_among_many_stalled(target: &Target) {
 }
 
 pub fn pipelining_client_is_slowed(target: &Target) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let server = target.start(ServerConfig {
         max_outbound: 16 * 1024,
         ..ServerConfig::default()
     });
     let (mut c, _) = Client::join(server.addr, "asker");
-    // 20,000 PINGs (340 KB) sent without reading: far more answers than the
-    // output limit, yet the client is slowed, not dropped.
-    let pings: Vec<u8> = (0..20_000u64)
+    // A small send buffer on our side, so that the kernel cannot hide much
+    // (a tiny receive buffer would only add zero-window stalls).
+    socket2::SockRef::from(&c.stream)
+        .set_send_buffer_size(4096)
+        .unwrap();
+    // 800,000 PINGs (13.6 MB, more than every buffer on the way can hold)
+    // written without reading a single answer.
+    const PINGS: u64 = 800_000;
+    let pings: Vec<u8> = (0..PINGS)
         .flat_map(|t| ClientFrame::Ping { token: t }.to_bytes())
         .collect();
+    let total = pings.len();
+    let written = Arc::new(AtomicUsize::new(0));
     let writer = {
         let mut stream = c.stream.try_clone().unwrap();
+        let written = Arc::clone(&written);
         std::thread::spawn(move || {
-            use std::io::Write;
-            stream.write_all(&pings).unwrap();
+            for chunk in pings.chunks(64 * 1024) {
+                stream.write_all(chunk).unwrap();
+                written.fetch_add(chunk.len(), Ordering::SeqCst);
+            }
         })
     };
-    for expected in 0..20_000u64 {
+    // A server that kept reading would take all of it. Nothing signals "the
+    // server has stopped reading", so give it a second and look.
+    std::thread::sleep(Duration::from_secs(1));
+    let stalled_at = written.load(Ordering::SeqCst);
+    assert!(
+        stalled_at < total,
+        "the server read all {total} bytes while the client read nothing"
+    );
+    // Now read: every answer arrives, in order, and the client is not dropped.
+    for expected in 0..PINGS {
         assert_eq!(c.recv(), ServerFrame::Pong { token: expected });
     }
     writer.join().unwrap();

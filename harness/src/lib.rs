@@ -152,6 +152,16 @@ pub fn flags(config: &ServerConfig) -> Vec<String> {
     ]
 }
 
+/// Where a spawned server's log goes: nowhere, unless `CHAT_SERVER_STDERR`
+/// is set (then to the test's stderr; add `RUST_LOG=debug` for every close).
+fn server_stderr() -> Stdio {
+    if std::env::var_os("CHAT_SERVER_STDERR").is_some() {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    }
+}
+
 /// Starts a server binary and reads its `listening on IP:PORT` line.
 pub fn spawn_binary(path: &str, config: &ServerConfig) -> Running {
     spawn_binary_with(&[], path, config)
@@ -172,7 +182,7 @@ pub fn spawn_binary_with(wrapper: &[&str], path: &str, config: &ServerConfig) ->
         .args(flags(config))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(server_stderr())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {path}: {e}"));
     let stdout = child.stdout.take().expect("stdout");

@@ -38,5 +38,7 @@ pub mod terminal;
 mod throttle;
 
 pub use memory::{handle_timeout, return_freed_memory};
-pub use server::{PollingServer, SEND_BUFFER, StopHandle, listen, log_event, tune_accepted};
+pub use server::{
+    PollingServer, SEND_BUFFER, StopHandle, finish_gracefully, listen, log_event, tune_accepted,
+};
 pub use throttle::{LogThrottle, is_out_of_descriptors, warn_out_of_descriptors};

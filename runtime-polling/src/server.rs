@@ -420,22 +420,12 @@ impl PollingServer {
         if slot.as_ref().is_none_or(|s| s.conn != conn) {
             return;
         }
-        let Some(mut socket) = slot.take() else {
+        let Some(socket) = slot.take() else {
             return;
         };
         let _ = self.poller.delete(&socket.stream);
         if graceful {
-            // Send FIN after the last bytes, and take what the peer already
-            // sent, so the close does not turn into a reset that could destroy
-            // our BYE in the peer's receive buffer.
-            let _ = socket.stream.shutdown(Shutdown::Write);
-            let mut sink = [0u8; 4096];
-            for _ in 0..16 {
-                match socket.stream.read(&mut sink) {
-                    Ok(n) if n > 0 => continue,
-                    _ => break,
-                }
-            }
+            finish_gracefully(&socket.stream);
         } else {
             // Reset: drop whatever the kernel still buffers for this peer.
             let _ = socket2::SockRef::from(&socket.stream).set_linger(Some(Duration::ZERO));
@@ -467,6 +457,24 @@ pub(crate) fn wait(
     match poller.wait(events, timeout) {
         Err(e) if e.kind() != ErrorKind::Interrupted => Err(e),
         _ => Ok(()),
+    }
+}
+
+/// The end of a graceful close, in both servers: FIN after the last bytes,
+/// and what the peer already sent taken (up to 64 KiB, without blocking), so
+/// that closing does not turn into a reset that could destroy our BYE in the
+/// peer's receive buffer. Leaves the socket non-blocking.
+pub fn finish_gracefully(stream: &TcpStream) {
+    let _ = stream.shutdown(Shutdown::Write);
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    for _ in 0..16 {
+        match (&*stream).read(&mut sink) {
+            Ok(n) if n > 0 => continue,
+            _ => break,
+        }
     }
 }
 

@@ -370,7 +370,9 @@ fn dispatch(shared: &Shared, state: &mut State, wakes: &mut Wakes) {
         }
         if let Event::Close { conn, graceful, .. } = event {
             if let Some(link) = state.links.remove(&conn) {
-                if !graceful {
+                if graceful {
+                    runtime_polling::finish_gracefully(&link.stream);
+                } else {
                     // Reset: drop whatever the kernel still buffers.
                     let _ = socket2::SockRef::from(&*link.stream).set_linger(Some(Duration::ZERO));
                 }

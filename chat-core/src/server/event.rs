@@ -72,7 +72,14 @@ pub enum Event {
 impl std::fmt::Display for Event {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Close { conn, reason, .. } => write!(f, "closing {conn}: {}", reason.describe()),
+            Self::Close {
+                conn,
+                reason,
+                graceful,
+            } => {
+                let how = if *graceful { "" } else { ", reset" };
+                write!(f, "closing {conn}: {}{how}", reason.describe())
+            }
             Self::Resume { conn } => write!(f, "reading {conn} again"),
             Self::Joined { conn, name } => write!(f, "{name} joined ({conn})"),
             Self::Left { conn, name, reason } => {
