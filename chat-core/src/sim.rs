@@ -525,6 +525,11 @@ impl World {
     }
 }
 
+/// Whether `text` is one of the ledger's (see [`Ledger::fresh`]).
+fn is_ledger_text(text: &str, prefix: char) -> bool {
+    text.starts_with(prefix) && text.contains('#')
+}
+
 /// The hash of one history entry.
 fn entry(text: &str) -> u64 {
     let mut hasher = DefaultHasher::new();
@@ -580,7 +585,7 @@ impl Peer {
             }
             ServerFrame::Message { from, text } => {
                 self.history.push(entry(&format!("<{from}> {text}")));
-                if text.as_str().starts_with('s') && text.as_str().contains('#') {
+                if is_ledger_text(text.as_str(), 's') {
                     assert!(
                         self.said_seen.insert(text.as_str().to_owned()),
                         "{:?} received {:?} twice",
@@ -589,16 +594,14 @@ impl Peer {
                     );
                 }
             }
-            ServerFrame::Private { text, .. } => {
-                if text.as_str().starts_with('w') && text.as_str().contains('#') {
-                    assert!(
-                        self.whispers_seen.insert(text.as_str().to_owned()),
-                        "{:?} received whisper {text:?} twice",
-                        self.name
-                    );
-                    self.whispers_got
-                        .push((self.name, text.as_str().to_owned()));
-                }
+            ServerFrame::Private { text, .. } if is_ledger_text(text.as_str(), 'w') => {
+                assert!(
+                    self.whispers_seen.insert(text.as_str().to_owned()),
+                    "{:?} received whisper {text:?} twice",
+                    self.name
+                );
+                self.whispers_got
+                    .push((self.name, text.as_str().to_owned()));
             }
             ServerFrame::Bye { reason, .. } => {
                 self.bye = Some(*reason);
@@ -636,7 +639,7 @@ pub fn run_scenario(config: ServerConfig, data: &[u8]) -> World {
     let name_of = |arg: u8| -> Name {
         const CLASH: [&str; 5] = ["ann", "Bob", "bob", "cy", "dee"];
         match CLASH.get(usize::from(arg % 16)) {
-            Some(name) => Name::new(*name).unwrap(),
+            Some(name) => Name::new(name).unwrap(),
             None => Name::new(&format!("u{arg}")).unwrap(),
         }
     };
