@@ -546,6 +546,12 @@ pub fn many_clients_receive_a_broadcast(target: &Target) {
 
 /// `count` registered clients all receive one broadcast.
 pub fn broadcast_to(target: &Target, count: usize) {
+    let _alone = crate::hardening::exclusive();
+    crate::raise_fd_limit();
+    // Both ends of every connection live in this process when the server
+    // runs in-process; a binary server has its own descriptors.
+    let per_client = if target.is_binary() { 1 } else { 2 };
+    let count = crate::scaled_to_descriptors(count, per_client);
     let server = target.start(ServerConfig {
         max_clients: count + 16,
         ..ServerConfig::default()

@@ -283,20 +283,24 @@ pub fn slow_consumers_at_scale(path: &'static str) {
     }
 }
 
-/// 1,000 connections that send half a header and stall are all closed by the
-/// handshake timeout, while a normal client registers and chats throughout.
+/// 1,000 connections (fewer under a low descriptor limit) that send half a
+/// header fill every place: a newcomer is refused, a registered client chats
+/// throughout, every staller is closed by the handshake timeout, and then
+/// honest users get in at once.
 pub fn slowloris(path: &'static str) {
-    const STALLERS: usize = 1000;
+    crate::raise_fd_limit();
+    // The server holds one descriptor per staller, and so does this test.
+    let stallers_wanted = crate::scaled_to_descriptors(1000, 1);
     let server = spawn_binary(
         path,
         &ServerConfig {
             handshake_timeout: Duration::from_secs(1),
-            max_clients: STALLERS + 1,
+            max_clients: stallers_wanted + 1,
             ..ServerConfig::default()
         },
     );
     let (mut normal, _) = Client::join(server.addr, "normal");
-    let mut stallers: Vec<Client> = (0..STALLERS)
+    let mut stallers: Vec<Client> = (0..stallers_wanted)
         .map(|_| {
             let mut c = Client::connect(server.addr);
             c.send_raw(&[0, 0]);

@@ -226,6 +226,36 @@ pub fn raise_fd_limit() {
     });
 }
 
+/// This process's soft limit on open descriptors, from `/proc/self/limits`.
+pub fn descriptor_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Descriptors left for the other cases that run beside a scale case in the
+/// same test process.
+const SPARE_DESCRIPTORS: usize = 256;
+
+/// `wanted` clients, or as many as the descriptor limit allows when it is
+/// lower (with `per_client` descriptors each and [`SPARE_DESCRIPTORS`] left
+/// for the cases running alongside), saying so: a machine with a hard limit
+/// of 1,024 still runs the case, smaller. Scale cases also hold
+/// [`hardening::exclusive`] so that two of them never share the budget.
+pub fn scaled_to_descriptors(wanted: usize, per_client: usize) -> usize {
+    let Some(limit) = descriptor_limit() else {
+        return wanted;
+    };
+    let fits = limit.saturating_sub(SPARE_DESCRIPTORS) / per_client.max(1);
+    if fits >= wanted {
+        return wanted;
+    }
+    eprintln!(
+        "note: only {limit} descriptors (hard limit); running with {fits} clients instead of {wanted}"
+    );
+    fits.max(1)
+}
+
 impl Target {
     pub fn start(&self, config: ServerConfig) -> Running {
         raise_fd_limit();
