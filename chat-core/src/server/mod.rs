@@ -235,7 +235,8 @@ pub struct Server {
     /// A frame encoded once before it is queued (a broadcast, a roster).
     scratch: Vec<u8>,
     feed: Feed,
-    /// Every connection receiving broadcasts, by `Stream::load_key`: the
+    /// Every connection receiving broadcasts, by `Stream::load_key` (which
+    /// may overstate a queue, never understate it: see `queues_over`): the
     /// first entries have the longest queues.
     load: BTreeSet<(i128, ConnId)>,
     /// Closing connections that still read the feed.
@@ -529,7 +530,8 @@ impl Server {
         }
         let closing = c.is_closing();
         let wake = c.has_waiters && after <= low_water;
-        self.reindex(conn);
+        // No `reindex`: the reader moved forward, so its key now overstates
+        // its queue, which `queues_over` corrects when it matters.
         if closing && after == 0 {
             let reason = self.closing_reason(conn);
             self.release(now, conn, reason, true);
@@ -1141,15 +1143,9 @@ impl Server {
     /// would take a reader that is still reading past the pace. Stalled
     /// readers it would take past the limit are dropped.
     fn admit_broadcast(&mut self, now: Instant, len: usize) -> Result<(), ConnId> {
-        let pace = self.pace();
         let max = self.config.max_outbound;
-        let end = i128::from(self.feed.end());
         let mut over = Vec::new();
-        for &(key, id) in &self.load {
-            let queued = usize::try_from(end - key).unwrap_or(usize::MAX);
-            if queued == 0 || queued.saturating_add(len) <= pace {
-                break;
-            }
+        for (id, queued) in self.queues_over(self.pace().saturating_sub(len)) {
             let Some(conn) = self.conn(id) else { continue };
             if !self.is_stalled(conn, queued, now) {
                 return Err(id);
@@ -1162,6 +1158,37 @@ impl Server {
             self.doom(now, id);
         }
         Ok(())
+    }
+
+    /// Every receiving connection with more than `threshold` bytes queued
+    /// (and at least one), with its queue length.
+    ///
+    /// `load` keys may be stale in one direction only: a write moves a
+    /// reader forward without touching its key (that would cost a tree
+    /// update per write), so a key can only overstate the queue. The walk
+    /// stops at the first key that says "at most `threshold`", which is then
+    /// true of everything after it; entries found overstated on the way are
+    /// brought up to date, so each write costs at most one update, and only
+    /// when the queue is looked at.
+    fn queues_over(&mut self, threshold: usize) -> Vec<(ConnId, usize)> {
+        let end = i128::from(self.feed.end());
+        let (mut over, mut stale) = (Vec::new(), Vec::new());
+        for &(key, id) in &self.load {
+            let bound = usize::try_from(end - key).unwrap_or(usize::MAX);
+            if bound <= threshold {
+                break;
+            }
+            let queued = self.conn(id).map_or(0, |c| c.stream.queued(&self.feed));
+            if queued > threshold && queued > 0 {
+                over.push((id, queued));
+            } else {
+                stale.push(id);
+            }
+        }
+        for id in stale {
+            self.reindex(id);
+        }
+        over
     }
 
     /// [`admit_broadcast`](Self::admit_broadcast) for one recipient.
@@ -1241,14 +1268,9 @@ impl Server {
     fn broadcast(&mut self, now: Instant) {
         let len = self.scratch.len();
         let max = self.config.max_outbound;
-        let end = i128::from(self.feed.end());
         let over: Vec<ConnId> = self
-            .load
-            .iter()
-            .map_while(|&(key, id)| {
-                let queued = usize::try_from(end - key).unwrap_or(usize::MAX);
-                (queued > 0 && queued.saturating_add(len) > max).then_some((id, queued))
-            })
+            .queues_over(max.saturating_sub(len))
+            .into_iter()
             .filter(|&(id, queued)| self.overflows(id, queued, len, now))
             .map(|(id, _)| id)
             .collect();
