@@ -585,3 +585,42 @@ pub fn broadcast_to(target: &Target, count: usize) {
         }
     }
 }
+
+/// The server's command line (binaries only): bad flags and settings that
+/// cannot work exit 2 with a message, an address in use exits 1, and
+/// `--version` names the program itself.
+pub fn command_line(path: &str, program: &str) {
+    use std::process::{Command, Stdio};
+    let run = |args: &[&str]| {
+        Command::new(path)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {path}: {e}"))
+    };
+    for bad in [
+        &["--bogus"][..],
+        &["--max-clients", "0"],
+        &["--max-outbound", "0"],
+        &["--ping-interval", "1e-10"],
+        &["--idle-timeout", "0.0001"],
+        &["--handshake-timeout", "-1"],
+        &["--max-clients", "many"],
+    ] {
+        let out = run(bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(out.stdout.is_empty(), "{bad:?}: nothing on stdout");
+        assert!(!out.stderr.is_empty(), "{bad:?}: the reason on stderr");
+    }
+    // An address in use (held by a running server): exit 1.
+    let server = crate::spawn_binary(path, &ServerConfig::default());
+    let addr = server.addr.to_string();
+    let out = run(&["--listen", &addr]);
+    assert_eq!(out.status.code(), Some(1), "binding {addr} twice");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot bind"));
+    let out = run(&["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    let version = String::from_utf8_lossy(&out.stdout);
+    assert!(version.starts_with(&format!("{program} ")), "{version}");
+    server.stop();
+}

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use chat_core::ServerConfig;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 /// The server command line (identical for `chat-server` and `chat-server-std`).
 #[derive(Debug, Clone, Parser)]
@@ -112,8 +112,13 @@ impl ChatServer for crate::PollingServer {
 /// The whole `main` of a server binary: parse flags (exit 2 on bad ones), bind
 /// (exit 1 when impossible), print `listening on IP:PORT`, serve until SIGINT
 /// or SIGTERM, exit 0 after the graceful shutdown.
-pub fn server_main<S: ChatServer>(name: &str) -> ExitCode {
-    let args = ServerArgs::parse();
+pub fn server_main<S: ChatServer>(name: &'static str) -> ExitCode {
+    // The flags are shared; the program's name (in usage and --version) is not.
+    let matches = ServerArgs::command()
+        .name(name)
+        .bin_name(name)
+        .get_matches();
+    let args = ServerArgs::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     init_logger(args.verbose);
     if let Err(error) = args.config().validate() {
         eprintln!("{name}: {error}");
@@ -243,10 +248,14 @@ mod tests {
             "100",
         ])
         .unwrap();
+        assert_eq!(args.listen, "127.0.0.1:0");
         let config = args.config();
         assert_eq!(config.max_clients, 3);
         assert_eq!(config.handshake_timeout, Duration::from_millis(250));
+        assert_eq!(config.ping_interval, Duration::from_secs(1));
+        assert_eq!(config.idle_timeout, Duration::from_secs(2));
         assert_eq!(config.max_outbound, 100);
+        assert_eq!(config.linger, ServerConfig::default().linger);
         assert!(ServerArgs::try_parse_from(["chat-server", "--bogus"]).is_err());
     }
 }

@@ -27,3 +27,8 @@ fn five_thousand_clients_receive_a_broadcast() {
         5000,
     );
 }
+
+#[test]
+fn command_line() {
+    harness::cases::command_line(env!("CARGO_BIN_EXE_chat-server"), "chat-server");
+}

@@ -11,3 +11,8 @@ mod binary {
         "CARGO_BIN_EXE_chat-server-std"
     )));
 }
+
+#[test]
+fn command_line() {
+    harness::cases::command_line(env!("CARGO_BIN_EXE_chat-server-std"), "chat-server-std");
+}

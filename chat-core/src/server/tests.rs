@@ -1004,3 +1004,29 @@ fn a_rejected_connection_gets_server_full_and_frees_its_place() {
     let b = w.join("b");
     assert_eq!(w.peers[b].closed, None, "the place was freed");
 }
+
+#[test]
+fn timers_too_long_for_the_clock_mean_never_and_nothing_panics() {
+    let mut w = World::new(ServerConfig {
+        handshake_timeout: Duration::MAX,
+        ping_interval: Duration::MAX,
+        idle_timeout: Duration::MAX,
+        linger: Duration::MAX,
+        stall_grace: Duration::MAX,
+        ..ServerConfig::default()
+    });
+    let a = w.join("a");
+    let b = w.connect();
+    w.set_reading(a, false);
+    for i in 0..50 {
+        w.send(a, &say(&format!("{i}")));
+    }
+    w.advance(Duration::from_secs(1 << 40));
+    assert_eq!(w.peers[a].closed, None, "no timer fired");
+    assert_eq!(w.peers[b].closed, None);
+    w.send(a, &ClientFrame::Bye);
+    w.advance(Duration::from_secs(1 << 40));
+    assert_eq!(w.peers[a].closed, None, "an endless linger never closes it");
+    w.set_reading(a, true);
+    assert_eq!(w.peers[a].closed, Some(Reason::Quit));
+}

@@ -10,6 +10,7 @@ use runtime_polling::{cli, terminal};
 /// The client command line of the contract.
 #[derive(Debug, Parser)]
 #[command(
+    name = "chat",
     version,
     about = "Terminal chat client speaking the chat wire protocol, version 1"
 )]

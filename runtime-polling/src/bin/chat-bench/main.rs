@@ -96,7 +96,11 @@ enum Pacing {
 
 /// Load generator for the chat server (one epoll loop for every client).
 #[derive(Debug, Clone, Parser)]
-#[command(version, about)]
+#[command(
+    name = "chat-bench",
+    version,
+    about = "Load generator for the chat servers: fan-out, connect storms, churn and honest latency under a flood"
+)]
 pub(crate) struct Args {
     /// Which benchmark to run.
     #[arg(value_enum)]
