@@ -16,7 +16,9 @@
 //!   came from the server is passed through [`escape`]: no control character
 //!   (not even TAB or LF) and no bidi override is ever written raw.
 //! - User lines wait in a queue while a HELLO awaits its answer, so the line
-//!   after a refused name is the next name even when stdin is piped.
+//!   after a refused name is the next name even when stdin is piped; and
+//!   they are acted on one at a time after the events already received are
+//!   shown, so output follows the order of input.
 //! - After our BYE the loop waits at most [`QUIT_LINGER`] for the server's BYE
 //!   or end of stream, then exits 0 either way.
 //! - Exit status: 0 after the user left (`/quit`, `exit()`, end of input,
@@ -74,9 +76,21 @@ enum Command<'a> {
     Say(&'a str),
     Msg(&'a str, &'a str),
     Who,
+    Help,
     Quit,
+    /// A known command used wrongly: its usage.
+    Usage(&'static str),
     Unknown(&'a str),
 }
+
+/// What `/help` prints, one `* ` line each.
+const HELP: [&str; 5] = [
+    "* a plain line says it to everyone",
+    "* /msg NAME TEXT  whispers to NAME",
+    "* /who            lists who is here",
+    "* /help           shows this",
+    "* /quit or exit() leaves (so do end of input and Ctrl-C)",
+];
 
 /// Runs the client until it ends; returns the process exit status.
 pub fn run(options: Options) -> u8 {
@@ -221,14 +235,19 @@ impl Terminal {
     /// Writes what the client queued, shows its events and keeps the socket's
     /// interest up to date. `Some(code)` once the program should exit.
     fn drain_client(&mut self) -> io::Result<Option<u8>> {
-        self.flush();
-        while let Some(event) = self.client.poll_event() {
-            if let Some(code) = self.show(event) {
-                return Ok(Some(code));
+        // Events first, then one user line, then its events: what is shown
+        // follows the order of input and of the server's stream.
+        loop {
+            self.flush();
+            while let Some(event) = self.client.poll_event() {
+                if let Some(code) = self.show(event) {
+                    return Ok(Some(code));
+                }
+            }
+            if !self.process_next_line(Instant::now()) {
+                break;
             }
         }
-        self.process_queue(Instant::now());
-        self.flush();
         if self.client.is_quitting()
             && self.quit_deadline.is_none()
             && self.client.outbound().is_empty()
@@ -265,7 +284,10 @@ impl Terminal {
     }
 
     /// Moves everything the stdin and signal threads sent into the queue;
-    /// a second interrupt ends the program at once.
+    /// a second interrupt ends the program at once. The lines are acted on
+    /// in `drain_client`, after the events of what the server sent so far
+    /// have been shown: output follows the order of input (a reply to an
+    /// earlier line is never overtaken by a local error about a later one).
     fn take_inputs(&mut self, now: Instant) -> Option<u8> {
         while let Ok(input) = self.inputs.try_recv() {
             match input {
@@ -275,19 +297,21 @@ impl Terminal {
                 UserInput::Interrupt => self.quit(now),
             }
         }
-        self.process_queue(now);
         None
     }
 
-    /// Acts on queued lines, but none while a HELLO awaits its answer.
-    fn process_queue(&mut self, now: Instant) {
-        while !self.client.is_hello_pending() && !self.user_quit {
-            match self.queue.pop_front() {
-                Some(Some(line)) => self.on_line(now, &line),
-                Some(None) => self.quit(now),
-                None => return,
-            }
+    /// Acts on the next queued line, unless a HELLO awaits its answer;
+    /// returns whether it did.
+    fn process_next_line(&mut self, now: Instant) -> bool {
+        if self.client.is_hello_pending() || self.user_quit {
+            return false;
         }
+        match self.queue.pop_front() {
+            Some(Some(line)) => self.on_line(now, &line),
+            Some(None) => self.quit(now),
+            None => return false,
+        }
+        true
     }
 
     fn on_line(&mut self, now: Instant, line: &str) {
@@ -308,11 +332,12 @@ impl Terminal {
             Command::Who => {
                 let _ = self.client.who(now);
             }
+            // A line printed here brings its own prompt back.
+            Command::Help => return HELP.iter().for_each(|line| self.print(line)),
+            Command::Usage(usage) => return self.print(&format!("! usage: {usage}")),
             Command::Unknown(what) => {
-                self.print(&format!(
-                    "! unknown command: {} (try /msg, /who, /quit)",
-                    escape(what)
-                ));
+                let what = escape(what);
+                return self.print(&format!("! unknown command: {what} (try /help)"));
             }
             Command::Quit => {}
         }
@@ -510,11 +535,14 @@ fn parse_command(line: &str) -> Command<'_> {
     if trimmed == "/who" {
         return Command::Who;
     }
-    if let Some(rest) = trimmed.strip_prefix("/msg ") {
-        let rest = rest.trim_start();
-        return match rest.split_once(' ') {
+    if trimmed == "/help" {
+        return Command::Help;
+    }
+    let (command, rest) = trimmed.split_once(' ').unwrap_or((trimmed, ""));
+    if command == "/msg" {
+        return match rest.trim_start().split_once(' ') {
             Some((to, text)) if !text.trim().is_empty() => Command::Msg(to, text.trim_start()),
-            _ => Command::Unknown("/msg needs a name and a text"),
+            _ => Command::Usage("/msg NAME TEXT"),
         };
     }
     if trimmed.starts_with('/') && !trimmed.starts_with("//") {
@@ -613,8 +641,16 @@ mod tests {
         assert_eq!(parse_command("/who"), Command::Who);
         assert_eq!(parse_command("/quit"), Command::Quit);
         assert_eq!(parse_command("exit()"), Command::Quit);
-        assert!(matches!(parse_command("/msg bob"), Command::Unknown(_)));
-        assert!(matches!(parse_command("/nope"), Command::Unknown(_)));
+        for usage in ["/msg", "/msg bob", "/msg  bob  ", "/msg "] {
+            assert_eq!(
+                parse_command(usage),
+                Command::Usage("/msg NAME TEXT"),
+                "{usage:?}"
+            );
+        }
+        assert_eq!(parse_command("/help"), Command::Help);
+        assert_eq!(parse_command("/nope"), Command::Unknown("/nope"));
+        assert_eq!(parse_command("/msgbob hi"), Command::Unknown("/msgbob hi"));
     }
 
     #[test]

@@ -299,6 +299,41 @@ fn a_taken_name_is_asked_again() {
 }
 
 #[test]
+fn output_follows_input_order_and_commands_explain_themselves() {
+    let server = Server::start(&[]);
+    let mut alice = Chat::join(&server.addr, "alice", "alice");
+    // Piped all at once: the server's answer to the first line comes before
+    // the local error about the second, and every usage error says how.
+    let mut bob = Chat::spawn("bob", &server.addr, &[]);
+    bob.send("alice\nnot valid!\nbob\n/msg\n/msg alice\n/bogus\n/help\n/quit");
+    assert!(bob.finish().success());
+    let text = bob.text();
+    let lines: Vec<&str> = text.lines().collect();
+    let expected = [
+        "! name taken",
+        "! name invalid",
+        "* users: alice, bob",
+        "! usage: /msg NAME TEXT",
+        "! usage: /msg NAME TEXT",
+        "! unknown command: /bogus (try /help)",
+        "* a plain line says it to everyone",
+        "* /msg NAME TEXT  whispers to NAME",
+        "* /who            lists who is here",
+        "* /help           shows this",
+        "* /quit or exit() leaves (so do end of input and Ctrl-C)",
+    ];
+    assert_eq!(lines.len(), expected.len(), "{text}");
+    for (line, want) in lines.iter().zip(expected) {
+        assert!(
+            line.starts_with(want),
+            "{line:?} should start with {want:?}; all: {text}"
+        );
+    }
+    alice.expect("* bob joined");
+    alice.expect("* bob left (quit)");
+}
+
+#[test]
 fn sigint_says_bye_and_exits_zero() {
     let server = Server::start(&[]);
     let mut alice = Chat::join(&server.addr, "alice", "alice");
