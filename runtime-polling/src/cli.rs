@@ -1,5 +1,5 @@
-//! What the server binaries share: the command line of the contract, a small
-//! stderr logger, and SIGINT/SIGTERM handling.
+//! What the server binaries share: the command line of the contract, the
+//! logger, and SIGINT/SIGTERM handling.
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -170,41 +170,29 @@ pub fn on_termination(stop: Box<dyn Fn() + Send + 'static>) -> io::Result<()> {
     Ok(())
 }
 
-struct StderrLogger;
-
-impl log::Log for StderrLogger {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::max_level()
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            // Logging must never stop the server: errors writing stderr are ignored.
-            let _ = writeln!(
-                io::stderr().lock(),
-                "[{}] {}",
-                record.level(),
-                record.args()
-            );
+/// Installs the logger (`env_logger`, on stderr, with timestamps): the level
+/// from `-v` flags (`-v` info, `-vv` debug, `-vvv` trace), else from
+/// `RUST_LOG` (a level or `module=level` directives), else `warn`.
+pub fn init_logger(verbose: u8) {
+    let mut builder = env_logger::Builder::new();
+    match verbose {
+        0 => {
+            builder.filter_level(log::LevelFilter::Warn);
+            builder.parse_default_env();
+        }
+        1 => {
+            builder.filter_level(log::LevelFilter::Info);
+        }
+        2 => {
+            builder.filter_level(log::LevelFilter::Debug);
+        }
+        _ => {
+            builder.filter_level(log::LevelFilter::Trace);
         }
     }
-    fn flush(&self) {}
-}
-
-/// Installs the stderr logger: level from `-v` flags, else `RUST_LOG`
-/// (`error`, `warn`, `info`, `debug`, `trace`), else `warn`.
-pub fn init_logger(verbose: u8) {
-    let level = match verbose {
-        0 => std::env::var("RUST_LOG")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(log::LevelFilter::Warn),
-        1 => log::LevelFilter::Info,
-        2 => log::LevelFilter::Debug,
-        _ => log::LevelFilter::Trace,
-    };
-    if log::set_logger(&StderrLogger).is_ok() {
-        log::set_max_level(level);
-    }
+    builder.format_timestamp_millis();
+    // A logger already installed (by an embedding program) is kept.
+    let _ = builder.try_init();
 }
 
 #[cfg(test)]

@@ -65,6 +65,7 @@ impl StopHandle {
 struct Socket {
     stream: TcpStream,
     conn: ConnId,
+    peer: SocketAddr,
     readable: bool,
     writable: bool,
 }
@@ -220,7 +221,7 @@ impl PollingServer {
         for _ in 0..ACCEPTS_PER_TURN {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
-                    if let Err(error) = self.add_connection(now, stream) {
+                    if let Err(error) = self.add_connection(now, stream, peer) {
                         log::warn!("cannot set up connection from {peer}: {error}");
                     }
                 }
@@ -253,7 +254,20 @@ impl PollingServer {
         }
     }
 
-    fn add_connection(&mut self, now: Instant, stream: TcpStream) -> io::Result<()> {
+    /// The address of `conn`'s peer, while its socket is open.
+    fn peer_of(&self, conn: ConnId) -> Option<SocketAddr> {
+        match self.sockets.get(conn.index()) {
+            Some(Some(socket)) if socket.conn == conn => Some(socket.peer),
+            _ => None,
+        }
+    }
+
+    fn add_connection(
+        &mut self,
+        now: Instant,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) -> io::Result<()> {
         stream.set_nonblocking(true)?;
         tune_accepted(&stream)?;
         let conn = self.core.handle_accept(now);
@@ -275,10 +289,12 @@ impl PollingServer {
             *slot = Some(Socket {
                 stream,
                 conn,
+                peer,
                 readable: true,
                 writable: false,
             });
         }
+        log::debug!("accepted {conn} [{peer}]");
         self.touched.push(conn);
         Ok(())
     }
@@ -356,7 +372,8 @@ impl PollingServer {
             }
             while let Some(event) = self.core.poll_event() {
                 progress = true;
-                log_event(&event);
+                let peer = self.peer_of(event.conn());
+                log_event(&event, peer);
                 match event {
                     Event::Close { conn, graceful, .. } => self.close(conn, graceful),
                     Event::Resume { conn } => self.touched.push(conn),
@@ -437,12 +454,18 @@ impl PollingServer {
     }
 }
 
-/// Logs a core event: joins and departures at info, closes at debug.
-pub fn log_event(event: &Event) {
+/// Logs a core event with the peer's address when the runtime knows it:
+/// joins and departures at info, closes at debug (at info when the
+/// connection is reset), e.g. `alice left (#3.0): slow consumer [127.0.0.1:50412]`.
+pub fn log_event(event: &Event, peer: Option<SocketAddr>) {
+    let peer = peer.map(|addr| format!(" [{addr}]")).unwrap_or_default();
     match event {
-        Event::Close { .. } => log::debug!("{event}"),
-        Event::Resume { .. } => log::trace!("{event}"),
-        Event::Joined { .. } | Event::Left { .. } => log::info!("{event}"),
+        Event::Close {
+            graceful: false, ..
+        } => log::info!("{event}{peer}"),
+        Event::Close { .. } => log::debug!("{event}{peer}"),
+        Event::Resume { .. } => log::trace!("{event}{peer}"),
+        Event::Joined { .. } | Event::Left { .. } => log::info!("{event}{peer}"),
     }
 }
 

@@ -34,6 +34,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 struct Link {
     /// Shared with the reader and writer: one descriptor per connection.
     stream: Arc<TcpStream>,
+    /// The peer's address, for the logs.
+    peer: Option<SocketAddr>,
     /// The reader thread, once it has registered itself (under the lock, in
     /// the same critical section where it first checks for work, so no wake-up
     /// is lost before it registers).
@@ -276,11 +278,15 @@ fn accept(
     }
     let stream = Arc::new(stream);
     let link = Link {
+        peer: stream.peer_addr().ok(),
         stream: Arc::clone(&stream),
         reader: None,
         writer: None,
         blocked: false,
     };
+    if let Some(peer) = link.peer {
+        log::debug!("accepted {conn} [{peer}]");
+    }
     state.links.insert(conn, link);
     dispatch(shared, &mut state, &mut wakes);
     drop(state);
@@ -364,7 +370,8 @@ fn dispatch(shared: &Shared, state: &mut State, wakes: &mut Wakes) {
         wakes.extend(state.flusher.clone());
     }
     while let Some(event) = state.core.poll_event() {
-        runtime_polling::log_event(&event);
+        let peer = state.links.get(&event.conn()).and_then(|l| l.peer);
+        runtime_polling::log_event(&event, peer);
         if let Event::Resume { conn } = event {
             wakes.extend(state.links.get(&conn).and_then(|l| l.reader.clone()));
         }

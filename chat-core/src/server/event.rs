@@ -68,6 +68,18 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The connection the event is about.
+    pub fn conn(&self) -> ConnId {
+        match self {
+            Self::Close { conn, .. }
+            | Self::Joined { conn, .. }
+            | Self::Resume { conn }
+            | Self::Left { conn, .. } => *conn,
+        }
+    }
+}
+
 /// A one-line description for logs, e.g. `alice left (#3.0): quit`.
 impl std::fmt::Display for Event {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
