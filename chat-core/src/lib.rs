@@ -20,9 +20,54 @@
 //! `length = 1 + payload.len()`, between 1 and [`MAX_FRAME`] (16384). A header
 //! outside that range is a fatal error as soon as its four bytes are in.
 //!
+//! ## The driving loop
+//!
+//! Both state machines ([`Server`] and [`Client`]) are driven the same way:
+//! feed what happened (`handle_*`, each with the current time), then drain
+//! every output until it is empty (`poll_transmit`/`outbound` for bytes,
+//! `poll_event`, `poll_timeout`), then sleep until the next deadline or I/O.
+//!
+//! ```
+//! use std::time::Instant;
+//! use chat_core::{ClientFrame, Event, Name, Server, ServerConfig};
+//!
+//! let mut server = Server::new(ServerConfig::default());
+//! let now = Instant::now();
+//!
+//! // 1. Input: a connection was accepted and its first read arrived.
+//! let conn = server.handle_accept(now);
+//! let hello = ClientFrame::Hello { name: Name::new("alice").unwrap() };
+//! server.handle_input(now, conn, &hello.to_bytes());
+//!
+//! // 2. Output, until empty: bytes for each connection that has some...
+//! let mut socket = Vec::new(); // stands in for a TcpStream
+//! while let Some(ready) = server.poll_transmit() {
+//!     while !server.outbound(ready).is_empty() {
+//!         let bytes = server.outbound(ready);
+//!         socket.extend_from_slice(bytes); // socket.write(bytes)?
+//!         let written = bytes.len();
+//!         server.handle_written(now, ready, written);
+//!     }
+//! }
+//! // ...events (close sockets, resume reading, log)...
+//! while let Some(event) = server.poll_event() {
+//!     match event {
+//!         Event::Close { .. } => { /* close the socket */ }
+//!         Event::Resume { .. } => { /* read this socket again */ }
+//!         Event::Joined { .. } | Event::Left { .. } => { /* log */ }
+//!     }
+//! }
+//! // ...and when to call `handle_timeout` next (it may already be due).
+//! let _wake_at = server.poll_timeout();
+//! assert!(socket.starts_with(&[0, 0, 0, 8, 0x81])); // WELCOME
+//! ```
+//!
+//! The [`server`] and [`client`] module docs give the full contract of each
+//! loop (what to do with `wants_read`, partial writes, the quit linger).
+//!
 //! ## Modules
 //!
-//! - [`codec`]: the [`Deframer`](codec::Deframer) that cuts a byte stream into
+//! - [`codec`]: the [`Deframer`] that cuts a byte stream into
 //!   frames, split anywhere, with bounded memory.
 //! - [`frame`]: typed frames ([`ClientFrame`], [`ServerFrame`]), their encoders
 //!   and decoders, error and reason codes.
@@ -64,8 +109,9 @@ pub mod server;
 pub mod sim;
 pub mod text;
 
-pub use codec::{FrameError, MAX_FRAME};
+pub use client::{Client, ClientConfig, ClientEvent};
+pub use codec::{Deframer, FrameError, MAX_FRAME};
 pub use frame::{ClientFrame, DecodeError, ErrorCode, Malformed, Reason, ServerFrame};
 pub use name::{MAX_NAME, Name, NameError};
-pub use server::{ConnId, Event, Server, ServerConfig};
+pub use server::{ConfigError, ConnId, Event, Server, ServerConfig};
 pub use text::{MAX_TEXT, Text, TextError};
