@@ -235,7 +235,7 @@ pub fn descriptor_limit() -> Option<usize> {
 
 /// Descriptors left for the other cases that run beside a scale case in the
 /// same test process.
-const SPARE_DESCRIPTORS: usize = 256;
+pub const SPARE_DESCRIPTORS: usize = 256;
 
 /// `wanted` clients, or as many as the descriptor limit allows when it is
 /// lower (with `per_client` descriptors each and [`SPARE_DESCRIPTORS`] left
