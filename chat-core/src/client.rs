@@ -28,9 +28,10 @@
 //! 3. Stop once [`ClientEvent::Closed`] has been polled: close the socket.
 //!
 //! After [`quit`](Client::quit) (or an idle exit) the client waits for the
-//! server's `BYE(QUIT)` or the end of the stream, and has no deadline of its
-//! own: a program that does not want to wait long sets its own limit once
-//! `outbound()` is empty, and may simply close the socket.
+//! server's `BYE(QUIT)` or the end of the stream, at most
+//! [`quit_linger`](ClientConfig::quit_linger) (1 s) from the quit: then
+//! `handle_timeout` closes it with [`CloseReason::Quit`] all the same. The
+//! program needs no timer of its own.
 //!
 //! # Invariants
 //!
@@ -126,12 +127,30 @@ pub struct ClientConfig {
     /// [`ClientEvent::IdleExit`] and sends BYE. `None` disables it (what the
     /// terminal program's `--idle-exit 0` maps to). Default 60 s.
     pub idle_exit: Option<Duration>,
+    /// After our BYE, how long to wait for the server's BYE or end of stream
+    /// before giving up and closing anyway ([`CloseReason::Quit`] either
+    /// way). Default 1 s.
+    pub quit_linger: Duration,
+}
+
+/// The default [`ClientConfig::quit_linger`].
+pub const DEFAULT_QUIT_LINGER: Duration = Duration::from_secs(1);
+
+impl ClientConfig {
+    /// The defaults with the idle exit disabled.
+    pub fn without_idle_exit() -> Self {
+        Self {
+            idle_exit: None,
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for ClientConfig {
     fn default() -> Self {
         Self {
             idle_exit: Some(DEFAULT_IDLE_EXIT),
+            quit_linger: DEFAULT_QUIT_LINGER,
         }
     }
 }
@@ -307,6 +326,8 @@ pub struct Client {
     listing: BTreeSet<Name>,
     /// When the user last did something (or the client was created).
     last_activity: Instant,
+    /// While quitting: when to stop waiting for the server's answer.
+    quit_deadline: Option<Instant>,
 }
 
 impl Client {
@@ -324,6 +345,7 @@ impl Client {
             roster: BTreeSet::new(),
             listing: BTreeSet::new(),
             last_activity: now,
+            quit_deadline: None,
         }
     }
 
@@ -417,11 +439,18 @@ impl Client {
     }
 
     /// Time passed: if the idle-exit deadline is due, emits
-    /// [`ClientEvent::IdleExit`] and queues BYE. Harmless when nothing is due.
+    /// [`ClientEvent::IdleExit`] and queues BYE; if the server did not answer
+    /// our BYE within the quit linger, closes ([`CloseReason::Quit`]).
+    /// Harmless when nothing is due.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.idle_deadline().is_some_and(|deadline| now >= deadline) {
             self.events.push_back(ClientEvent::IdleExit);
-            self.send_bye();
+            self.send_bye(now);
+        }
+        if self.lifecycle == Lifecycle::Quitting
+            && self.quit_deadline.is_some_and(|deadline| now >= deadline)
+        {
+            self.close(CloseReason::Quit);
         }
     }
 
@@ -474,8 +503,8 @@ impl Client {
     /// Leaves (BYE). The client then waits for the server's `BYE(QUIT)` or the
     /// end of the stream, and ends with [`CloseReason::Quit`]. Does nothing if
     /// already quitting or closed, so it is safe to call again (a second Ctrl-C).
-    pub fn quit(&mut self, _now: Instant) {
-        self.send_bye();
+    pub fn quit(&mut self, now: Instant) {
+        self.send_bye(now);
     }
 
     // ----- poll_* (outputs) -----
@@ -486,12 +515,17 @@ impl Client {
         self.events.pop_front()
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) should be called next: the
-    /// idle-exit deadline. `None` when idle exit is disabled, or once quitting
-    /// or closed.
+    /// When [`handle_timeout`](Self::handle_timeout) should be called next:
+    /// the idle-exit deadline while open (`None` when idle exit is
+    /// disabled), the end of the quit linger while quitting, `None` once
+    /// closed.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.idle_deadline()
+        match self.lifecycle {
+            Lifecycle::Open => self.idle_deadline(),
+            Lifecycle::Quitting => self.quit_deadline,
+            Lifecycle::Closed => None,
+        }
     }
 
     // ----- internals -----
@@ -524,10 +558,12 @@ impl Client {
         }
     }
 
-    fn send_bye(&mut self) {
+    fn send_bye(&mut self, now: Instant) {
         if self.lifecycle == Lifecycle::Open {
             self.send(&ClientFrame::Bye);
             self.lifecycle = Lifecycle::Quitting;
+            // A linger too long for the clock: wait for the server forever.
+            self.quit_deadline = now.checked_add(self.config.quit_linger);
         }
     }
 
@@ -632,6 +668,7 @@ pub mod fuzzing {
         let mut client = Client::new(
             ClientConfig {
                 idle_exit: Some(idle),
+                quit_linger: LINGER,
             },
             start,
         );
@@ -640,6 +677,8 @@ pub mod fuzzing {
             activity: start,
             open: true,
             idle_exit_due: false,
+            quit_at: None,
+            close_due: false,
             closed_seen: false,
             idle,
         };
@@ -658,6 +697,11 @@ pub mod fuzzing {
                     if model.open && model.now >= model.activity + idle {
                         model.idle_exit_due = true;
                     }
+                    if !model.closed_seen
+                        && model.quit_at.is_some_and(|at| model.now >= at + LINGER)
+                    {
+                        model.close_due = true;
+                    }
                     client.handle_timeout(model.now);
                 }
                 5 => client.handle_written(arg),
@@ -671,6 +715,9 @@ pub mod fuzzing {
         assert!(model.closed_seen, "end of stream always closes the client");
     }
 
+    /// The quit linger the driver configures.
+    const LINGER: Duration = Duration::from_secs(3);
+
     /// What the driver expects of the client's lifecycle, kept apart from
     /// the client's own state.
     struct Model {
@@ -681,6 +728,10 @@ pub mod fuzzing {
         open: bool,
         /// An IdleExit event must come now.
         idle_exit_due: bool,
+        /// When we quit (by intent or idle exit).
+        quit_at: Option<Instant>,
+        /// The quit linger ran out: Closed must come now.
+        close_due: bool,
         closed_seen: bool,
         idle: Duration,
     }
@@ -706,6 +757,9 @@ pub mod fuzzing {
             3 => client.who(now),
             4 => {
                 client.quit(now);
+                if model.open {
+                    model.quit_at = Some(now);
+                }
                 model.open = false;
                 Ok(())
             }
@@ -727,18 +781,30 @@ pub mod fuzzing {
                     assert!(model.idle_exit_due, "idle exit before its time");
                     model.idle_exit_due = false;
                     model.open = false;
+                    model.quit_at = Some(model.now);
                 }
                 _ => {}
             }
         }
         assert!(!model.idle_exit_due || !model.open, "idle exit missed");
         model.idle_exit_due = false;
+        assert!(
+            !model.close_due || model.closed_seen,
+            "the quit linger ran out without a close"
+        );
+        model.close_due = false;
         assert_eq!(client.is_closed(), model.closed_seen);
         if model.closed_seen {
             assert!(client.outbound().is_empty(), "output after Closed");
         }
-        let expected = model.open.then(|| model.activity + model.idle);
-        assert_eq!(client.poll_timeout(), expected, "the idle deadline");
+        let expected = if model.closed_seen {
+            None
+        } else if model.open {
+            Some(model.activity + model.idle)
+        } else {
+            model.quit_at.map(|at| at + LINGER)
+        };
+        assert_eq!(client.poll_timeout(), expected, "the deadline");
         // Whatever the server sent, the roster is bounded, and the input
         // buffer holds at most one frame.
         assert!(client.roster.len() <= MAX_ROSTER && client.listing.len() <= MAX_ROSTER);
@@ -809,7 +875,7 @@ mod tests {
     }
 
     fn no_idle() -> ClientConfig {
-        ClientConfig { idle_exit: None }
+        ClientConfig::without_idle_exit()
     }
 
     /// A client registered as alice with roster alice, bob; events drained.
@@ -1224,13 +1290,14 @@ mod tests {
         assert_eq!(drain(&mut c), [ClientEvent::IdleExit]);
         assert_eq!(sent(&mut c), b"\x00\x00\x00\x01\x07");
         assert!(c.is_quitting());
-        assert_eq!(c.poll_timeout(), None);
-        c.handle_timeout(clock.at(500.0));
+        // Now only the quit linger is pending.
+        assert_eq!(c.poll_timeout(), Some(clock.at(130.0)));
+        c.handle_timeout(clock.at(129.5));
         assert_eq!(drain(&mut c), [], "idle exit fires once");
-        assert_eq!(c.say(clock.at(130.0), t("late")), Err(UsageError::Closing));
+        assert_eq!(c.say(clock.at(129.5), t("late")), Err(UsageError::Closing));
 
         c.handle_input(
-            clock.at(130.0),
+            clock.at(129.8),
             &wire(&[ServerFrame::Bye {
                 reason: Reason::Quit,
                 detail: String::new(),
@@ -1253,11 +1320,35 @@ mod tests {
         assert_eq!(drain(&mut c), []);
         let huge = ClientConfig {
             idle_exit: Some(Duration::MAX),
+            quit_linger: Duration::MAX,
         };
         let mut c = Client::new(huge, clock.at(0.0));
         assert_eq!(c.poll_timeout(), None);
         c.handle_timeout(clock.at(1e6));
         assert_eq!(drain(&mut c), []);
+    }
+
+    #[test]
+    fn a_quit_the_server_never_answers_closes_after_the_linger() {
+        let clock = Clock::new();
+        let mut c = registered(&clock);
+        c.quit(clock.at(1.0));
+        sent(&mut c);
+        assert_eq!(
+            c.poll_timeout(),
+            Some(clock.at(2.0)),
+            "one second of linger"
+        );
+        c.handle_timeout(clock.at(1.999));
+        assert!(!c.is_closed());
+        c.handle_timeout(clock.at(2.0));
+        assert_eq!(
+            drain(&mut c),
+            [ClientEvent::Closed {
+                reason: CloseReason::Quit
+            }]
+        );
+        assert_eq!(c.poll_timeout(), None);
     }
 
     #[test]

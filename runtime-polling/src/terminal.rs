@@ -9,7 +9,7 @@
 //!
 //! Invariants:
 //! - The loop never blocks except in [`Poller::wait`], whose timeout is the
-//!   earlier of the client's idle deadline and the quit linger.
+//!   client's [`poll_timeout`](Client::poll_timeout).
 //! - Nothing reaches stdout but the lines of the contract (`<a> text`,
 //!   `*a* text`, `-> *b* text`, `* ...`, `! ...`) and, only when stdin and
 //!   stdout are both terminals, the `name: ` / `> ` prompts. Every byte that
@@ -19,8 +19,9 @@
 //!   after a refused name is the next name even when stdin is piped; and
 //!   they are acted on one at a time after the events already received are
 //!   shown, so output follows the order of input.
-//! - After our BYE the loop waits at most [`QUIT_LINGER`] for the server's BYE
-//!   or end of stream, then exits 0 either way.
+//! - After our BYE the client core waits at most its quit linger (1 s) for
+//!   the server's BYE or end of stream, then closes; the program exits 0
+//!   either way.
 //! - Exit status: 0 after the user left (`/quit`, `exit()`, end of input,
 //!   Ctrl-C, idle exit); 1 when the server cannot be reached, goes away or
 //!   breaks the protocol.
@@ -46,8 +47,6 @@ use polling::{Event as Interest, Events, PollMode, Poller};
 const SOCKET: usize = 0;
 /// Bytes read per readiness event.
 const READ_CHUNK: usize = 64 * 1024;
-/// How long to wait for the server's answer to our BYE.
-pub const QUIT_LINGER: Duration = Duration::from_secs(1);
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -135,8 +134,6 @@ struct Terminal {
     writable: bool,
     /// The user asked to leave: a later server BYE is not a failure.
     user_quit: bool,
-    /// When to stop waiting for the server's answer to our BYE.
-    quit_deadline: Option<Instant>,
     /// The last whisper's recipient, to name it in `! no such user: bob`.
     last_whisper: Option<Name>,
     idle_exit: Option<Duration>,
@@ -156,6 +153,7 @@ impl Terminal {
         spawn_stdin_thread(sender, Arc::clone(&poller))?;
         let config = ClientConfig {
             idle_exit: options.idle_exit,
+            ..ClientConfig::default()
         };
         Ok(Self {
             stream,
@@ -166,7 +164,6 @@ impl Terminal {
             interactive: io::stdin().is_terminal() && io::stdout().is_terminal(),
             writable: false,
             user_quit: false,
-            quit_deadline: None,
             last_whisper: None,
             idle_exit: options.idle_exit,
             read_buf: vec![0; READ_CHUNK],
@@ -191,11 +188,10 @@ impl Terminal {
                 return Ok(code);
             }
             let now = Instant::now();
-            if self.quit_deadline.is_some_and(|deadline| now >= deadline) {
-                log::debug!("no answer to our BYE; leaving anyway");
-                return Ok(0);
-            }
-            let timeout = self.next_wakeup().map(|t| t.saturating_duration_since(now));
+            let timeout = self
+                .client
+                .poll_timeout()
+                .map(|t| t.saturating_duration_since(now));
             crate::server::wait(&self.poller, &mut events, timeout)?;
             let now = Instant::now();
             for event in events.iter() {
@@ -207,13 +203,6 @@ impl Terminal {
                 return Ok(code);
             }
             self.client.handle_timeout(now);
-        }
-    }
-
-    fn next_wakeup(&self) -> Option<Instant> {
-        match (self.client.poll_timeout(), self.quit_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
         }
     }
 
@@ -247,12 +236,6 @@ impl Terminal {
             if !self.process_next_line(Instant::now()) {
                 break;
             }
-        }
-        if self.client.is_quitting()
-            && self.quit_deadline.is_none()
-            && self.client.outbound().is_empty()
-        {
-            self.quit_deadline = Some(Instant::now() + QUIT_LINGER);
         }
         let writable = !self.client.outbound().is_empty();
         if writable != self.writable {

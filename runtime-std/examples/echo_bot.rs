@@ -36,7 +36,7 @@ fn main() -> ExitCode {
 
 fn run(addr: &str, name: &str) -> Result<(), Box<dyn std::error::Error>> {
     // A bot never gets bored: no idle exit.
-    let config = ClientConfig { idle_exit: None };
+    let config = ClientConfig::without_idle_exit();
     let mut bot = BlockingClient::connect(addr, name, config)?;
     println!("connected to {addr} as {}", bot.name());
 

@@ -14,8 +14,9 @@
 //!   that fails leaves the unwritten bytes queued; the next call tries again.
 //! - The only blocking points are `connect`, `write` (bounded by
 //!   [`WRITE_TIMEOUT`]) and `read` (bounded by the caller's timeout, the
-//!   idle-exit deadline of [`ClientConfig::idle_exit`], [`HANDSHAKE_TIMEOUT`]
-//!   while connecting and [`QUIT_LINGER`] while quitting). Nothing sleeps.
+//!   state machine's deadline ([`ClientConfig::idle_exit`], then its quit
+//!   linger while quitting) and [`HANDSHAKE_TIMEOUT`] while connecting).
+//!   Nothing sleeps.
 //! - A failed read is the end of the stream for the state machine, which
 //!   decides what it means: the caller sees it as the last event,
 //!   [`ClientEvent::Closed`], never as an error.
@@ -36,7 +37,7 @@
 //! use runtime_std::client::BlockingClient;
 //!
 //! // A bot is never idle: turn the idle exit off.
-//! let config = ClientConfig { idle_exit: None };
+//! let config = ClientConfig::without_idle_exit();
 //! let mut bot = BlockingClient::connect("127.0.0.1:7878", "greeter", config)?;
 //! println!("online: {:?}", bot.roster());
 //! while let Some(event) = bot.next_event(None)? {
@@ -59,10 +60,6 @@ use chat_core::{ErrorCode, Name, NameError, Text, TextError};
 /// again for the server's answer to HELLO (the server's own handshake timeout
 /// defaults to the same 10 s).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long, after our BYE ([`BlockingClient::quit`] or the idle exit), the
-/// client waits for the server's answer before it treats the connection as
-/// over.
-pub const QUIT_LINGER: Duration = Duration::from_secs(1);
 /// How long one blocking `write` may stall before the call reports
 /// [`ErrorKind::TimedOut`] (the server is not reading).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -183,8 +180,6 @@ pub struct BlockingClient {
     client: Client,
     name: Name,
     read_buf: Vec<u8>,
-    /// Once quitting: when to stop waiting for the server's answer.
-    quit_deadline: Option<Instant>,
 }
 
 impl BlockingClient {
@@ -207,7 +202,6 @@ impl BlockingClient {
             client: Client::new(config, now),
             name,
             read_buf: vec![0; READ_CHUNK],
-            quit_deadline: None,
         };
         // A fresh client accepts HELLO; should it refuse, the handshake below
         // would simply time out.
@@ -292,7 +286,7 @@ impl BlockingClient {
     /// While waiting it answers the server's PINGs and, when
     /// [`ClientConfig::idle_exit`] is set, leaves once no intent came for that
     /// long ([`ClientEvent::IdleExit`], then `Closed` once the server answered
-    /// the BYE or [`QUIT_LINGER`] passed). An `Err` means writing (or setting
+    /// the BYE or the quit linger ([`ClientConfig::quit_linger`]) passed). An `Err` means writing (or setting
     /// the socket's read timeout) failed; the unwritten bytes stay queued.
     pub fn next_event(&mut self, timeout: Option<Duration>) -> io::Result<Option<ClientEvent>> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
@@ -308,7 +302,7 @@ impl BlockingClient {
         }
     }
 
-    /// Leaves: sends BYE and waits at most [`QUIT_LINGER`] for the server's
+    /// Leaves: sends BYE and waits at most the quit linger for the server's
     /// answer, dropping the events that arrive meanwhile, then closes the
     /// socket. Returns how the connection ended ([`CloseReason::Quit`] unless
     /// something crossed our BYE), or `None` if it had ended before.
@@ -322,29 +316,23 @@ impl BlockingClient {
         Ok(None)
     }
 
-    /// Waits for the server once: one read, bounded by `deadline`, the idle
-    /// exit and the quit linger, fed to the state machine, whose output is
-    /// then written. `Ok(false)` once `deadline` has passed.
+    /// Waits for the server once: one read, bounded by `deadline` and the
+    /// state machine's own deadline (idle exit, quit linger), fed to the
+    /// state machine, whose output is then written. `Ok(false)` once
+    /// `deadline` has passed.
     fn read_until(&mut self, deadline: Option<Instant>) -> io::Result<bool> {
         let now = Instant::now();
         if self.client.poll_timeout().is_some_and(|t| now >= t) {
-            // The idle exit: an event, and BYE queued.
+            // The idle exit (an event, BYE queued) or the end of the quit
+            // linger (Closed).
             self.client.handle_timeout(now);
             self.flush()?;
             return Ok(true);
         }
-        if self.client.is_quitting() {
-            let linger = *self.quit_deadline.get_or_insert(now + QUIT_LINGER);
-            if now >= linger {
-                // No answer to our BYE: stop waiting, as if the stream ended.
-                self.client.handle_eof(now);
-                return Ok(true);
-            }
-        }
         if deadline.is_some_and(|d| now >= d) {
             return Ok(false);
         }
-        let wake = [deadline, self.client.poll_timeout(), self.quit_deadline]
+        let wake = [deadline, self.client.poll_timeout()]
             .into_iter()
             .flatten()
             .min();

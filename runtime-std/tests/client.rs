@@ -22,7 +22,7 @@ fn server(config: ServerConfig) -> Running {
 }
 
 fn no_idle() -> ClientConfig {
-    ClientConfig { idle_exit: None }
+    ClientConfig::without_idle_exit()
 }
 
 fn connect(server: &Running, name: &str) -> BlockingClient {
@@ -243,6 +243,7 @@ fn the_idle_exit_leaves_on_its_own() {
     let mut watcher = connect(&server, "watcher");
     let config = ClientConfig {
         idle_exit: Some(Duration::from_millis(100)),
+        ..ClientConfig::default()
     };
     let mut sleepy = BlockingClient::connect(server.addr, "sleepy", config).unwrap();
     assert_eq!(next(&mut sleepy), ClientEvent::IdleExit);
