@@ -70,6 +70,10 @@ pub struct Peer {
     pub outgoing: Vec<u8>,
     /// The peer ended its stream (after `outgoing`).
     pub ended: bool,
+    /// The peer sent raw bytes: where its frames begin is unknown from then
+    /// on (a partial header may swallow later frames), so the ledger no
+    /// longer expects its SAYs to arrive.
+    pub garbled: bool,
     /// The BYE reason received, if any.
     pub bye: Option<Reason>,
 }
@@ -150,6 +154,7 @@ impl World {
             closed: None,
             outgoing: Vec::new(),
             ended: false,
+            garbled: false,
             bye: None,
         });
         self.drive();
@@ -178,11 +183,23 @@ impl World {
         self.send_bytes(peer, &frame.to_bytes());
     }
 
+    /// Whether a SAY `peer` sends now must reach it: it is registered, the
+    /// server has read everything it sent before, and its framing is known.
+    fn say_expected(&self, peer: usize) -> bool {
+        let p = &self.peers[peer];
+        self.server.name_of(p.conn).is_some() && p.outgoing.is_empty() && !p.garbled
+    }
+
+    /// `peer` sends raw bytes that may not be whole frames.
+    pub fn send_garbage(&mut self, peer: usize, bytes: &[u8]) {
+        self.peers[peer].garbled = true;
+        self.send_bytes(peer, bytes);
+    }
+
     /// `peer` says a ledger text of `len` bytes; returns the text.
     pub fn say_unique(&mut self, peer: usize, len: usize) -> String {
         let text = self.ledger.fresh('s', len);
-        let registered = self.server.name_of(self.peers[peer].conn).is_some()
-            && self.peers[peer].outgoing.is_empty();
+        let registered = self.say_expected(peer);
         self.ledger.says.insert(text.clone(), (peer, registered));
         self.send(
             peer,
@@ -195,8 +212,7 @@ impl World {
 
     /// `count` ledger SAYs of `len` bytes from `peer` in one write.
     pub fn say_burst(&mut self, peer: usize, count: usize, len: usize) {
-        let registered = self.server.name_of(self.peers[peer].conn).is_some()
-            && self.peers[peer].outgoing.is_empty();
+        let registered = self.say_expected(peer);
         let mut bytes = Vec::new();
         for _ in 0..count {
             let text = self.ledger.fresh('s', len);
@@ -517,7 +533,7 @@ impl World {
                         peer.said_seen.contains(text),
                         "{:?} never got its own {:?}",
                         peer.name,
-                        text.get(..12)
+                        text.get(..text.len().min(12))
                     );
                 }
             }
@@ -670,7 +686,7 @@ pub fn run_scenario(config: ServerConfig, data: &[u8]) -> World {
                 let Some(bytes) = next(usize::from(arg % 16)) else {
                     break;
                 };
-                world.send_bytes(p, bytes);
+                world.send_garbage(p, bytes);
             }
             (6, Some(p)) => world.eof(p),
             (7, Some(p)) => world.reset(p),
@@ -779,6 +795,22 @@ mod tests {
         ) {
             prop_assert_eq!(deliveries(&ops, false), deliveries(&ops, true));
         }
+    }
+
+    /// Found by the fuzzer: after raw bytes (here a header announcing a
+    /// 4,096-byte frame) the next SAYs are swallowed by that frame, so the
+    /// ledger must not expect them.
+    #[test]
+    fn says_after_garbage_are_not_expected_but_the_others_are() {
+        let mut w = World::new(ServerConfig::default());
+        let a = w.join("a");
+        let b = w.join("b");
+        w.say_unique(b, 8);
+        w.send_garbage(a, &[0, 0, 0x10, 0]);
+        w.say_unique(a, 8);
+        w.finish();
+        assert_eq!(w.peers[a].said_seen.len(), 1, "b's SAY only");
+        assert_eq!(w.peers[b].said_seen.len(), 1);
     }
 
     #[test]
