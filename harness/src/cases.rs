@@ -355,6 +355,38 @@ fn read_messages(
     })
 }
 
+/// `count` texts of `len` bytes (at least 5), each starting with its number.
+fn numbered_texts(count: usize, len: usize) -> Vec<String> {
+    (0..count)
+        .map(|i| format!("{i:05}{}", "x".repeat(len.saturating_sub(5))))
+        .collect()
+}
+
+/// Writes `texts` as SAYs through a second handle on `client`'s socket,
+/// `per_write` frames to a write, as fast as the server takes them, on a
+/// thread of its own (the caller reads).
+fn say_at_full_speed(
+    client: &Client,
+    texts: &[String],
+    per_write: usize,
+) -> std::thread::JoinHandle<()> {
+    let mut stream = client.stream.try_clone().unwrap();
+    let writes: Vec<Vec<u8>> = texts
+        .chunks(per_write.max(1))
+        .map(|chunk| {
+            chunk
+                .iter()
+                .flat_map(|t| ClientFrame::Say { text: text(t) }.to_bytes())
+                .collect()
+        })
+        .collect();
+    std::thread::spawn(move || {
+        for bytes in writes {
+            stream.write_all(&bytes).unwrap();
+        }
+    })
+}
+
 /// A reader that shrinks its receive buffer and never reads.
 fn stall(client: &Client) {
     socket2::SockRef::from(&client.stream)
@@ -381,24 +413,9 @@ pub fn one_burst_over_the_limit_drops_only_the_stalled_reader(target: &Target) {
             name: name("third")
         }
     );
-    const BURSTS: usize = 150;
-    let count = BURSTS * 16;
-    let texts: Vec<String> = (0..count)
-        .map(|i| format!("{i:05}{}", "x".repeat(3995)))
-        .collect();
-    let writer = {
-        let mut stream = flood.stream.try_clone().unwrap();
-        let texts = texts.clone();
-        std::thread::spawn(move || {
-            for burst in texts.chunks(16) {
-                let bytes: Vec<u8> = burst
-                    .iter()
-                    .flat_map(|t| ClientFrame::Say { text: text(t) }.to_bytes())
-                    .collect();
-                stream.write_all(&bytes).unwrap();
-            }
-        })
-    };
+    let count = 150 * 16;
+    let texts = numbered_texts(count, 4000);
+    let writer = say_at_full_speed(&flood, &texts, 16);
     let echoes = read_messages(flood, count);
     let (got, others) = read_messages(third, count).join().unwrap();
     assert!(got == texts, "third received every message, in order");
@@ -437,20 +454,8 @@ pub fn readers_among_many_stalled(target: &Target) {
         }
     );
     let count = 20_000;
-    let texts: Vec<String> = (0..count)
-        .map(|i| format!("{i:05}{}", "y".repeat(195)))
-        .collect();
-    let writer = {
-        let mut stream = sender.stream.try_clone().unwrap();
-        let texts = texts.clone();
-        std::thread::spawn(move || {
-            let bytes: Vec<u8> = texts
-                .iter()
-                .flat_map(|t| ClientFrame::Say { text: text(t) }.to_bytes())
-                .collect();
-            stream.write_all(&bytes).unwrap();
-        })
-    };
+    let texts = numbered_texts(count, 200);
+    let writer = say_at_full_speed(&sender, &texts, count);
     let echoes = read_messages(sender, count);
     let (got, others) = read_messages(observer, count).join().unwrap();
     assert!(

@@ -203,7 +203,7 @@ pub fn spawn_binary_with(wrapper: &[&str], path: &str, config: &ServerConfig) ->
 /// Starts any server runtime in-process on `127.0.0.1:0`, on its own thread.
 /// As a function pointer (`in_process::<PollingServer>`) it is a
 /// [`Target::InProcess`].
-pub fn in_process<S: runtime_polling::cli::ChatServer>(config: ServerConfig) -> Running {
+pub fn in_process<S: runtime_common::cli::ChatServer>(config: ServerConfig) -> Running {
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
     let server = S::bind(addr, config).expect("bind");
     let addr = server.local_addr();

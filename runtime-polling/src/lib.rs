@@ -6,8 +6,11 @@
 //! - [`PollingServer`]: the reference server, shipped as the `chat-server`
 //!   binary. Embed it: [`PollingServer::bind`], [`PollingServer::local_addr`],
 //!   [`PollingServer::stop_handle`], [`PollingServer::run`].
-//! - [`cli`]: the command line, logger and signal handling that the server
-//!   binaries share.
+//! - [`terminal`]: the `chat` terminal client's event loop.
+//!
+//! The command line, logging and socket plumbing it shares with
+//! `runtime-std` live in `runtime-common`; the load generator `chat-bench`
+//! has its own crate (`bench/`).
 //!
 //! The loop holds no protocol logic: it accepts, reads once per readiness
 //! event, writes what the core queued, closes when the core says so, and sleeps
@@ -31,14 +34,23 @@
     allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
-pub mod cli;
-mod memory;
 mod server;
 pub mod terminal;
-mod throttle;
 
-pub use memory::{handle_timeout, return_freed_memory};
-pub use server::{
-    PollingServer, SEND_BUFFER, StopHandle, finish_gracefully, listen, log_event, tune_accepted,
-};
-pub use throttle::{LogThrottle, is_out_of_descriptors, warn_out_of_descriptors};
+pub use server::{PollingServer, StopHandle};
+
+impl runtime_common::cli::ChatServer for PollingServer {
+    fn bind(addr: std::net::SocketAddr, config: chat_core::ServerConfig) -> std::io::Result<Self> {
+        Self::bind(addr, config)
+    }
+    fn local_addr(&self) -> std::net::SocketAddr {
+        self.local_addr()
+    }
+    fn stopper(&self) -> Box<dyn Fn() + Send + 'static> {
+        let handle = self.stop_handle();
+        Box::new(move || handle.stop())
+    }
+    fn run(self) -> std::io::Result<()> {
+        self.run()
+    }
+}

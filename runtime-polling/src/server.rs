@@ -19,7 +19,7 @@
 #![allow(unsafe_code)] // polling::Poller::add is unsafe; see the SAFETY comment there.
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -27,7 +27,10 @@ use std::time::{Duration, Instant};
 use chat_core::server::{ConnId, Event, Server, ServerConfig};
 use polling::{Event as Interest, Events, PollMode, Poller};
 
-use crate::throttle::{LogThrottle, is_out_of_descriptors, warn_out_of_descriptors};
+use runtime_common::{
+    LogThrottle, finish_gracefully, is_out_of_descriptors, listen, log_event, tune_accepted,
+    warn_out_of_descriptors,
+};
 
 /// Poller key of the listening socket; connections use their `ConnId` index.
 const LISTENER: usize = usize::MAX - 1;
@@ -189,7 +192,7 @@ impl PollingServer {
                     self.resume_accepting();
                 }
             }
-            crate::handle_timeout(&mut self.core, now);
+            runtime_common::handle_timeout_then_trim(&mut self.core, now);
             self.drain_core(now, shutting_down);
             if shutting_down && self.core.is_shut_down() {
                 log::info!("shutdown complete");
@@ -454,21 +457,6 @@ impl PollingServer {
     }
 }
 
-/// Logs a core event with the peer's address when the runtime knows it:
-/// joins and departures at info, closes at debug (at info when the
-/// connection is reset), e.g. `alice left (#3.0): slow consumer [127.0.0.1:50412]`.
-pub fn log_event(event: &Event, peer: Option<SocketAddr>) {
-    let peer = peer.map(|addr| format!(" [{addr}]")).unwrap_or_default();
-    match event {
-        Event::Close {
-            graceful: false, ..
-        } => log::info!("{event}{peer}"),
-        Event::Close { .. } => log::debug!("{event}{peer}"),
-        Event::Resume { .. } => log::trace!("{event}{peer}"),
-        Event::Joined { .. } | Event::Left { .. } => log::info!("{event}{peer}"),
-    }
-}
-
 /// Waits for readiness, treating an interrupted wait (a signal) as a wake-up
 /// with no events.
 pub(crate) fn wait(
@@ -481,61 +469,4 @@ pub(crate) fn wait(
         Err(e) if e.kind() != ErrorKind::Interrupted => Err(e),
         _ => Ok(()),
     }
-}
-
-/// The end of a graceful close, in both servers: FIN after the last bytes,
-/// and what the peer already sent taken (up to 64 KiB, without blocking), so
-/// that closing does not turn into a reset that could destroy our BYE in the
-/// peer's receive buffer. Leaves the socket non-blocking.
-pub fn finish_gracefully(stream: &TcpStream) {
-    let _ = stream.shutdown(Shutdown::Write);
-    if stream.set_nonblocking(true).is_err() {
-        return;
-    }
-    let mut sink = [0u8; 4096];
-    for _ in 0..16 {
-        match (&*stream).read(&mut sink) {
-            Ok(n) if n > 0 => continue,
-            _ => break,
-        }
-    }
-}
-
-/// Kernel send buffer requested for every accepted connection (Linux
-/// doubles it). Output the kernel holds is beyond the core's pacing: with
-/// the default autotuning (up to 4 MiB on loopback) an honest client's echo
-/// waited behind megabytes of a flood (p99 5-7 ms); with 64 KiB, 1.3 ms, at
-/// the same fan-out throughput (docs/BENCHMARKS.md).
-pub const SEND_BUFFER: usize = 64 * 1024;
-
-/// Socket options for an accepted connection, in both servers: no Nagle
-/// delay, and a bounded kernel send buffer ([`SEND_BUFFER`]).
-pub fn tune_accepted(stream: &TcpStream) -> io::Result<()> {
-    stream.set_nodelay(true)?;
-    socket2::SockRef::from(stream).set_send_buffer_size(SEND_BUFFER)
-}
-
-/// Binds a listening socket with a backlog deep enough for connect storms
-/// (std's `TcpListener::bind` uses 128) and `SO_REUSEADDR`, so a restarted
-/// server can bind while old connections linger in TIME_WAIT.
-pub fn listen(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
-    let mut last_error = None;
-    for addr in addr.to_socket_addrs()? {
-        let attempt = (|| {
-            let socket = socket2::Socket::new(
-                socket2::Domain::for_address(addr),
-                socket2::Type::STREAM,
-                None,
-            )?;
-            socket.set_reuse_address(true)?;
-            socket.bind(&addr.into())?;
-            socket.listen(4096)?;
-            Ok::<_, io::Error>(TcpListener::from(socket))
-        })();
-        match attempt {
-            Ok(listener) => return Ok(listener),
-            Err(error) => last_error = Some(error),
-        }
-    }
-    Err(last_error.unwrap_or_else(|| io::Error::new(ErrorKind::InvalidInput, "no address to bind")))
 }

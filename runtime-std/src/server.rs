@@ -133,7 +133,7 @@ fn lock_with_input(shared: &Shared) -> MutexGuard<'_, State> {
 impl StdServer {
     /// Binds the listening socket.
     pub fn bind(addr: impl ToSocketAddrs, config: ServerConfig) -> io::Result<Self> {
-        let listener = runtime_polling::listen(addr)?;
+        let listener = runtime_common::listen(addr)?;
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -181,7 +181,7 @@ impl StdServer {
         };
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
         let mut late = None;
-        let mut descriptor_warning = runtime_polling::LogThrottle::new(Duration::from_secs(5));
+        let mut descriptor_warning = runtime_common::LogThrottle::new(Duration::from_secs(5));
         while !shared.stop.load(Ordering::SeqCst) {
             match self.listener.accept() {
                 // Accepted as the stop came: it gets its BYE below.
@@ -193,8 +193,8 @@ impl StdServer {
                     threads.retain(|t| !t.is_finished());
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if runtime_polling::is_out_of_descriptors(&e) => {
-                    runtime_polling::warn_out_of_descriptors(&mut descriptor_warning, &e);
+                Err(e) if runtime_common::is_out_of_descriptors(&e) => {
+                    runtime_common::warn_out_of_descriptors(&mut descriptor_warning, &e);
                     let state = lock(shared);
                     // Resume when a connection closes or the back-off passes.
                     let _ = shared.closed.wait_timeout(state, ACCEPT_BACKOFF);
@@ -259,7 +259,7 @@ fn accept(
     stream: TcpStream,
     threads: &mut Vec<JoinHandle<()>>,
 ) -> io::Result<()> {
-    let _ = runtime_polling::tune_accepted(&stream);
+    let _ = runtime_common::tune_accepted(&stream);
     let mut wakes = Wakes::new();
     let mut state = lock_with_input(shared);
     let now = Instant::now();
@@ -371,14 +371,14 @@ fn dispatch(shared: &Shared, state: &mut State, wakes: &mut Wakes) {
     }
     while let Some(event) = state.core.poll_event() {
         let peer = state.links.get(&event.conn()).and_then(|l| l.peer);
-        runtime_polling::log_event(&event, peer);
+        runtime_common::log_event(&event, peer);
         if let Event::Resume { conn } = event {
             wakes.extend(state.links.get(&conn).and_then(|l| l.reader.clone()));
         }
         if let Event::Close { conn, graceful, .. } = event {
             if let Some(link) = state.links.remove(&conn) {
                 if graceful {
-                    runtime_polling::finish_gracefully(&link.stream);
+                    runtime_common::finish_gracefully(&link.stream);
                 } else {
                     // Reset: drop whatever the kernel still buffers.
                     let _ = socket2::SockRef::from(&*link.stream).set_linger(Some(Duration::ZERO));
@@ -612,7 +612,7 @@ fn timer_loop(shared: &Shared) {
             return;
         }
         let now = Instant::now();
-        runtime_polling::handle_timeout(&mut state.core, now);
+        runtime_common::handle_timeout_then_trim(&mut state.core, now);
         dispatch(shared, &mut state, &mut wakes);
         // Timeouts are rare: waking under the lock keeps this loop simple.
         unpark_all(&mut wakes);
@@ -635,7 +635,7 @@ fn timer_loop(shared: &Shared) {
     }
 }
 
-impl runtime_polling::cli::ChatServer for StdServer {
+impl runtime_common::cli::ChatServer for StdServer {
     fn bind(addr: SocketAddr, config: ServerConfig) -> io::Result<Self> {
         Self::bind(addr, config)
     }

@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-use runtime_polling::{PollingServer, cli};
+use runtime_common::cli;
+use runtime_polling::PollingServer;
 
 fn main() -> ExitCode {
     cli::server_main::<PollingServer>("chat-server")

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use chat_core::Name;
 use clap::Parser;
-use runtime_polling::{cli, terminal};
+use runtime_common::cli;
+use runtime_polling::terminal;
 
 /// The client command line of the contract.
 #[derive(Debug, Parser)]

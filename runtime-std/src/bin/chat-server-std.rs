@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use runtime_polling::cli;
+use runtime_common::cli;
 use runtime_std::StdServer;
 
 fn main() -> ExitCode {

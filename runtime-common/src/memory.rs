@@ -14,7 +14,7 @@ use chat_core::Server;
 
 /// `core.handle_timeout(now)`, then [`return_freed_memory`] if that freed the
 /// core's buffer pool: what both server runtimes do when their timer fires.
-pub fn handle_timeout(core: &mut Server, now: Instant) {
+pub fn handle_timeout_then_trim(core: &mut Server, now: Instant) {
     let pooled = core.pooled_bytes();
     core.handle_timeout(now);
     if pooled > 0 && core.pooled_bytes() == 0 {

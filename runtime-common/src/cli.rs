@@ -93,22 +93,6 @@ pub trait ChatServer: Sized + Send + 'static {
     fn run(self) -> io::Result<()>;
 }
 
-impl ChatServer for crate::PollingServer {
-    fn bind(addr: SocketAddr, config: ServerConfig) -> io::Result<Self> {
-        Self::bind(addr, config)
-    }
-    fn local_addr(&self) -> SocketAddr {
-        self.local_addr()
-    }
-    fn stopper(&self) -> Box<dyn Fn() + Send + 'static> {
-        let handle = self.stop_handle();
-        Box::new(move || handle.stop())
-    }
-    fn run(self) -> io::Result<()> {
-        self.run()
-    }
-}
-
 /// The whole `main` of a server binary: parse flags (exit 2 on bad ones), bind
 /// (exit 1 when impossible), print `listening on IP:PORT`, serve until SIGINT
 /// or SIGTERM, exit 0 after the graceful shutdown.

@@ -1,0 +1,35 @@
+//! # runtime-common
+//!
+//! The plumbing that both chat server runtimes share, so that neither
+//! depends on the other and each stays a thin translation between its
+//! sockets and [`chat_core::Server`]:
+//!
+//! - [`cli`]: the command line of the contract ([`cli::ServerArgs`]), the
+//!   logger, SIGINT/SIGTERM handling, and the whole `main` of a server
+//!   binary over the [`cli::ChatServer`] trait each runtime implements.
+//! - The listening socket ([`listen`]), the options of an accepted
+//!   connection ([`tune_accepted`], [`SEND_BUFFER`]) and the end of a
+//!   graceful close ([`finish_gracefully`]).
+//! - Logging the core's events with the peer's address ([`log_event`]), and
+//!   a throttle for warnings that can repeat many times a second
+//!   ([`LogThrottle`], [`warn_out_of_descriptors`]).
+//! - Giving the memory of a freed buffer pool back to the system
+//!   ([`handle_timeout_then_trim`], [`return_freed_memory`]).
+//!
+//! Nothing here decides anything about the protocol: that is the core's.
+
+#![cfg_attr(
+    test,
+    allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
+pub mod cli;
+mod logging;
+mod memory;
+mod net;
+mod throttle;
+
+pub use logging::log_event;
+pub use memory::{handle_timeout_then_trim, return_freed_memory};
+pub use net::{SEND_BUFFER, finish_gracefully, listen, tune_accepted};
+pub use throttle::{LogThrottle, is_out_of_descriptors, warn_out_of_descriptors};
