@@ -4,6 +4,7 @@
 
 use std::io::{self, ErrorKind, Read};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::AsFd;
 
 /// The end of a graceful close, in both servers: FIN after the last bytes,
 /// and what the peer already sent taken (up to 64 KiB, without blocking), so
@@ -30,11 +31,13 @@ pub fn finish_gracefully(stream: &TcpStream) {
 /// the same fan-out throughput (docs/BENCHMARKS.md).
 pub const SEND_BUFFER: usize = 64 * 1024;
 
-/// Socket options for an accepted connection, in both servers: no Nagle
-/// delay, and a bounded kernel send buffer ([`SEND_BUFFER`]).
-pub fn tune_accepted(stream: &TcpStream) -> io::Result<()> {
-    stream.set_nodelay(true)?;
-    socket2::SockRef::from(stream).set_send_buffer_size(SEND_BUFFER)
+/// Socket options for an accepted connection, in every server: no Nagle
+/// delay, and a bounded kernel send buffer ([`SEND_BUFFER`]). Takes any
+/// socket (a `std` or a tokio `TcpStream`).
+pub fn tune_accepted(stream: &impl AsFd) -> io::Result<()> {
+    let socket = socket2::SockRef::from(stream);
+    socket.set_tcp_nodelay(true)?;
+    socket.set_send_buffer_size(SEND_BUFFER)
 }
 
 /// Binds a listening socket with a backlog deep enough for connect storms
