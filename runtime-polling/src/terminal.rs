@@ -12,7 +12,8 @@
 //!   client's [`poll_timeout`](Client::poll_timeout).
 //! - Nothing reaches stdout but the lines of the contract (`<a> text`,
 //!   `*a* text`, `-> *b* text`, `* ...`, `! ...`) and, only when stdin and
-//!   stdout are both terminals, the `name: ` / `> ` prompts. Every byte that
+//!   stdout are both terminals, the line editor's `name: ` / `> ` prompts
+//!   and its redrawing. Every byte that
 //!   came from the server is passed through [`escape`]: no control character
 //!   (not even TAB or LF) and no bidi override is ever written raw.
 //! - User lines wait in a queue while a HELLO awaits its answer, so the line
@@ -26,22 +27,28 @@
 //!   Ctrl-C, idle exit); 1 when the server cannot be reached, goes away or
 //!   breaks the protocol.
 //!
-//! Limitation: on a terminal in cooked mode the partial input line cannot be
-//! redrawn after an incoming message; only the `> ` prompt is reprinted.
+//! On a terminal, lines are edited with rustyline (arrows, Home/End,
+//! Ctrl-W/Ctrl-U, history with Up/Down) on its own thread, and incoming lines
+//! are printed above the line being typed, which survives them. The
+//! terminal's settings are restored on every way out.
 
 #![allow(unsafe_code)] // polling::Poller::add is unsafe; see the SAFETY comment there.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::io::{self, BufRead, ErrorKind, IsTerminal, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
 
 use chat_core::client::{Client, ClientConfig, ClientEvent, CloseReason};
 use chat_core::{ErrorCode, Name, Reason, Text};
 use polling::{Event as Interest, Events, PollMode, Poller};
+use rustyline::ExternalPrinter;
+use rustyline::error::ReadlineError;
 
 /// Poller key of the socket.
 const SOCKET: usize = 0;
@@ -100,6 +107,10 @@ pub fn run(options: Options) -> u8 {
             return 1;
         }
     };
+    // A line editor puts the terminal in raw mode: whatever way the program
+    // ends (the server going away, a panic on this thread), the terminal
+    // gets its settings back.
+    let _restore = TerminalRestore::capture();
     match Terminal::new(stream, &options).and_then(|t| t.run(options.name)) {
         Ok(code) => code,
         Err(error) => {
@@ -128,8 +139,13 @@ struct Terminal {
     inputs: Receiver<UserInput>,
     /// User lines (and the end of input, as `None`) not acted on yet.
     queue: VecDeque<Option<String>>,
-    /// Prompts and line clearing are shown only on an interactive terminal.
-    interactive: bool,
+    /// On a terminal (stdin and stdout both): lines are edited with
+    /// rustyline on its own thread, and everything the loop prints goes
+    /// above the line being typed. `None` when piped: plain lines, no
+    /// prompt, no escape sequences.
+    editor: Option<Editor>,
+    /// Lines to show at the end of the turn.
+    lines: RefCell<Vec<String>>,
     /// Whether the socket is registered for writability.
     writable: bool,
     /// The user asked to leave: a later server BYE is not a failure.
@@ -150,7 +166,12 @@ impl Terminal {
         unsafe { poller.add_with_mode(&stream, Interest::readable(SOCKET), PollMode::Level)? };
         let (sender, inputs) = mpsc::channel();
         spawn_signal_thread(sender.clone(), Arc::clone(&poller))?;
-        spawn_stdin_thread(sender, Arc::clone(&poller))?;
+        let editor = if io::stdin().is_terminal() && io::stdout().is_terminal() {
+            Some(spawn_editor_thread(sender, Arc::clone(&poller))?)
+        } else {
+            spawn_stdin_thread(sender, Arc::clone(&poller))?;
+            None
+        };
         let config = ClientConfig {
             idle_exit: options.idle_exit,
             ..ClientConfig::default()
@@ -161,7 +182,8 @@ impl Terminal {
             client: Client::new(config, Instant::now()),
             inputs,
             queue: VecDeque::new(),
-            interactive: io::stdin().is_terminal() && io::stdout().is_terminal(),
+            editor,
+            lines: RefCell::new(Vec::new()),
             writable: false,
             user_quit: false,
             last_whisper: None,
@@ -177,6 +199,7 @@ impl Terminal {
             None => self.prompt(),
         }
         let result = self.event_loop();
+        self.show_lines(true);
         let _ = self.poller.delete(&self.stream);
         result
     }
@@ -230,6 +253,7 @@ impl Terminal {
             self.flush();
             while let Some(event) = self.client.poll_event() {
                 if let Some(code) = self.show(event) {
+                    self.show_lines(true);
                     return Ok(Some(code));
                 }
             }
@@ -237,6 +261,8 @@ impl Terminal {
                 break;
             }
         }
+        self.show_lines(false);
+        self.prompt();
         let writable = !self.client.outbound().is_empty();
         if writable != self.writable {
             let interest = Interest::new(SOCKET, true, writable);
@@ -424,35 +450,157 @@ impl Terminal {
         }
     }
 
-    /// Writes one line (already escaped) to stdout, clearing and redrawing the
-    /// prompt on an interactive terminal.
+    /// Queues one line (already escaped) to be shown at the end of this
+    /// turn ([`show_lines`](Self::show_lines)).
     fn print(&self, line: &str) {
-        let mut stdout = io::stdout().lock();
-        // stdout going away must not stop the client from leaving cleanly.
-        if self.interactive {
-            let _ = write!(stdout, "\r\x1b[K");
-        }
-        let _ = writeln!(stdout, "{line}");
-        let _ = stdout.flush();
-        drop(stdout);
-        if self.interactive && self.client.name().is_some() {
-            self.prompt();
-        }
+        self.lines.borrow_mut().push(line.to_owned());
     }
 
-    fn prompt(&self) {
-        if !self.interactive || self.user_quit || self.client.is_hello_pending() {
+    /// Shows the turn's lines: above the line being edited while the line
+    /// editor reads, else straight to stdout, and always straight when the
+    /// program is about to exit (the editor shows what it is handed a moment
+    /// later, on its own thread, which an exiting program would not wait for).
+    fn show_lines(&self, exiting: bool) {
+        let lines = std::mem::take(&mut *self.lines.borrow_mut());
+        if lines.is_empty() {
             return;
         }
-        let prompt = if self.client.name().is_some() {
+        if let Some(editor) = self.editor.as_ref().filter(|_| !exiting) {
+            if lines.iter().all(|line| editor.print(line)) {
+                return;
+            }
+        }
+        // stdout going away must not stop the client from leaving cleanly.
+        let mut stdout = io::stdout().lock();
+        if self.editor.is_some() {
+            let _ = write!(stdout, "\r\x1b[K"); // over the editor's prompt
+        }
+        for line in lines {
+            let _ = writeln!(stdout, "{line}");
+        }
+        let _ = stdout.flush();
+    }
+
+    /// On a terminal, asks the line editor for the next line once the loop
+    /// is ready for one: not while a HELLO awaits its answer, not while lines
+    /// wait in the queue, not after the user left.
+    fn prompt(&self) {
+        let Some(editor) = &self.editor else { return };
+        if self.user_quit || self.client.is_hello_pending() || !self.queue.is_empty() {
+            return;
+        }
+        editor.request(if self.client.name().is_some() {
             "> "
         } else {
             "name: "
-        };
-        let mut stdout = io::stdout().lock();
-        let _ = write!(stdout, "{prompt}");
-        let _ = stdout.flush();
+        });
     }
+}
+
+/// The line editor (rustyline) on its own thread: it reads one line per
+/// request, and prints what the loop shows above the line being typed.
+struct Editor {
+    printer: RefCell<Box<dyn ExternalPrinter + Send>>,
+    requests: Sender<&'static str>,
+    /// A `readline` is under way (set here on request, cleared by the
+    /// editor thread when it returns).
+    reading: Arc<AtomicBool>,
+}
+
+impl Editor {
+    /// Prints above the edited line; false when no `readline` is under way
+    /// (the terminal is then in its normal mode: print directly).
+    fn print(&self, line: &str) -> bool {
+        self.reading.load(Ordering::SeqCst)
+            && self.printer.borrow_mut().print(line.to_owned()).is_ok()
+    }
+
+    fn request(&self, prompt: &'static str) {
+        if !self.reading.swap(true, Ordering::SeqCst) && self.requests.send(prompt).is_err() {
+            self.reading.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The terminal's settings when the program started, put back when it ends
+/// (the line editor leaves raw mode only when its `readline` returns, and
+/// it may be in one when the server goes away).
+struct TerminalRestore(Option<rustix::termios::Termios>);
+
+impl TerminalRestore {
+    fn capture() -> Self {
+        Self(rustix::termios::tcgetattr(io::stdin()).ok())
+    }
+}
+
+impl Drop for TerminalRestore {
+    fn drop(&mut self) {
+        if let Some(settings) = &self.0 {
+            let _ = rustix::termios::tcsetattr(
+                io::stdin(),
+                rustix::termios::OptionalActions::Now,
+                settings,
+            );
+            // Leave the shell a clean line: no prompt or half-typed text.
+            let mut stdout = io::stdout().lock();
+            let _ = write!(stdout, "\r\x1b[K");
+            let _ = stdout.flush();
+        }
+    }
+}
+
+/// After Ctrl-C or Ctrl-D the editor leaves its prompt (and any half-typed
+/// text) on the line above the cursor: take it away, so that the program
+/// ends on a clean line.
+fn erase_abandoned_line() {
+    let mut stdout = io::stdout().lock();
+    let _ = write!(stdout, "\x1b[1A\r\x1b[K");
+    let _ = stdout.flush();
+}
+
+/// Starts the line editor thread; lines come back through `sender` as from
+/// the stdin thread, Ctrl-C as an interrupt and Ctrl-D as the end of input.
+fn spawn_editor_thread(sender: Sender<UserInput>, poller: Arc<Poller>) -> io::Result<Editor> {
+    let mut editor = rustyline::DefaultEditor::new().map_err(io::Error::other)?;
+    let printer = editor.create_external_printer().map_err(io::Error::other)?;
+    let (requests, prompts) = mpsc::channel::<&'static str>();
+    let reading = Arc::new(AtomicBool::new(false));
+    let done_reading = Arc::clone(&reading);
+    std::thread::Builder::new()
+        .name("editor".into())
+        .spawn(move || {
+            while let Ok(prompt) = prompts.recv() {
+                let input = match editor.readline(prompt) {
+                    Ok(line) => {
+                        if !line.trim().is_empty() {
+                            let _ = editor.add_history_entry(line.as_str());
+                        }
+                        UserInput::Line(line)
+                    }
+                    Err(ReadlineError::Interrupted) => {
+                        erase_abandoned_line();
+                        UserInput::Interrupt
+                    }
+                    Err(ReadlineError::Eof) => {
+                        erase_abandoned_line();
+                        UserInput::Eof
+                    }
+                    Err(error) => {
+                        log::debug!("line editor failed: {error}");
+                        UserInput::Eof
+                    }
+                };
+                done_reading.store(false, Ordering::SeqCst);
+                if sender.send(input).is_err() || poller.notify().is_err() {
+                    return;
+                }
+            }
+        })?;
+    Ok(Editor {
+        printer: RefCell::new(Box::new(printer)),
+        requests,
+        reading,
+    })
 }
 
 /// The line for an event that is shown as is (not `Closed`, `Error` or

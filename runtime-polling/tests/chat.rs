@@ -561,3 +561,142 @@ fn server_bye_detail_is_escaped() {
         chat.text()
     );
 }
+
+/// A pseudo-terminal for `chat`: the child gets the terminal side as stdin,
+/// stdout and stderr; the test types into, and reads everything written to,
+/// the other side (escape sequences included) on a reader thread.
+struct Pty {
+    master: std::fs::File,
+    output: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    child: Child,
+}
+
+impl Pty {
+    fn spawn(args: &[&str]) -> Self {
+        use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+        grantpt(&master).unwrap();
+        unlockpt(&master).unwrap();
+        let size = rustix::termios::Winsize {
+            ws_row: 24,
+            ws_col: 80,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        rustix::termios::tcsetwinsize(&master, size).unwrap();
+        let name = ptsname(&master, Vec::new()).unwrap();
+        let path = name.to_str().unwrap().to_owned();
+        let terminal = || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .unwrap()
+        };
+        let child = Command::new(env!("CARGO_BIN_EXE_chat"))
+            .args(args)
+            .stdin(terminal())
+            .stdout(terminal())
+            .stderr(terminal())
+            .spawn()
+            .unwrap();
+        let master = std::fs::File::from(master);
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut reader = master.try_clone().unwrap();
+        let sink = std::sync::Arc::clone(&output);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // Ends with an error once the child and the test closed the terminal.
+            while let Ok(n @ 1..) = reader.read(&mut buf) {
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Self {
+            master,
+            output,
+            child,
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.output.lock().unwrap()).into_owned()
+    }
+
+    /// Waits until what the terminal shows contains `want` after byte `from`;
+    /// returns where it ends. Polling the reader thread's buffer: a terminal
+    /// has no message boundaries to wait on.
+    fn wait_for(&self, want: &str, from: usize) -> usize {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let text = self.text();
+            if let Some(at) = text.get(from..).and_then(|rest| rest.find(want)) {
+                return from + at + want.len();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{want:?} never shown; the terminal got {text:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn type_keys(&mut self, keys: &str) {
+        self.master.write_all(keys.as_bytes()).unwrap();
+        self.master.flush().unwrap();
+    }
+}
+
+#[test]
+fn on_a_terminal_typed_text_survives_incoming_lines_and_the_terminal_is_restored() {
+    let server = Server::start(&[]);
+    let mut term = Pty::spawn(&["--connect", &server.addr]);
+    let at = term.wait_for("name: ", 0);
+    term.type_keys("alice\r");
+    let at = term.wait_for("* users: alice", at);
+    // Half a line typed, then bob talks.
+    term.type_keys("half typed");
+    let at = term.wait_for("half typed", at);
+    let mut bob = TcpStream::connect(&server.addr).unwrap();
+    bob.write_all(
+        &ClientFrame::Hello {
+            name: Name::new("bob").unwrap(),
+        }
+        .to_bytes(),
+    )
+    .unwrap();
+    bob.write_all(
+        &ClientFrame::Say {
+            text: chat_core::Text::new("hello from bob").unwrap(),
+        }
+        .to_bytes(),
+    )
+    .unwrap();
+    let at = term.wait_for("<bob> hello from bob", at);
+    // The half-typed line is drawn again below it, and is what Enter sends.
+    let at = term.wait_for("half typed", at);
+    term.type_keys(" and done\r");
+    let at = term.wait_for("<alice> half typed and done", at);
+    // Editing keys: Ctrl-U clears, Up brings the last line back, Ctrl-W
+    // deletes a word.
+    term.type_keys("garbage\x15first second\x17third\r");
+    let at = term.wait_for("<alice> first third", at);
+    term.type_keys("\x1b[A\r");
+    let _ = term.wait_for("<alice> first third", at);
+    // Ctrl-C leaves: exit 0, BYE sent, and no ^C or prompt left behind.
+    term.type_keys("\x03");
+    let status = term.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let text = term.text();
+    assert!(!text.contains("^C"), "{text:?}");
+    assert!(
+        text.ends_with("\r\x1b[K"),
+        "the program ends on a cleared line: {text:?}"
+    );
+    let termios = rustix::termios::tcgetattr(&term.master).unwrap();
+    assert!(
+        termios
+            .local_modes
+            .contains(rustix::termios::LocalModes::ICANON),
+        "the terminal is back in its normal (canonical) mode"
+    );
+}
