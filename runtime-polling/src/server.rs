@@ -187,10 +187,11 @@ impl PollingServer {
                 // The listener is gone from the poller: nothing to resume.
                 self.accept_paused_until = None;
             }
-            if let Some(until) = self.accept_paused_until {
-                if now >= until && !shutting_down {
-                    self.resume_accepting();
-                }
+            if self
+                .accept_paused_until
+                .is_some_and(|until| now >= until && !shutting_down)
+            {
+                self.resume_accepting();
             }
             runtime_common::handle_timeout_then_trim(&mut self.core, now);
             self.drain_core(now, shutting_down);
@@ -369,7 +370,7 @@ impl PollingServer {
                 // Only during about one pass over the connections: under
                 // steady input the drain must end, or timers, accepts and the
                 // stop flag would wait forever.
-                if written % WRITE_SLICE == 0 && written <= self.core.connection_count() {
+                if written.is_multiple_of(WRITE_SLICE) && written <= self.core.connection_count() {
                     now = self.take_input(shutting_down).unwrap_or(now);
                 }
             }

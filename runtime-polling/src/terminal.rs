@@ -465,8 +465,15 @@ impl Terminal {
         if lines.is_empty() {
             return;
         }
+        let mut rest = lines.as_slice();
         if let Some(editor) = self.editor.as_ref().filter(|_| !exiting) {
-            if lines.iter().all(|line| editor.print(line)) {
+            while let Some((line, tail)) = rest.split_first() {
+                if !editor.print(line) {
+                    break;
+                }
+                rest = tail;
+            }
+            if rest.is_empty() {
                 return;
             }
         }
@@ -475,7 +482,7 @@ impl Terminal {
         if self.editor.is_some() {
             let _ = write!(stdout, "\r\x1b[K"); // over the editor's prompt
         }
-        for line in lines {
+        for line in rest {
             let _ = writeln!(stdout, "{line}");
         }
         let _ = stdout.flush();
@@ -644,10 +651,11 @@ fn describe_reason(reason: Reason) -> &'static str {
 fn describe_error(code: ErrorCode, detail: &str, last_whisper: Option<Name>) -> String {
     let what = code.describe();
     let detail = escape(detail.trim());
-    if code == ErrorCode::NoSuchUser && (detail.is_empty() || detail.eq_ignore_ascii_case(what)) {
-        if let Some(to) = last_whisper {
-            return format!("! {what}: {}", escape(to.as_str()));
-        }
+    if code == ErrorCode::NoSuchUser
+        && (detail.is_empty() || detail.eq_ignore_ascii_case(what))
+        && let Some(to) = last_whisper
+    {
+        return format!("! {what}: {}", escape(to.as_str()));
     }
     if detail.is_empty() || detail.eq_ignore_ascii_case(what) {
         format!("! {what}")
