@@ -1,0 +1,162 @@
+//! Acting on one client frame: the request handlers of section 2 of the
+//! contract, in the order of checks it gives (registered, then text, then
+//! recipient; for HELLO: version, already registered, name, taken).
+
+use std::time::Instant;
+
+use super::*;
+
+impl Server {
+    pub(super) fn protocol_error(&mut self, now: Instant, id: ConnId, detail: &str) {
+        self.depart(now, id, Reason::ProtocolError, Farewell::Bye(detail));
+    }
+
+    pub(super) fn handle_frame(&mut self, now: Instant, id: ConnId, frame: RawFrame<'_>) -> Flow {
+        let request = match RawClientFrame::parse(frame) {
+            Ok(request) => request,
+            Err(malformed) => {
+                let detail = malformed.to_string();
+                self.protocol_error(now, id, &detail);
+                return Flow::Done;
+            }
+        };
+        let sender = self.name_of(id);
+        match request {
+            RawClientFrame::Hello { name } => return self.hello(now, id, sender, name),
+            RawClientFrame::Say { text } => {
+                let Some(from) = self.require_registered(now, id, sender) else {
+                    return Flow::Done;
+                };
+                if let Err(error) = validate_text(text) {
+                    self.reply_error(now, id, ErrorCode::BadText, &error.to_string());
+                    return Flow::Done;
+                }
+                self.scratch.clear();
+                frame::encode_message(&mut self.scratch, &from, text);
+                if let Err(blocker) = self.admit_broadcast(now, self.scratch.len()) {
+                    return Flow::Wait(blocker);
+                }
+                if self.is_doomed(id) {
+                    // The sender was the stalled reader admission dropped.
+                    return Flow::Done;
+                }
+                self.broadcast(now);
+            }
+            RawClientFrame::Whisper { to, text } => {
+                let Some(from) = self.require_registered(now, id, sender) else {
+                    return Flow::Done;
+                };
+                if let Err(error) = validate_text(text) {
+                    self.reply_error(now, id, ErrorCode::BadText, &error.to_string());
+                    return Flow::Done;
+                }
+                let recipient = Name::from_bytes(to)
+                    .ok()
+                    .and_then(|to| self.presence.lookup(&to));
+                let Some(to) = recipient else {
+                    self.reply_error(now, id, ErrorCode::NoSuchUser, "no such user");
+                    return Flow::Done;
+                };
+                let len = HEADER_LEN + 2 + from.as_str().len() + text.len();
+                if let Err(blocker) = self.admit_private(now, to, len) {
+                    return Flow::Wait(blocker);
+                }
+                if self.is_doomed(id) {
+                    return Flow::Done;
+                }
+                self.send(now, to, Delivery::Unasked, |out| {
+                    frame::encode_private(out, &from, text);
+                });
+            }
+            RawClientFrame::Who => {
+                if self.require_registered(now, id, sender).is_some() {
+                    self.send_roster(now, id);
+                }
+            }
+            RawClientFrame::Ping { token } => {
+                self.send(now, id, Delivery::Reply, |out| {
+                    frame::encode_pong(out, token)
+                });
+            }
+            RawClientFrame::Pong { .. } => {}
+            RawClientFrame::Bye => self.depart(now, id, Reason::Quit, Farewell::Bye("")),
+        }
+        Flow::Done
+    }
+
+    pub(super) fn hello(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        sender: Option<Name>,
+        raw_name: &[u8],
+    ) -> Flow {
+        if sender.is_some() {
+            self.reply_error(now, id, ErrorCode::AlreadyRegistered, "already registered");
+            return Flow::Done;
+        }
+        let name = match Name::from_bytes(raw_name) {
+            Ok(name) => name,
+            Err(error) => {
+                self.reply_error(now, id, ErrorCode::NameInvalid, &error.to_string());
+                return Flow::Done;
+            }
+        };
+        if self.presence.contains(&name) {
+            self.reply_error(now, id, ErrorCode::NameTaken, "name taken");
+            return Flow::Done;
+        }
+        let joined_len = HEADER_LEN + 2 + name.as_str().len();
+        if let Err(blocker) = self.admit_broadcast(now, joined_len) {
+            return Flow::Wait(blocker);
+        }
+        self.presence.insert(name, id);
+        if let Some(conn) = self.conn_mut(id) {
+            conn.phase = Phase::Registered(name);
+        }
+        self.send(now, id, Delivery::Reply, |out| {
+            frame::encode_welcome(out, &name)
+        });
+        self.send_roster(now, id);
+        self.scratch.clear();
+        frame::encode_joined(&mut self.scratch, &name);
+        self.broadcast(now);
+        // After the JOINED: the newcomer does not hear of itself.
+        self.subscribe(id);
+        self.events.push_back(Event::Joined { conn: id, name });
+        Flow::Done
+    }
+
+    pub(super) fn require_registered(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        sender: Option<Name>,
+    ) -> Option<Name> {
+        if sender.is_none() {
+            self.reply_error(
+                now,
+                id,
+                ErrorCode::NotRegistered,
+                "not registered: send HELLO first",
+            );
+        }
+        sender
+    }
+
+    pub(super) fn reply_error(&mut self, now: Instant, id: ConnId, code: ErrorCode, detail: &str) {
+        self.send(now, id, Delivery::Reply, |out| {
+            frame::encode_error(out, code, detail);
+        });
+    }
+
+    pub(super) fn send_roster(&mut self, now: Instant, id: ConnId) {
+        let mut roster = std::mem::take(&mut self.scratch);
+        roster.clear();
+        frame::encode_roster(&mut roster, self.presence.names());
+        self.send(now, id, Delivery::Reply, |out| {
+            out.extend_from_slice(&roster)
+        });
+        self.scratch = roster;
+    }
+}
