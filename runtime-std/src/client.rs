@@ -48,7 +48,6 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::fmt;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -67,18 +66,22 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_CHUNK: usize = 16 * 1024;
 
 /// Why [`BlockingClient::connect`] did not get a registered user.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     /// The name is not valid; nothing was sent.
-    InvalidName(NameError),
+    #[error("invalid name: {0}")]
+    InvalidName(#[source] NameError),
     /// The server could not be reached, or the socket failed.
-    Io(io::Error),
+    #[error("cannot connect: {0}")]
+    Io(#[from] io::Error),
     /// Another user has this name (any case): `ERROR(NAME_TAKEN)`.
+    #[error("name taken")]
     NameTaken {
         /// The server's detail, may be empty.
         detail: String,
     },
     /// The server refused the name: `ERROR(NAME_INVALID)`.
+    #[error("the server refused the name")]
     NameInvalid {
         /// The server's detail, may be empty.
         detail: String,
@@ -86,87 +89,30 @@ pub enum ConnectError {
     /// The connection ended before registration, e.g. the server is full
     /// ([`CloseReason::ServerBye`] with [`chat_core::Reason::ServerFull`]) or
     /// shutting down.
+    #[error("connection closed: {}", describe_close(.0))]
     Closed(CloseReason),
     /// No answer to HELLO within [`HANDSHAKE_TIMEOUT`].
+    #[error("no answer from the server")]
     TimedOut,
-}
-
-impl fmt::Display for ConnectError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::InvalidName(error) => write!(f, "invalid name: {error}"),
-            Self::Io(error) => write!(f, "cannot connect: {error}"),
-            Self::NameTaken { .. } => write!(f, "name taken"),
-            Self::NameInvalid { .. } => write!(f, "the server refused the name"),
-            Self::Closed(reason) => write!(f, "connection closed: {}", describe_close(reason)),
-            Self::TimedOut => write!(f, "no answer from the server"),
-        }
-    }
-}
-
-impl std::error::Error for ConnectError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::InvalidName(error) => Some(error),
-            Self::Io(error) => Some(error),
-            _ => None,
-        }
-    }
-}
-
-impl From<io::Error> for ConnectError {
-    fn from(error: io::Error) -> Self {
-        Self::Io(error)
-    }
 }
 
 /// Why a [`say`](BlockingClient::say), [`whisper`](BlockingClient::whisper) or
 /// [`who`](BlockingClient::who) failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum SendError {
     /// The text is not valid; nothing was sent.
-    InvalidText(TextError),
+    #[error("invalid text: {0}")]
+    InvalidText(#[source] TextError),
     /// The recipient's name is not valid; nothing was sent.
-    InvalidName(NameError),
+    #[error("invalid name: {0}")]
+    InvalidName(#[source] NameError),
     /// The connection is closing or closed; nothing was sent.
-    Usage(UsageError),
+    #[error("{0}")]
+    Usage(#[from] UsageError),
     /// Writing failed. The request is queued and its unwritten bytes go out
     /// with the next call.
-    Io(io::Error),
-}
-
-impl fmt::Display for SendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::InvalidText(error) => write!(f, "invalid text: {error}"),
-            Self::InvalidName(error) => write!(f, "invalid name: {error}"),
-            Self::Usage(error) => error.fmt(f),
-            Self::Io(error) => write!(f, "write failed: {error}"),
-        }
-    }
-}
-
-impl std::error::Error for SendError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::InvalidText(error) => Some(error),
-            Self::InvalidName(error) => Some(error),
-            Self::Usage(error) => Some(error),
-            Self::Io(error) => Some(error),
-        }
-    }
-}
-
-impl From<io::Error> for SendError {
-    fn from(error: io::Error) -> Self {
-        Self::Io(error)
-    }
-}
-
-impl From<UsageError> for SendError {
-    fn from(error: UsageError) -> Self {
-        Self::Usage(error)
-    }
+    #[error("write failed: {0}")]
+    Io(#[from] io::Error),
 }
 
 /// One registered chat user on a blocking socket. See the [module
