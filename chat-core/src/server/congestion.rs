@@ -82,17 +82,15 @@ impl Server {
         conn.paused = Some(Pause {
             blocker,
             recheck_at,
+            on_others: blocker != id,
         });
-        if self.waiting.len() > 2 * self.live + 16 {
-            let slots = &self.slots;
-            self.waiting.retain(|&w| {
-                slots
-                    .get(w.index())
-                    .and_then(|s| s.conn.as_ref())
-                    .is_some_and(|c| c.paused.is_some())
-            });
+        // Listed once: a connection paused again after a recheck keeps its
+        // entry (entries of connections gone or no longer paused are dropped
+        // by the next scan).
+        if !conn.waiting_listed {
+            conn.waiting_listed = true;
+            self.waiting.push(id);
         }
-        self.waiting.push(id);
         self.schedule(id);
     }
 
@@ -108,14 +106,16 @@ impl Server {
             let Some(conn) = live_conn(&mut self.slots, id) else {
                 return false;
             };
-            match conn.paused {
+            let keep = match conn.paused {
                 Some(pause) if pause.blocker == blocker => {
                     self.resumable.push(id, &mut conn.resumable_listed);
                     false
                 }
                 Some(_) => true,
                 None => false,
-            }
+            };
+            conn.waiting_listed = keep;
+            keep
         });
         self.waiting = waiting;
         if !self.resumable.is_empty() {
@@ -130,10 +130,20 @@ impl Server {
                 continue;
             };
             conn.resumable_listed = false;
-            if conn.paused.take().is_none() || conn.is_closing() {
+            let Some(pause) = conn.paused.take() else {
+                continue;
+            };
+            if conn.is_closing() {
                 continue;
             }
+            if pause.on_others {
+                // It was not read because others were slow, not because it
+                // went quiet: its silence starts now.
+                conn.last_received = now;
+                conn.pings_sent = 0;
+            }
             self.process(now, id, &[]);
+            self.schedule(id);
             if self.wants_read(id) {
                 if self.conn(id).is_some_and(|c| c.eof_pending) {
                     self.depart(now, id, Reason::Disconnected, Farewell::Abort);

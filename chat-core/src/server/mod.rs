@@ -164,6 +164,9 @@ enum Phase {
 struct Pause {
     /// The reader whose queue is too long (maybe the connection itself).
     blocker: ConnId,
+    /// The blocker is another connection: this one is not read because
+    /// others are slow, so its own silence timers are suspended.
+    on_others: bool,
     /// When the blocker would count as stalled if it takes nothing meanwhile.
     recheck_at: Option<Instant>,
 }
@@ -188,6 +191,8 @@ struct Conn {
     idle_listed: bool,
     /// Listed in `resumable`.
     resumable_listed: bool,
+    /// Listed in `Server::waiting`.
+    waiting_listed: bool,
     /// Its queue passed the limit; it is dropped at the next reaping.
     doomed: bool,
     /// Its key in `Server::load`, while it receives broadcasts.
@@ -690,6 +695,7 @@ impl Server {
             announced: false,
             idle_listed: false,
             resumable_listed: false,
+            waiting_listed: false,
             doomed: false,
             load_key: None,
             progress_at: now,
@@ -769,9 +775,6 @@ impl Server {
             Farewell::Bye(_) => conn.stream.stop_receiving(feed),
             Farewell::Abort => conn.stream.discard(feed, pool),
         }
-        if conn.stream.in_feed() {
-            self.closing_readers.push(id);
-        }
         self.leave_load(id);
         self.wake_waiters(now, id);
         if let Some(name) = name {
@@ -789,11 +792,15 @@ impl Server {
             Farewell::Abort => self.release(now, id, reason, false),
             Farewell::Bye(detail) => {
                 let deadline = now.checked_add(self.config.linger);
-                let Some(conn) = self.conn_mut(id) else {
+                let Some(conn) = live_conn(&mut self.slots, id) else {
                     return;
                 };
                 conn.phase = Phase::Closing { deadline, reason };
                 conn.deframer = Deframer::new();
+                // Listed only now: the LEFT above must not close it early.
+                if conn.stream.in_feed() {
+                    self.closing_readers.push(id);
+                }
                 if conn.doomed {
                     self.release(now, id, reason, false);
                     return;

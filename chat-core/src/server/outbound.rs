@@ -372,9 +372,18 @@ impl Stream {
                 (None, _) => self.own.consume(taken, pool),
             }
         }
+        self.leave_feed_if_done(feed);
+    }
+
+    /// A closing stream that has read the feed up to its stop is done with
+    /// it: what is left is its own frames (its BYE), in order, and the feed
+    /// need not keep anything for it any more.
+    fn leave_feed_if_done(&mut self, feed: &mut Feed) {
         if let Some(cursor) = self.cursor {
-            if cursor.stop == Some(cursor.pos) && self.marks.is_empty() {
-                // A closing stream that read up to its stop is done with the feed.
+            if cursor.stop == Some(cursor.pos)
+                && self.marks.iter().all(|mark| mark.feed_at <= cursor.pos)
+            {
+                self.marks.clear();
                 self.cursor = None;
                 feed.leave(cursor.pos);
             }
@@ -408,12 +417,8 @@ impl Stream {
             if cursor.stop.is_none() {
                 cursor.stop = Some(feed.end());
             }
-            if cursor.stop == Some(cursor.pos) && self.marks.is_empty() {
-                let pos = cursor.pos;
-                self.cursor = None;
-                feed.leave(pos);
-            }
         }
+        self.leave_feed_if_done(feed);
     }
 
     /// Drops everything queued and leaves the feed.

@@ -1030,3 +1030,155 @@ fn timers_too_long_for_the_clock_mean_never_and_nothing_panics() {
     w.set_reading(a, true);
     assert_eq!(w.peers[a].closed, Some(Reason::Quit));
 }
+
+/// A reader that keeps taking a little, too slowly: returns the world with
+/// `slow` within 8 bytes of half the limit, a sender `a` paused on it, and
+/// `others` more registered users.
+fn world_with_a_slow_reader(others: usize) -> (World, usize, usize) {
+    let mut w = World::new(ServerConfig {
+        max_outbound: 4096,
+        handshake_timeout: Duration::from_secs(1),
+        ping_interval: Duration::from_secs(2),
+        idle_timeout: Duration::from_secs(4),
+        ..ServerConfig::default()
+    });
+    let a = w.join("a");
+    let slow = w.join("slow");
+    for i in 0..others {
+        w.join(&format!("s{i}"));
+    }
+    w.set_reading(slow, false);
+    // One-byte texts (8-byte frames) until a is paused.
+    for _ in 0..300 {
+        if !w.server.wants_read(w.peers[a].conn) {
+            break;
+        }
+        w.send(a, &say("s"));
+    }
+    assert!(!w.server.wants_read(w.peers[a].conn), "a waits for slow");
+    (w, a, slow)
+}
+
+/// `slow` takes one byte, as a reader that is slow but alive does.
+fn trickle(w: &mut World, slow: usize) {
+    let conn = w.peers[slow].conn;
+    w.server.handle_written(w.now, conn, 1);
+    w.drive();
+}
+
+#[test]
+fn connections_paused_for_a_slow_reader_are_not_timed_out_meanwhile() {
+    let (mut w, a, slow) = world_with_a_slow_reader(0);
+    // A newcomer's HELLO (its JOINED is longer than the room left) waits
+    // for the slow reader too.
+    let c = w.connect();
+    w.send(c, &hello("newcomer-with-a-rather-long-name"));
+    assert!(w.take(c).is_empty(), "the HELLO waits");
+    // slow takes a byte every 250 ms and pings, so it stays alive; a and c
+    // wait far past the handshake (1 s), ping (2 s) and idle (4 s) timers,
+    // and are never timed out while they wait.
+    let mut waited = Duration::ZERO;
+    for _ in 0..40 {
+        let paused: Vec<usize> = [a, c]
+            .into_iter()
+            .filter(|&p| w.peers[p].closed.is_none() && !w.server.wants_read(w.peers[p].conn))
+            .collect();
+        trickle(&mut w, slow);
+        w.send(slow, &ClientFrame::Ping { token: 0 });
+        w.advance(Duration::from_millis(250));
+        for p in paused {
+            assert_eq!(w.peers[p].closed, None, "peer {p} timed out while paused");
+            if p == c {
+                waited += Duration::from_millis(250);
+            }
+        }
+    }
+    assert!(
+        waited >= Duration::from_secs(2),
+        "c waited {waited:?}, twice its handshake timeout at least"
+    );
+    // c's HELLO went through once there was room: WELCOME first (any
+    // timeout came later, from its silence after it was read).
+    w.set_reading(slow, true);
+    w.advance(Duration::from_secs(5));
+    assert!(matches!(
+        w.take(c).first(),
+        Some(ServerFrame::Welcome { .. })
+    ));
+}
+
+#[test]
+fn a_sender_paused_again_and_again_is_listed_once() {
+    let (mut w, _a, slow) = world_with_a_slow_reader(20);
+    for s in 2..22 {
+        w.send(s, &say("me too"));
+    }
+    // slow takes a byte every 400 ms, so it keeps counting as reading; each
+    // sender's recheck (at the stall grace) finds it still reading, and
+    // pauses the sender again, cycle after cycle.
+    for cycle in 0..8 {
+        trickle(&mut w, slow);
+        w.advance(Duration::from_millis(400));
+        let paused = w
+            .peers
+            .iter()
+            .filter(|p| p.closed.is_none() && !w.server.wants_read(p.conn))
+            .count();
+        assert!(paused >= 20, "cycle {cycle}: {paused} paused");
+        assert!(
+            w.server.waiting.len() <= w.server.connection_count(),
+            "cycle {cycle}: {} entries for {} connections",
+            w.server.waiting.len(),
+            w.server.connection_count()
+        );
+    }
+}
+
+#[test]
+fn a_departure_with_a_full_backlog_is_announced_before_its_close() {
+    // b holds 12 messages of 341 bytes (4,092 of a 4,096 limit) when it times
+    // out: its own LEFT must not push it out before its BYE is queued.
+    let mut w = World::new(ServerConfig {
+        max_outbound: 4096,
+        ping_interval: Duration::from_secs(120),
+        idle_timeout: Duration::from_secs(60),
+        ..ServerConfig::default()
+    });
+    let a = w.join("a");
+    let b = w.join("b");
+    w.set_reading(b, false);
+    for i in 0..12 {
+        w.send(a, &say(&format!("{i:02}{}", "x".repeat(332))));
+    }
+    w.advance(Duration::from_secs(1)); // b stalls: a's messages all go
+    assert_eq!(w.server.queued(w.peers[b].conn), 4092);
+    w.events.clear();
+    for _ in 0..7 {
+        w.advance(Duration::from_secs(10));
+        if w.peers[a].closed.is_none() {
+            w.send(a, &ClientFrame::Ping { token: 1 }); // a stays
+        }
+    }
+    let conn = w.peers[b].conn;
+    let about_b: Vec<&Event> = w.events.iter().filter(|e| e.conn() == conn).collect();
+    assert!(
+        matches!(
+            about_b.first(),
+            Some(Event::Left {
+                reason: Reason::Timeout,
+                ..
+            })
+        ),
+        "{about_b:?}"
+    );
+    assert!(
+        matches!(
+            about_b.last(),
+            Some(Event::Close {
+                reason: Reason::Timeout,
+                ..
+            })
+        ),
+        "{about_b:?}"
+    );
+}

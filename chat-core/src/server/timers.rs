@@ -10,6 +10,13 @@ use std::time::Instant;
 
 use super::*;
 
+/// Whether `conn`'s input is paused because another connection is slow: the
+/// server is not reading it, so neither its handshake nor its silence may
+/// count against it (a slow reader would otherwise time everyone out).
+fn waits_for_others(conn: &Conn) -> bool {
+    conn.paused.is_some_and(|pause| pause.on_others)
+}
+
 impl Server {
     /// The earliest moment something is due for `conn`; `None` when nothing
     /// ever is (timers so long that they overflow the clock).
@@ -17,6 +24,9 @@ impl Server {
         let config = &self.config;
         match conn.phase {
             Phase::Closing { deadline, .. } => deadline,
+            // Not read because others are slow: its silence does not count
+            // (see `waits_for_others`); only the recheck is due.
+            _ if waits_for_others(conn) => conn.paused.and_then(|p| p.recheck_at),
             phase => {
                 let pings = config
                     .ping_interval
@@ -81,6 +91,8 @@ impl Server {
         let config = &self.config;
         let silent_for = now.saturating_duration_since(conn.last_received);
         match conn.phase {
+            // Suspended while others are slow (see `waits_for_others`).
+            Phase::AwaitingHello | Phase::Registered(_) if waits_for_others(conn) => {}
             Phase::Closing { deadline, reason } => {
                 if deadline.is_some_and(|deadline| now >= deadline) {
                     return self.release(now, id, reason, false);
