@@ -90,6 +90,9 @@
 //!   dropped (`LEFT(SLOW_CONSUMER)`) when a frame would take its queue past
 //!   `max_outbound`. A reader that keeps reading is never dropped because of
 //!   how fast others send.
+//! - **Waiting is not silence.** While a connection's input waits for
+//!   another reader, its handshake, ping and idle timers are suspended (the
+//!   server is not reading it); its silence counts from when it is read.
 //! - **A connection's own requests.** Input is not acted on while the
 //!   connection's own queue is at least half the limit, so a client that
 //!   pipelines requests faster than it reads the answers is slowed, not
