@@ -73,11 +73,7 @@ async fn main() -> ExitCode {
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             Ok((stream, peer)) = listener.accept(), if !stopping => {
-                let _ = runtime_common::tune_accepted(&stream);
-                let conn = core.handle_accept(Instant::now());
-                let stream = Arc::new(stream);
-                tokio::spawn(read_loop(conn, Arc::clone(&stream), tx.clone()));
-                conns.insert(conn, Conn { stream, peer, paused: None, waiting: false });
+                accept(&mut core, &mut conns, &tx, stream, peer);
             }
             Some((conn, read, go_on)) = rx.recv() => {
                 match read.as_deref() {
@@ -95,12 +91,46 @@ async fn main() -> ExitCode {
                 flush(&mut core, &mut conns, &writable_tx, conn);
             }
             () = tokio::time::sleep_until(wake.into()) => {}
-            _ = &mut stop, if !stopping => { stopping = true; core.shutdown(Instant::now()); }
+            _ = &mut stop, if !stopping => {
+                stopping = true;
+                core.shutdown(Instant::now());
+                // Connections still in the backlog get their BYE too.
+                while let Some(Ok((stream, peer))) = tokio::select! {
+                    biased;
+                    accepted = listener.accept() => Some(accepted),
+                    () = std::future::ready(()) => None,
+                } {
+                    accept(&mut core, &mut conns, &tx, stream, peer);
+                }
+            }
         }
         core.handle_timeout(Instant::now());
         drain(&mut core, &mut conns, &writable_tx);
     }
     ExitCode::SUCCESS
+}
+
+/// A new connection: the core decides (it may refuse it with a BYE), a task reads it.
+fn accept(
+    core: &mut Server,
+    conns: &mut Conns,
+    tx: &mpsc::Sender<Read>,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    let _ = runtime_common::tune_accepted(&stream);
+    let conn = core.handle_accept(Instant::now());
+    let stream = Arc::new(stream);
+    tokio::spawn(read_loop(conn, Arc::clone(&stream), tx.clone()));
+    conns.insert(
+        conn,
+        Conn {
+            stream,
+            peer,
+            paused: None,
+            waiting: false,
+        },
+    );
 }
 
 /// Reads one connection, one read at a time, each after the core's go-ahead.

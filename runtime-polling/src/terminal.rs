@@ -165,7 +165,13 @@ impl Terminal {
         // from the poller in `run` before it is dropped.
         unsafe { poller.add_with_mode(&stream, Interest::readable(SOCKET), PollMode::Level)? };
         let (sender, inputs) = mpsc::channel();
-        spawn_signal_thread(sender.clone(), Arc::clone(&poller))?;
+        // SIGINT and SIGTERM reach the loop as an interrupt, like Ctrl-C.
+        let (signals, waker) = (sender.clone(), Arc::clone(&poller));
+        runtime_common::cli::on_termination(Box::new(move || {
+            if signals.send(UserInput::Interrupt).is_ok() {
+                let _ = waker.notify();
+            }
+        }))?;
         let editor = if io::stdin().is_terminal() && io::stdout().is_terminal() {
             Some(spawn_editor_thread(sender, Arc::clone(&poller))?)
         } else {
@@ -734,23 +740,6 @@ fn spawn_stdin_thread(sender: Sender<UserInput>, poller: Arc<Poller>) -> io::Res
                 };
                 let done = matches!(input, UserInput::Eof);
                 if sender.send(input).is_err() || poller.notify().is_err() || done {
-                    return;
-                }
-            }
-        })?;
-    Ok(())
-}
-
-/// Turns SIGINT and SIGTERM into [`UserInput::Interrupt`] for the loop.
-fn spawn_signal_thread(sender: Sender<UserInput>, poller: Arc<Poller>) -> io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for signal in signals.forever() {
-                log::debug!("signal {signal} received");
-                if sender.send(UserInput::Interrupt).is_err() || poller.notify().is_err() {
                     return;
                 }
             }
