@@ -421,7 +421,10 @@ pub(crate) fn answer_or_count(
     match op {
         op::PING => {
             if let (Some(out), Some(token)) = (net.out(slot), payload.first_chunk::<8>()) {
-                chat_core::frame::encode_pong(out, u64::from_be_bytes(*token));
+                chat_core::ClientFrame::Pong {
+                    token: u64::from_be_bytes(*token),
+                }
+                .encode(out);
             }
         }
         op::ERROR | op::SERVER_BYE => {

@@ -15,7 +15,7 @@ use std::hint::black_box;
 
 use chat_core::codec::Deframer;
 use chat_core::frame::RawClientFrame;
-use chat_core::text::validate_text;
+use chat_core::validate_text;
 use chat_core::{ClientFrame, Name, Text};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 

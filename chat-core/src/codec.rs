@@ -184,7 +184,7 @@ impl Deframer {
         }
         let start = self.consumed + HEADER_LEN;
         self.consumed = start + length;
-        let body = self.buf.get(start..self.consumed).unwrap_or_default();
+        let body = crate::in_bounds(&self.buf, start..self.consumed);
         // `length >= 1` was checked, so the body always has its op byte.
         Ok(body
             .split_first()
@@ -239,7 +239,7 @@ impl Deframer {
         if self.error.is_some() {
             return;
         }
-        let rest = self.buf.get(self.consumed..).unwrap_or_default();
+        let rest = crate::in_bounds(&self.buf, self.consumed..);
         let mut buf = Vec::with_capacity(HEADER_LEN + 1 + payload.len() + rest.len());
         put_header(&mut buf, op, payload.len());
         buf.extend_from_slice(payload);

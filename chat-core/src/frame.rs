@@ -745,18 +745,18 @@ fn clamp_detail(detail: &str) -> &[u8] {
     while !detail.is_char_boundary(end) {
         end -= 1;
     }
-    detail.as_bytes().get(..end).unwrap_or_default()
+    crate::in_bounds(detail.as_bytes(), ..end)
 }
 
 /// Appends WELCOME for `name`.
-pub fn encode_welcome(out: &mut Vec<u8>, name: &Name) {
+pub(crate) fn encode_welcome(out: &mut Vec<u8>, name: &Name) {
     put_header(out, op::WELCOME, 2 + name.len());
     out.push(PROTOCOL_VERSION);
     put_name(out, name);
 }
 
 /// Appends ERROR; a detail too long for one frame is cut short.
-pub fn encode_error(out: &mut Vec<u8>, code: ErrorCode, detail: &str) {
+pub(crate) fn encode_error(out: &mut Vec<u8>, code: ErrorCode, detail: &str) {
     let detail = clamp_detail(detail);
     put_header(out, op::ERROR, 1 + detail.len());
     out.push(code as u8);
@@ -764,7 +764,7 @@ pub fn encode_error(out: &mut Vec<u8>, code: ErrorCode, detail: &str) {
 }
 
 /// Appends BYE (server to client); a detail too long for one frame is cut short.
-pub fn encode_bye(out: &mut Vec<u8>, reason: Reason, detail: &str) {
+pub(crate) fn encode_bye(out: &mut Vec<u8>, reason: Reason, detail: &str) {
     let detail = clamp_detail(detail);
     put_header(out, op::SERVER_BYE, 1 + detail.len());
     out.push(reason as u8);
@@ -773,12 +773,12 @@ pub fn encode_bye(out: &mut Vec<u8>, reason: Reason, detail: &str) {
 
 /// Appends MESSAGE. `text` must already be a valid text (see
 /// [`validate_text`]), which keeps the frame within [`MAX_FRAME`].
-pub fn encode_message(out: &mut Vec<u8>, from: &Name, text: &[u8]) {
+pub(crate) fn encode_message(out: &mut Vec<u8>, from: &Name, text: &[u8]) {
     put_name_and_text(out, op::MESSAGE, from, text);
 }
 
 /// Appends PRIVATE. `text` must already be a valid text.
-pub fn encode_private(out: &mut Vec<u8>, from: &Name, text: &[u8]) {
+pub(crate) fn encode_private(out: &mut Vec<u8>, from: &Name, text: &[u8]) {
     put_name_and_text(out, op::PRIVATE, from, text);
 }
 
@@ -790,25 +790,25 @@ fn put_name_and_text(out: &mut Vec<u8>, op: u8, from: &Name, text: &[u8]) {
 }
 
 /// Appends JOINED.
-pub fn encode_joined(out: &mut Vec<u8>, name: &Name) {
+pub(crate) fn encode_joined(out: &mut Vec<u8>, name: &Name) {
     put_header(out, op::JOINED, 1 + name.len());
     put_name(out, name);
 }
 
 /// Appends LEFT.
-pub fn encode_left(out: &mut Vec<u8>, name: &Name, reason: Reason) {
+pub(crate) fn encode_left(out: &mut Vec<u8>, name: &Name, reason: Reason) {
     put_header(out, op::LEFT, 2 + name.len());
     put_name(out, name);
     out.push(reason as u8);
 }
 
 /// Appends a PING or PONG (either direction).
-pub fn encode_ping(out: &mut Vec<u8>, token: u64) {
+pub(crate) fn encode_ping(out: &mut Vec<u8>, token: u64) {
     put_token(out, op::PING, token);
 }
 
 /// Appends a PONG (either direction).
-pub fn encode_pong(out: &mut Vec<u8>, token: u64) {
+pub(crate) fn encode_pong(out: &mut Vec<u8>, token: u64) {
     put_token(out, op::PONG, token);
 }
 
@@ -825,13 +825,13 @@ fn put_users(out: &mut Vec<u8>, last: bool, names: &[Name]) {
 
 /// Appends a whole roster as USERS frames, as many as needed to stay within
 /// [`MAX_FRAME`]; the last one has `last = 1`. An empty roster is one empty frame.
-pub fn encode_roster(out: &mut Vec<u8>, names: &[Name]) {
+pub(crate) fn encode_roster(out: &mut Vec<u8>, names: &[Name]) {
     let budget = MAX_FRAME - USERS_OVERHEAD;
     let mut start = 0;
     loop {
         let mut used = 0;
         let mut end = start;
-        for name in names.get(start..).unwrap_or_default() {
+        for name in crate::in_bounds(names, start..) {
             if used + 1 + name.len() > budget {
                 break;
             }
@@ -839,7 +839,7 @@ pub fn encode_roster(out: &mut Vec<u8>, names: &[Name]) {
             end += 1;
         }
         let last = end >= names.len();
-        put_users(out, last, names.get(start..end).unwrap_or_default());
+        put_users(out, last, crate::in_bounds(names, start..end));
         if last {
             return;
         }

@@ -29,7 +29,7 @@
 //!
 //! ```
 //! use std::time::Instant;
-//! use chat_core::{ClientFrame, Event, Name, Server, ServerConfig};
+//! use chat_core::{ClientFrame, ServerEvent, Name, Server, ServerConfig};
 //!
 //! let mut server = Server::new(ServerConfig::default());
 //! let now = Instant::now();
@@ -52,9 +52,9 @@
 //! // ...events (close sockets, resume reading, log)...
 //! while let Some(event) = server.poll_event() {
 //!     match event {
-//!         Event::Close { .. } => { /* close the socket */ }
-//!         Event::Resume { .. } => { /* read this socket again */ }
-//!         Event::Joined { .. } | Event::Left { .. } => { /* log */ }
+//!         ServerEvent::Close { .. } => { /* close the socket */ }
+//!         ServerEvent::Resume { .. } => { /* read this socket again */ }
+//!         ServerEvent::Joined { .. } | ServerEvent::Left { .. } => { /* log */ }
 //!     }
 //! }
 //! // ...and when to call `handle_timeout` next (it may already be due).
@@ -71,8 +71,7 @@
 //!   frames, split anywhere, with bounded memory.
 //! - [`frame`]: typed frames ([`ClientFrame`], [`ServerFrame`]), their encoders
 //!   and decoders, error and reason codes.
-//! - [`name`], [`text`]: the validated values [`Name`] and [`Text`].
-//! - [`presence`]: the roster of registered users.
+//! - [`Name`] and [`Text`]: the validated values every frame carries.
 //! - [`server`]: the server state machine.
 //! - [`client`]: the client state machine.
 //!
@@ -98,20 +97,47 @@
     test,
     allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
+#![warn(unreachable_pub)]
 
 pub mod client;
 pub mod codec;
 pub mod frame;
-pub mod name;
-pub mod presence;
+mod name;
+mod presence;
 pub mod server;
 #[cfg(any(test, feature = "fuzzing"))]
-pub mod sim;
-pub mod text;
+mod sim;
+mod text;
 
-pub use client::{Client, ClientConfig, ClientEvent};
+pub use client::{Client, ClientConfig, ClientEvent, CloseReason, ProtocolError, UsageError};
 pub use codec::{Deframer, FrameError, MAX_FRAME};
-pub use frame::{ClientFrame, DecodeError, ErrorCode, Malformed, Reason, ServerFrame};
+pub use frame::{ClientFrame, DecodeError, EncodeError, ErrorCode, Malformed, Reason, ServerFrame};
 pub use name::{MAX_NAME, Name, NameError};
-pub use server::{ConfigError, ConnId, Event, Server, ServerConfig};
-pub use text::{MAX_TEXT, Text, TextError};
+pub use server::{ConfigError, ConnId, Server, ServerConfig, ServerEvent};
+pub use text::{MAX_TEXT, Text, TextError, validate_text};
+
+/// `slice[range]` for a range that an internal invariant keeps in bounds
+/// (never one that input chooses). A broken invariant is loud where it can
+/// be found (tests, debug builds, fuzzing: a panic naming the range); a
+/// release build gets an empty slice rather than a crash of every connection.
+#[track_caller]
+pub(crate) fn in_bounds<T, R>(slice: &[T], range: R) -> &[T]
+where
+    R: std::slice::SliceIndex<[T], Output = [T]> + std::fmt::Debug + Clone,
+{
+    let within = slice.get(range.clone());
+    debug_assert!(
+        within.is_some(),
+        "invariant broken: {range:?} out of bounds of a slice of {}",
+        slice.len()
+    );
+    within.unwrap_or_default()
+}
+
+/// Invariant-checking drivers the fuzz targets are thin shims over (feature
+/// `fuzzing`): each panics when the state machine it drives breaks a rule.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    pub use crate::client::fuzzing::drive as drive_client;
+    pub use crate::sim::run_ops as drive_server;
+}

@@ -75,13 +75,19 @@ impl Name {
 
     /// The name as registered (original case).
     pub fn as_str(&self) -> &str {
-        // Only ASCII bytes are ever stored, so this never fails.
-        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+        // Only ASCII bytes are ever stored (`from_bytes` checks), so this
+        // never fails; if it did, say so where it can be seen.
+        let text = std::str::from_utf8(self.as_bytes());
+        debug_assert!(
+            text.is_ok(),
+            "invariant broken: a Name holds non-ASCII bytes"
+        );
+        text.unwrap_or_default()
     }
 
     /// The name's bytes as registered.
     pub fn as_bytes(&self) -> &[u8] {
-        self.bytes.get(..usize::from(self.len)).unwrap_or_default()
+        crate::in_bounds(&self.bytes, ..usize::from(self.len))
     }
 
     /// The name's length in bytes (1–32).

@@ -12,7 +12,7 @@ use crate::name::Name;
 
 /// The registered users, keyed by case-insensitive name.
 #[derive(Debug)]
-pub struct Presence<Id> {
+pub(crate) struct Presence<Id> {
     names: Vec<Name>,
     conns: Vec<Id>,
     by_name: HashMap<Name, usize>,
@@ -30,7 +30,7 @@ impl<Id: Copy> Default for Presence<Id> {
 
 impl<Id: Copy> Presence<Id> {
     /// Registers `name` for `conn`; `false` (and no change) if the name is taken.
-    pub fn insert(&mut self, name: Name, conn: Id) -> bool {
+    pub(crate) fn insert(&mut self, name: Name, conn: Id) -> bool {
         if self.by_name.contains_key(&name) {
             return false;
         }
@@ -42,7 +42,7 @@ impl<Id: Copy> Presence<Id> {
 
     /// Removes the member registered under `name` (any case), returning its
     /// connection. The name is free again at once.
-    pub fn remove(&mut self, name: &Name) -> Option<Id> {
+    pub(crate) fn remove(&mut self, name: &Name) -> Option<Id> {
         let index = self.by_name.remove(name)?;
         self.names.swap_remove(index);
         let conn = self.conns.swap_remove(index);
@@ -53,38 +53,34 @@ impl<Id: Copy> Presence<Id> {
     }
 
     /// The connection of the member called `name` (any case).
-    pub fn lookup(&self, name: &Name) -> Option<Id> {
+    pub(crate) fn lookup(&self, name: &Name) -> Option<Id> {
         let index = *self.by_name.get(name)?;
         self.conns.get(index).copied()
     }
 
     /// Whether `name` (any case) is registered.
-    pub fn contains(&self, name: &Name) -> bool {
+    pub(crate) fn contains(&self, name: &Name) -> bool {
         self.by_name.contains_key(name)
     }
 
     /// Every member's name, as registered.
-    pub fn names(&self) -> &[Name] {
+    pub(crate) fn names(&self) -> &[Name] {
         &self.names
     }
 
     /// Every member's connection, in the same order as [`names`](Self::names).
-    pub fn conns(&self) -> &[Id] {
+    #[cfg(test)]
+    fn conns(&self) -> &[Id] {
         &self.conns
     }
 
     /// How many users are registered.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.names.len()
     }
 
-    /// Whether nobody is registered.
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
-
     /// Forgets everyone.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.names.clear();
         self.conns.clear();
         self.by_name.clear();

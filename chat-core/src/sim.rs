@@ -26,25 +26,25 @@ use std::time::{Duration, Instant};
 use crate::codec::{Deframer, HEADER_LEN, MAX_FRAME};
 use crate::frame::{ClientFrame, Reason, ServerFrame};
 use crate::name::Name;
-use crate::server::{ConnId, Event, Server, ServerConfig};
+use crate::server::{ConnId, Server, ServerConfig, ServerEvent};
 
 /// One virtual client connection.
 #[derive(Debug)]
-pub struct Peer {
+pub(crate) struct Peer {
     /// The server's id for this connection.
-    pub conn: ConnId,
+    pub(crate) conn: ConnId,
     deframer: Deframer,
     /// Every frame received, in order (drained by [`World::take`]).
-    pub inbox: Vec<ServerFrame>,
+    pub(crate) inbox: Vec<ServerFrame>,
     /// The name from WELCOME, while registered.
-    pub name: Option<Name>,
+    pub(crate) name: Option<Name>,
     /// The roster as this peer knows it (snapshot plus deltas).
-    pub roster: BTreeSet<Name>,
+    pub(crate) roster: BTreeSet<Name>,
     /// A USERS listing being assembled.
     pending_roster: Option<BTreeSet<Name>>,
     /// Public messages (sender, text) and joins/leaves, in arrival order,
     /// as hashes (compared between peers after every step).
-    pub history: Vec<u64>,
+    pub(crate) history: Vec<u64>,
     /// Ledger texts of the MESSAGEs received (each at most once).
     said_seen: BTreeSet<String>,
     /// Ledger texts of the PRIVATEs received (each at most once), with the
@@ -53,40 +53,40 @@ pub struct Peer {
     /// (our name, text) of every ledger PRIVATE received.
     whispers_got: Vec<(Option<Name>, String)>,
     /// Every LEFT received, in order.
-    pub lefts: Vec<(Name, Reason)>,
+    pub(crate) lefts: Vec<(Name, Reason)>,
     /// When this peer last had nothing queued or took some of its output.
-    pub last_progress: Instant,
+    pub(crate) last_progress: Instant,
     /// Index in `history` where this peer's registration began.
-    pub joined_at: Option<usize>,
+    pub(crate) joined_at: Option<usize>,
     /// Whether the peer reads what the server sends.
-    pub reading: bool,
+    pub(crate) reading: bool,
     /// Most bytes taken per delivery (models short writes); 0 = everything.
-    pub write_chunk: usize,
+    pub(crate) write_chunk: usize,
     /// Set once the server closed the connection.
-    pub closed: Option<Reason>,
+    pub(crate) closed: Option<Reason>,
     /// Bytes this peer sent that the server has not read yet: like a real
     /// runtime, the world only reads a connection while the server
     /// [wants to](Server::wants_read).
-    pub outgoing: Vec<u8>,
+    pub(crate) outgoing: Vec<u8>,
     /// The peer ended its stream (after `outgoing`).
-    pub ended: bool,
+    pub(crate) ended: bool,
     /// The peer sent raw bytes: where its frames begin is unknown from then
     /// on (a partial header may swallow later frames), so the ledger no
     /// longer expects its SAYs to arrive.
-    pub garbled: bool,
+    pub(crate) garbled: bool,
     /// The BYE reason received, if any.
-    pub bye: Option<Reason>,
+    pub(crate) bye: Option<Reason>,
 }
 
 /// Texts sent with a unique marker, so that every delivery can be checked.
 #[derive(Debug, Default)]
-pub struct Ledger {
+pub(crate) struct Ledger {
     next: u64,
     /// Unique SAY text -> (sender peer, whether the sender was registered
     /// when it sent it).
-    pub says: BTreeMap<String, (usize, bool)>,
+    pub(crate) says: BTreeMap<String, (usize, bool)>,
     /// Unique WHISPER text -> recipient name.
-    pub whispers: BTreeMap<String, Name>,
+    pub(crate) whispers: BTreeMap<String, Name>,
 }
 
 impl Ledger {
@@ -104,24 +104,24 @@ impl Ledger {
 
 /// A server plus its virtual peers and clock.
 #[derive(Debug)]
-pub struct World {
+pub(crate) struct World {
     /// The server under test.
-    pub server: Server,
+    pub(crate) server: Server,
     /// The virtual clock.
-    pub now: Instant,
+    pub(crate) now: Instant,
     /// All peers ever connected, by index.
-    pub peers: Vec<Peer>,
+    pub(crate) peers: Vec<Peer>,
     /// Every event the server emitted, in order.
-    pub events: Vec<Event>,
+    pub(crate) events: Vec<ServerEvent>,
     /// What was said and whispered with unique texts.
-    pub ledger: Ledger,
+    pub(crate) ledger: Ledger,
     /// Most bytes the server is handed per read of a peer's input.
-    pub read_chunk: usize,
+    pub(crate) read_chunk: usize,
 }
 
 impl World {
     /// A world with no peers.
-    pub fn new(config: ServerConfig) -> Self {
+    pub(crate) fn new(config: ServerConfig) -> Self {
         Self {
             server: Server::new(config),
             now: Instant::now(),
@@ -133,7 +133,7 @@ impl World {
     }
 
     /// Connects a new peer and returns its index.
-    pub fn connect(&mut self) -> usize {
+    pub(crate) fn connect(&mut self) -> usize {
         let conn = self.server.handle_accept(self.now);
         self.peers.push(Peer {
             conn,
@@ -162,7 +162,8 @@ impl World {
     }
 
     /// Connects a peer and registers it as `name`, asserting success.
-    pub fn join(&mut self, name: &str) -> usize {
+    #[cfg(test)]
+    pub(crate) fn join(&mut self, name: &str) -> usize {
         let peer = self.connect();
         self.send(
             peer,
@@ -179,7 +180,7 @@ impl World {
     }
 
     /// Sends one client frame from `peer`.
-    pub fn send(&mut self, peer: usize, frame: &ClientFrame) {
+    pub(crate) fn send(&mut self, peer: usize, frame: &ClientFrame) {
         self.send_bytes(peer, &frame.to_bytes());
     }
 
@@ -191,13 +192,13 @@ impl World {
     }
 
     /// `peer` sends raw bytes that may not be whole frames.
-    pub fn send_garbage(&mut self, peer: usize, bytes: &[u8]) {
+    pub(crate) fn send_garbage(&mut self, peer: usize, bytes: &[u8]) {
         self.peers[peer].garbled = true;
         self.send_bytes(peer, bytes);
     }
 
     /// `peer` says a ledger text of `len` bytes; returns the text.
-    pub fn say_unique(&mut self, peer: usize, len: usize) -> String {
+    pub(crate) fn say_unique(&mut self, peer: usize, len: usize) -> String {
         let text = self.ledger.fresh('s', len);
         let registered = self.say_expected(peer);
         self.ledger.says.insert(text.clone(), (peer, registered));
@@ -211,7 +212,7 @@ impl World {
     }
 
     /// `count` ledger SAYs of `len` bytes from `peer` in one write.
-    pub fn say_burst(&mut self, peer: usize, count: usize, len: usize) {
+    pub(crate) fn say_burst(&mut self, peer: usize, count: usize, len: usize) {
         let registered = self.say_expected(peer);
         let mut bytes = Vec::new();
         for _ in 0..count {
@@ -226,7 +227,7 @@ impl World {
     }
 
     /// `peer` whispers a ledger text to `to`.
-    pub fn whisper_unique(&mut self, peer: usize, to: Name) {
+    pub(crate) fn whisper_unique(&mut self, peer: usize, to: Name) {
         let text = self.ledger.fresh('w', 8);
         self.ledger.whispers.insert(text.clone(), to);
         self.send(
@@ -240,7 +241,7 @@ impl World {
 
     /// Sends raw bytes from `peer`; the server reads them (in reads of at
     /// most [`World::read_chunk`] bytes) while it wants input from `peer`.
-    pub fn send_bytes(&mut self, peer: usize, bytes: &[u8]) {
+    pub(crate) fn send_bytes(&mut self, peer: usize, bytes: &[u8]) {
         let p = &mut self.peers[peer];
         if p.closed.is_none() && !p.ended {
             p.outgoing.extend_from_slice(bytes);
@@ -249,20 +250,21 @@ impl World {
     }
 
     /// Sends raw bytes from `peer`, one byte per `handle_input`.
-    pub fn send_bytewise(&mut self, peer: usize, bytes: &[u8]) {
+    #[cfg(test)]
+    pub(crate) fn send_bytewise(&mut self, peer: usize, bytes: &[u8]) {
         for b in bytes {
             self.send_bytes(peer, std::slice::from_ref(b));
         }
     }
 
     /// `peer` ends its stream (the server sees it after everything sent before).
-    pub fn eof(&mut self, peer: usize) {
+    pub(crate) fn eof(&mut self, peer: usize) {
         self.peers[peer].ended = true;
         self.drive();
     }
 
     /// `peer`'s connection breaks.
-    pub fn reset(&mut self, peer: usize) {
+    pub(crate) fn reset(&mut self, peer: usize) {
         let conn = self.peers[peer].conn;
         if self.peers[peer].closed.is_none() {
             self.server.handle_io_error(self.now, conn);
@@ -271,34 +273,21 @@ impl World {
     }
 
     /// Advances the clock and fires due timers.
-    pub fn advance(&mut self, by: Duration) {
+    pub(crate) fn advance(&mut self, by: Duration) {
         self.now += by;
         self.server.handle_timeout(self.now);
         self.drive();
     }
 
-    /// Advances the clock straight to the server's next deadline, if any.
-    pub fn advance_to_deadline(&mut self) -> bool {
-        match self.server.poll_timeout() {
-            Some(deadline) => {
-                self.now = self.now.max(deadline);
-                self.server.handle_timeout(self.now);
-                self.drive();
-                true
-            }
-            None => false,
-        }
-    }
-
     /// Sets whether `peer` reads.
-    pub fn set_reading(&mut self, peer: usize, reading: bool) {
+    pub(crate) fn set_reading(&mut self, peer: usize, reading: bool) {
         self.peers[peer].reading = reading;
         self.drive();
     }
 
     /// Drains the server's outputs until it is idle: delivers queued bytes to
     /// reading peers, records events, marks closed peers.
-    pub fn drive(&mut self) {
+    pub(crate) fn drive(&mut self) {
         loop {
             let mut progress = self.feed_input();
             if self
@@ -315,7 +304,7 @@ impl World {
             }
             while let Some(event) = self.server.poll_event() {
                 progress = true;
-                if let Event::Close { conn, reason, .. } = event {
+                if let ServerEvent::Close { conn, reason, .. } = event {
                     let grace = self.server.config().stall_grace;
                     let now = self.now;
                     let peer = self
@@ -393,7 +382,8 @@ impl World {
     }
 
     /// Takes every frame `peer` received since the last call.
-    pub fn take(&mut self, peer: usize) -> Vec<ServerFrame> {
+    #[cfg(test)]
+    pub(crate) fn take(&mut self, peer: usize) -> Vec<ServerFrame> {
         std::mem::take(&mut self.peers[peer].inbox)
     }
 
@@ -427,7 +417,7 @@ impl World {
     /// Asserts the protocol's invariants once every reading peer has caught up:
     /// rosters equal the server's, registered peers agree on one history, the
     /// server's registrations match the peers'.
-    pub fn check(&mut self) {
+    pub(crate) fn check(&mut self) {
         self.drive();
         let server_names: BTreeSet<Name> = self.server.names().iter().copied().collect();
         assert_eq!(server_names.len(), self.server.registered_count());
@@ -489,7 +479,7 @@ impl World {
     /// everyone), no text arrived twice anywhere, whispers reached only
     /// their recipient, and each peer's LEFTs are the server's departures
     /// with the server's reasons, in order.
-    pub fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         for peer in &mut self.peers {
             peer.reading = true;
             peer.write_chunk = 0;
@@ -500,7 +490,7 @@ impl World {
             .events
             .iter()
             .filter_map(|e| match e {
-                Event::Left { name, reason, .. } => Some((*name, *reason)),
+                ServerEvent::Left { name, reason, .. } => Some((*name, *reason)),
                 _ => None,
             })
             .collect();
@@ -630,6 +620,7 @@ impl Peer {
 /// Runs a scenario described by arbitrary bytes (the server fuzz target's
 /// input): each step picks an operation, a peer, bytes and a clock advance,
 /// and the invariants are checked along the way.
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))] // `crate::fuzzing` re-exports it
 pub fn run_ops(data: &[u8]) {
     let config = ServerConfig {
         max_clients: 12,
@@ -640,7 +631,7 @@ pub fn run_ops(data: &[u8]) {
 }
 
 /// [`run_ops`] with a chosen configuration; returns the final world.
-pub fn run_scenario(config: ServerConfig, data: &[u8]) -> World {
+pub(crate) fn run_scenario(config: ServerConfig, data: &[u8]) -> World {
     let mut world = World::new(config);
     let mut rest = data;
     let mut next = |n: usize| -> Option<&[u8]> {
@@ -839,7 +830,7 @@ mod tests {
             .filter(|e| {
                 matches!(
                     e,
-                    Event::Left {
+                    ServerEvent::Left {
                         reason: Reason::Disconnected,
                         ..
                     }

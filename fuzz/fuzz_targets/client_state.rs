@@ -6,5 +6,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    chat_core::client::fuzzing::drive(std::time::Instant::now(), data)
+    chat_core::fuzzing::drive_client(std::time::Instant::now(), data)
 });

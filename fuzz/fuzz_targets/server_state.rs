@@ -4,4 +4,4 @@
 //! history, exactly one LEFT per departure, bounded queues) as it goes.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| chat_core::sim::run_ops(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| chat_core::fuzzing::drive_server(data));

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_core::{ConnId, Event, Server};
+use chat_core::{ConnId, Server, ServerEvent};
 use clap::Parser;
 use runtime_common::cli::ServerArgs;
 use tokio::net::{TcpListener, TcpStream};
@@ -166,7 +166,7 @@ fn drain(core: &mut Server, conns: &mut Conns, tx: &mpsc::UnboundedSender<ConnId
             progress = true;
             runtime_common::log_event(&event, conns.get(&event.conn()).map(|c| c.peer));
             match event {
-                Event::Close { conn, graceful, .. } => {
+                ServerEvent::Close { conn, graceful, .. } => {
                     if let Some(c) = conns.remove(&conn) {
                         let socket = socket2::SockRef::from(&*c.stream);
                         if !graceful {
@@ -175,12 +175,12 @@ fn drain(core: &mut Server, conns: &mut Conns, tx: &mpsc::UnboundedSender<ConnId
                         let _ = socket.shutdown(Shutdown::Both); // ends its reader
                     }
                 }
-                Event::Resume { conn } => {
+                ServerEvent::Resume { conn } => {
                     if let Some(go_on) = conns.get_mut(&conn).and_then(|c| c.paused.take()) {
                         let _ = go_on.send(());
                     }
                 }
-                Event::Joined { .. } | Event::Left { .. } => {}
+                ServerEvent::Joined { .. } | ServerEvent::Left { .. } => {}
             }
         }
         if !progress {

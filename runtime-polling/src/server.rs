@@ -12,7 +12,7 @@
 //!   the core does not want input from that connection (its output is backed
 //!   up), so a paused connection never spins the loop.
 //! - The wait timeout is the core's next deadline; sockets are closed exactly
-//!   when the core emits [`Event::Close`].
+//!   when the core emits [`ServerEvent::Close`].
 //! - Running out of descriptors pauses accepting (logged once) until a
 //!   connection closes or a short back-off passes; it never spins.
 
@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use chat_core::server::{ConnId, Event, Server, ServerConfig};
+use chat_core::server::{ConnId, Server, ServerConfig, ServerEvent};
 use polling::{Event as Interest, Events, PollMode, Poller};
 
 use runtime_common::{
@@ -379,9 +379,9 @@ impl PollingServer {
                 let peer = self.peer_of(event.conn());
                 log_event(&event, peer);
                 match event {
-                    Event::Close { conn, graceful, .. } => self.close(conn, graceful),
-                    Event::Resume { conn } => self.touched.push(conn),
-                    Event::Joined { .. } | Event::Left { .. } => {}
+                    ServerEvent::Close { conn, graceful, .. } => self.close(conn, graceful),
+                    ServerEvent::Resume { conn } => self.touched.push(conn),
+                    ServerEvent::Joined { .. } | ServerEvent::Left { .. } => {}
                 }
             }
             if !progress {

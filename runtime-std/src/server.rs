@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
-use chat_core::server::{ConnId, Event, Server, ServerConfig};
+use chat_core::server::{ConnId, Server, ServerConfig, ServerEvent};
 
 /// Bytes read per `read` call, into a buffer on the reader's stack: with 2 KiB
 /// it fits in pages the thread touches anyway (an idle connection measured
@@ -372,10 +372,10 @@ fn dispatch(shared: &Shared, state: &mut State, wakes: &mut Wakes) {
     while let Some(event) = state.core.poll_event() {
         let peer = state.links.get(&event.conn()).and_then(|l| l.peer);
         runtime_common::log_event(&event, peer);
-        if let Event::Resume { conn } = event {
+        if let ServerEvent::Resume { conn } = event {
             wakes.extend(state.links.get(&conn).and_then(|l| l.reader.clone()));
         }
-        if let Event::Close { conn, graceful, .. } = event {
+        if let ServerEvent::Close { conn, graceful, .. } = event {
             if let Some(link) = state.links.remove(&conn) {
                 if graceful {
                     runtime_common::finish_gracefully(&link.stream);

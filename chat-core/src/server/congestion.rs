@@ -148,7 +148,7 @@ impl Server {
                 if self.conn(id).is_some_and(|c| c.eof_pending) {
                     self.depart(now, id, Reason::Disconnected, Farewell::Abort);
                 } else {
-                    self.events.push_back(Event::Resume { conn: id });
+                    self.events.push_back(ServerEvent::Resume { conn: id });
                 }
             }
             self.reap(now);

@@ -1,11 +1,11 @@
-//! [`ConnId`], the handle of one connection, and [`Event`], what the server
+//! [`ConnId`], the handle of one connection, and [`ServerEvent`], what the server
 //! asks of the runtime or tells it.
 
 use crate::frame::Reason;
 use crate::name::Name;
 
 /// A handle to one connection. Ids are never reused while the connection lives,
-/// and a stale id (after its [`Event::Close`]) is ignored by every method.
+/// and a stale id (after its [`ServerEvent::Close`]) is ignored by every method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId {
     pub(super) index: u32,
@@ -27,7 +27,7 @@ impl std::fmt::Display for ConnId {
 
 /// What the server asks of the runtime, or tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub enum ServerEvent {
     /// Close this connection's socket now; anything not yet written is
     /// discarded (a graceful close is only emitted once the output drained or
     /// the linger time ran out). Emitted exactly once per connection.
@@ -68,7 +68,7 @@ pub enum Event {
     },
 }
 
-impl Event {
+impl ServerEvent {
     /// The connection the event is about.
     pub fn conn(&self) -> ConnId {
         match self {
@@ -81,7 +81,7 @@ impl Event {
 }
 
 /// A one-line description for logs, e.g. `alice left (#3.0): quit`.
-impl std::fmt::Display for Event {
+impl std::fmt::Display for ServerEvent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Close {

@@ -26,7 +26,7 @@
 //!
 //! ```
 //! use std::time::{Duration, Instant};
-//! use chat_core::{ClientFrame, Event, Name, Reason, Server, ServerConfig, ServerFrame};
+//! use chat_core::{ClientFrame, ServerEvent, Name, Reason, Server, ServerConfig, ServerFrame};
 //! use chat_core::codec::Deframer;
 //!
 //! let mut server = Server::new(ServerConfig::default());
@@ -55,7 +55,7 @@
 //! let mut input = wire.as_slice();
 //! let first = deframer.next_frame(&mut input).unwrap().unwrap();
 //! assert!(matches!(ServerFrame::decode(first), Ok(ServerFrame::Welcome { .. })));
-//! assert!(matches!(server.poll_event(), Some(Event::Joined { .. })));
+//! assert!(matches!(server.poll_event(), Some(ServerEvent::Joined { .. })));
 //!
 //! // Sleep until the next deadline: here the one-second check on the warm
 //! // buffer pool, well before the first ping (30 s of silence).
@@ -66,9 +66,9 @@
 //! server.handle_eof(start, conn);
 //! assert!(matches!(
 //!     server.poll_event(),
-//!     Some(Event::Left { reason: Reason::Disconnected, .. })
+//!     Some(ServerEvent::Left { reason: Reason::Disconnected, .. })
 //! ));
-//! assert!(matches!(server.poll_event(), Some(Event::Close { conn: c, .. }) if c == conn));
+//! assert!(matches!(server.poll_event(), Some(ServerEvent::Close { conn: c, .. }) if c == conn));
 //! ```
 //!
 //! # Congestion
@@ -82,7 +82,7 @@
 //!   input pauses: [`wants_read`](Server::wants_read) turns false. Once that
 //!   reader has drained to a quarter of the limit (or stalled, or left), the
 //!   kept input runs again at the next [`handle_timeout`](Server::handle_timeout)
-//!   (after the runtime's writes), and [`Event::Resume`] follows when all of
+//!   (after the runtime's writes), and [`ServerEvent::Resume`] follows when all of
 //!   it was acted on. How much one read carries does not matter.
 //! - **Paced to the slowest reader still making progress.** A reader that
 //!   has had output queued without taking any of it for
@@ -105,7 +105,7 @@
 //! - Every departure of a registered user (BYE, end of stream, I/O error,
 //!   timeout, protocol error, slow consumer) sends `LEFT` with its reason to every
 //!   remaining user exactly once, and frees the name at once.
-//! - Exactly one [`Event::Close`] is emitted per connection; after it the
+//! - Exactly one [`ServerEvent::Close`] is emitted per connection; after it the
 //!   [`ConnId`] is dead and every call with it is ignored.
 //! - Queued output per connection stays within `max_outbound`, except that a
 //!   reader with nothing queued always takes the next frame, and replies to
@@ -144,7 +144,7 @@ use crate::presence::Presence;
 use crate::text::validate_text;
 
 pub use config::{ConfigError, ServerConfig};
-pub use event::{ConnId, Event};
+pub use event::{ConnId, ServerEvent};
 use outbound::{BufferPool, Feed, Queue, Stream};
 
 /// Where a connection is in its life.
@@ -241,7 +241,7 @@ pub struct Server {
     live: usize,
     presence: Presence<ConnId>,
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
-    events: VecDeque<Event>,
+    events: VecDeque<ServerEvent>,
     /// Connections whose queue went from empty to non-empty.
     transmits: Queue,
     /// Receiving connections whose queue emptied: the next broadcast makes
@@ -349,7 +349,7 @@ impl Server {
         &self.config
     }
 
-    /// Live connections (until their [`Event::Close`]), rejected ones included.
+    /// Live connections (until their [`ServerEvent::Close`]), rejected ones included.
     pub fn connection_count(&self) -> usize {
         self.live
     }
@@ -387,7 +387,7 @@ impl Server {
 
     /// Whether the runtime should read from `conn` now. False while the
     /// connection is closing or its input is paused (see the module docs on
-    /// congestion); [`Event::Resume`] says when it turns true again.
+    /// congestion); [`ServerEvent::Resume`] says when it turns true again.
     ///
     /// A runtime MUST NOT read from a connection while this is false, except
     /// at most one more read that was already under way: input handed over
@@ -595,7 +595,7 @@ impl Server {
         let ids: Vec<ConnId> = self.live_ids().collect();
         for &id in &ids {
             if let Some(name) = self.name_of(id) {
-                self.events.push_back(Event::Left {
+                self.events.push_back(ServerEvent::Left {
                     conn: id,
                     name,
                     reason: Reason::Shutdown,
@@ -645,7 +645,7 @@ impl Server {
 
     /// The next event for the runtime.
     #[must_use]
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
         self.events.pop_front()
     }
 
@@ -747,7 +747,7 @@ impl Server {
         if conn.counted {
             self.open -= 1;
         }
-        self.events.push_back(Event::Close {
+        self.events.push_back(ServerEvent::Close {
             conn: id,
             reason,
             graceful,
@@ -785,7 +785,7 @@ impl Server {
             self.scratch.clear();
             frame::encode_left(&mut self.scratch, &name, reason);
             self.broadcast(now);
-            self.events.push_back(Event::Left {
+            self.events.push_back(ServerEvent::Left {
                 conn: id,
                 name,
                 reason,

@@ -110,7 +110,7 @@ struct Outbox {
 
 impl Outbox {
     fn pending(&self) -> &[u8] {
-        self.buf.get(self.sent..).unwrap_or_default()
+        crate::in_bounds(&self.buf, self.sent..)
     }
 
     fn len(&self) -> usize {
@@ -199,9 +199,7 @@ impl Feed {
     fn slice(&self, from: u64, to: u64) -> &[u8] {
         let start = usize::try_from(from.saturating_sub(self.base)).unwrap_or(usize::MAX);
         let end = usize::try_from(to.saturating_sub(self.base)).unwrap_or(usize::MAX);
-        self.buf
-            .get(start..end.min(self.buf.len()))
-            .unwrap_or_default()
+        crate::in_bounds(&self.buf, start..end.min(self.buf.len()))
     }
 
     fn enter(&mut self, pos: u64) {

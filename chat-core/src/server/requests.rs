@@ -123,7 +123,8 @@ impl Server {
         self.broadcast(now);
         // After the JOINED: the newcomer does not hear of itself.
         self.subscribe(id);
-        self.events.push_back(Event::Joined { conn: id, name });
+        self.events
+            .push_back(ServerEvent::Joined { conn: id, name });
         Flow::Done
     }
 

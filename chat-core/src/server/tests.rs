@@ -68,7 +68,9 @@ fn hello_gets_welcome_then_roster_and_others_get_joined() {
     assert_eq!(names, ["Alice", "bob"]);
     assert_eq!(frames.len(), 2, "no JOINED about oneself");
     assert_eq!(w.take(alice), [ServerFrame::Joined { name: name("bob") }]);
-    assert!(matches!(w.events.last(), Some(Event::Joined { name: n, .. }) if n.as_str() == "bob"));
+    assert!(
+        matches!(w.events.last(), Some(ServerEvent::Joined { name: n, .. }) if n.as_str() == "bob")
+    );
 }
 
 #[test]
@@ -571,7 +573,7 @@ fn a_sender_waits_while_a_reader_that_still_reads_is_half_the_limit_behind() {
     w.events.clear();
     w.set_reading(slow, true);
     assert!(w.server.wants_read(conn));
-    assert!(w.events.contains(&Event::Resume { conn }));
+    assert!(w.events.contains(&ServerEvent::Resume { conn }));
     assert_eq!(messages(&w.take(slow)).len(), acted + 1);
     assert_eq!(w.peers[slow].closed, None);
     w.check();
@@ -796,7 +798,7 @@ fn reading_resumes_with_an_event_once_a_backed_up_queue_drains() {
     assert_eq!(server.poll_timeout(), Some(now));
     server.handle_timeout(now);
     assert!(server.wants_read(conn));
-    assert_eq!(server.poll_event(), Some(Event::Resume { conn }));
+    assert_eq!(server.poll_event(), Some(ServerEvent::Resume { conn }));
     // Every PING was answered, in order, none twice.
     let answered = (13 + n) / 13;
     assert_eq!(server.queued(conn), (200 - answered) * 13);
@@ -899,7 +901,7 @@ fn stale_ids_are_ignored() {
     server.handle_eof(now, a);
     assert_eq!(
         server.poll_event(),
-        Some(Event::Close {
+        Some(ServerEvent::Close {
             conn: a,
             reason: Reason::Disconnected,
             graceful: false
@@ -1160,11 +1162,11 @@ fn a_departure_with_a_full_backlog_is_announced_before_its_close() {
         }
     }
     let conn = w.peers[b].conn;
-    let about_b: Vec<&Event> = w.events.iter().filter(|e| e.conn() == conn).collect();
+    let about_b: Vec<&ServerEvent> = w.events.iter().filter(|e| e.conn() == conn).collect();
     assert!(
         matches!(
             about_b.first(),
-            Some(Event::Left {
+            Some(ServerEvent::Left {
                 reason: Reason::Timeout,
                 ..
             })
@@ -1174,7 +1176,7 @@ fn a_departure_with_a_full_backlog_is_announced_before_its_close() {
     assert!(
         matches!(
             about_b.last(),
-            Some(Event::Close {
+            Some(ServerEvent::Close {
                 reason: Reason::Timeout,
                 ..
             })
