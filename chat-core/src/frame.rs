@@ -62,99 +62,77 @@ pub const MAX_USERS_PER_FRAME: usize = (MAX_FRAME - USERS_OVERHEAD) / (1 + MAX_N
 /// Op, `last` and `count` bytes of a USERS frame.
 const USERS_OVERHEAD: usize = 1 + 1 + 2;
 
-/// Codes carried by a server `ERROR` frame. The connection stays open after one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum ErrorCode {
-    /// HELLO with a name already registered (any case).
-    NameTaken = 1,
-    /// HELLO with a name that is not valid.
-    NameInvalid = 2,
-    /// WHISPER to a name no registered user has.
-    NoSuchUser = 3,
-    /// SAY, WHISPER or WHO before a successful HELLO.
-    NotRegistered = 4,
-    /// HELLO after a successful HELLO.
-    AlreadyRegistered = 5,
-    /// SAY or WHISPER whose text is not valid.
-    BadText = 6,
-}
-
-impl ErrorCode {
-    /// The code for a wire byte, if it is one.
-    pub fn from_u8(code: u8) -> Option<Self> {
-        Some(match code {
-            1 => Self::NameTaken,
-            2 => Self::NameInvalid,
-            3 => Self::NoSuchUser,
-            4 => Self::NotRegistered,
-            5 => Self::AlreadyRegistered,
-            6 => Self::BadText,
-            _ => return None,
-        })
-    }
-
-    /// A short lower-case description, e.g. `name taken`.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Self::NameTaken => "name taken",
-            Self::NameInvalid => "name invalid",
-            Self::NoSuchUser => "no such user",
-            Self::NotRegistered => "not registered",
-            Self::AlreadyRegistered => "already registered",
-            Self::BadText => "bad text",
+/// Defines a one-byte wire enum from one list of variants, codes and
+/// descriptions, so the enum, `from_u8` and `describe` cannot drift apart.
+macro_rules! wire_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident ($what:literal) {
+            $($(#[$variant_meta:meta])* $variant:ident = $code:literal => $text:literal,)+
         }
-    }
-}
-
-/// Why a connection ended: carried by `LEFT` and by the server's `BYE`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum Reason {
-    /// The client sent BYE.
-    Quit = 0,
-    /// Handshake or idle timeout.
-    Timeout = 1,
-    /// The stream ended or broke without a BYE.
-    Disconnected = 2,
-    /// Malformed frame, frame too large, unsupported version.
-    ProtocolError = 3,
-    /// The client did not read and its queued output passed the limit.
-    SlowConsumer = 4,
-    /// The server is at its connection limit.
-    ServerFull = 5,
-    /// The server is shutting down.
-    Shutdown = 6,
-}
-
-impl Reason {
-    /// The reason for a wire byte, if it is one.
-    pub fn from_u8(code: u8) -> Option<Self> {
-        Some(match code {
-            0 => Self::Quit,
-            1 => Self::Timeout,
-            2 => Self::Disconnected,
-            3 => Self::ProtocolError,
-            4 => Self::SlowConsumer,
-            5 => Self::ServerFull,
-            6 => Self::Shutdown,
-            _ => return None,
-        })
-    }
-
-    /// The reason in lower case, as the terminal client prints it: `quit`,
-    /// `timeout`, `disconnected`, `protocol error`, `slow consumer`,
-    /// `server full`, `shutdown`.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Self::Quit => "quit",
-            Self::Timeout => "timeout",
-            Self::Disconnected => "disconnected",
-            Self::ProtocolError => "protocol error",
-            Self::SlowConsumer => "slow consumer",
-            Self::ServerFull => "server full",
-            Self::Shutdown => "shutdown",
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum $name {
+            $($(#[$variant_meta])* $variant = $code,)+
         }
+
+        impl $name {
+            #[doc = concat!("The ", $what, " for a wire byte, if it is one.")]
+            pub fn from_u8(code: u8) -> Option<Self> {
+                match code {
+                    $($code => Some(Self::$variant),)+
+                    _ => None,
+                }
+            }
+
+            /// A short lower-case description, as the terminal client prints
+            /// it (e.g. `name taken`, `slow consumer`).
+            pub fn describe(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)+
+                }
+            }
+        }
+    };
+}
+
+wire_enum! {
+    /// Codes carried by a server `ERROR` frame. The connection stays open after one.
+    pub enum ErrorCode ("code") {
+        /// HELLO with a name already registered (any case).
+        NameTaken = 1 => "name taken",
+        /// HELLO with a name that is not valid.
+        NameInvalid = 2 => "name invalid",
+        /// WHISPER to a name no registered user has.
+        NoSuchUser = 3 => "no such user",
+        /// SAY, WHISPER or WHO before a successful HELLO.
+        NotRegistered = 4 => "not registered",
+        /// HELLO after a successful HELLO.
+        AlreadyRegistered = 5 => "already registered",
+        /// SAY or WHISPER whose text is not valid.
+        BadText = 6 => "bad text",
+    }
+}
+
+wire_enum! {
+    /// Why a connection ended: carried by `LEFT` and by the server's `BYE`.
+    pub enum Reason ("reason") {
+        /// The client sent BYE.
+        Quit = 0 => "quit",
+        /// Handshake or idle timeout.
+        Timeout = 1 => "timeout",
+        /// The stream ended or broke without a BYE.
+        Disconnected = 2 => "disconnected",
+        /// Malformed frame, frame too large, unsupported version.
+        ProtocolError = 3 => "protocol error",
+        /// The client did not read and its queued output passed the limit.
+        SlowConsumer = 4 => "slow consumer",
+        /// The server is at its connection limit.
+        ServerFull = 5 => "server full",
+        /// The server is shutting down.
+        Shutdown = 6 => "shutdown",
     }
 }
 

@@ -31,5 +31,5 @@ mod throttle;
 
 pub use logging::log_event;
 pub use memory::{handle_timeout_then_trim, return_freed_memory};
-pub use net::{SEND_BUFFER, finish_gracefully, listen, tune_accepted};
+pub use net::{SEND_BUFFER, connect, finish_gracefully, listen, tune_accepted};
 pub use throttle::{LogThrottle, is_out_of_descriptors, warn_out_of_descriptors};

@@ -5,6 +5,20 @@
 use std::io::{self, ErrorKind, Read};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::AsFd;
+use std::time::Duration;
+
+/// Connects to the first address of `addr` that answers within `timeout`
+/// (each address gets the whole timeout), as both clients do.
+pub fn connect(addr: impl ToSocketAddrs, timeout: Duration) -> io::Result<TcpStream> {
+    let mut last = io::Error::new(ErrorKind::InvalidInput, "no address to connect to");
+    for candidate in addr.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&candidate, timeout) {
+            Ok(stream) => return Ok(stream),
+            Err(error) => last = error,
+        }
+    }
+    Err(last)
+}
 
 /// The end of a graceful close, in both servers: FIN after the last bytes,
 /// and what the peer already sent taken (up to 64 KiB, without blocking), so

@@ -38,7 +38,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::io::{self, BufRead, ErrorKind, IsTerminal, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -100,7 +100,7 @@ const HELP: [&str; 5] = [
 
 /// Runs the client until it ends; returns the process exit status.
 pub fn run(options: Options) -> u8 {
-    let stream = match connect(&options.connect) {
+    let stream = match runtime_common::connect(options.connect.as_str(), CONNECT_TIMEOUT) {
         Ok(stream) => stream,
         Err(error) => {
             eprintln!("chat: cannot connect to {}: {error}", options.connect);
@@ -118,17 +118,6 @@ pub fn run(options: Options) -> u8 {
             1
         }
     }
-}
-
-fn connect(addr: &str) -> io::Result<TcpStream> {
-    let mut last = io::Error::new(ErrorKind::InvalidInput, "not a valid address");
-    for candidate in addr.to_socket_addrs()? {
-        match TcpStream::connect_timeout(&candidate, CONNECT_TIMEOUT) {
-            Ok(stream) => return Ok(stream),
-            Err(error) => last = error,
-        }
-    }
-    Err(last)
 }
 
 /// The event loop's state.

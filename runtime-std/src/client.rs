@@ -139,7 +139,7 @@ impl BlockingClient {
         config: ClientConfig,
     ) -> Result<Self, ConnectError> {
         let name = Name::new(name).map_err(ConnectError::InvalidName)?;
-        let stream = open(addr)?;
+        let stream = runtime_common::connect(addr, HANDSHAKE_TIMEOUT)?;
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
         let now = Instant::now();
@@ -328,18 +328,6 @@ impl BlockingClient {
         }
         Ok(())
     }
-}
-
-/// Connects to the first address of `addr` that answers.
-fn open(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
-    let mut last = io::Error::new(ErrorKind::InvalidInput, "no address to connect to");
-    for candidate in addr.to_socket_addrs()? {
-        match TcpStream::connect_timeout(&candidate, HANDSHAKE_TIMEOUT) {
-            Ok(stream) => return Ok(stream),
-            Err(error) => last = error,
-        }
-    }
-    Err(last)
 }
 
 fn describe_close(reason: &CloseReason) -> String {
