@@ -28,6 +28,7 @@ mod logging;
 mod memory;
 mod net;
 mod throttle;
+pub mod tls;
 
 pub use logging::log_event;
 pub use memory::{handle_timeout_then_trim, return_freed_memory};

@@ -1,0 +1,282 @@
+//! TLS around a chat connection, composed the sans-IO way.
+//!
+//! rustls is itself a state machine fed bytes, like the chat core, so the two
+//! stack without either knowing: [`TlsSession::handle_input`] turns bytes
+//! read from the socket into the plaintext the chat core reads, and
+//! [`TlsSession::send`] takes the core's queued plaintext and leaves the
+//! records to write in [`TlsSession::transmit`]. Nothing here touches a
+//! socket or a clock; a runtime adds TLS by routing its reads and writes
+//! through a session.
+//!
+//! Invariants:
+//! - Memory stays bounded per connection. Plaintext is taken from the core
+//!   only once everything encrypted before it has been written, and at most
+//!   [`PLAINTEXT_BATCH`] at a time; so what waits encrypted is one batch (plus
+//!   handshake messages), and the core's `max_outbound` keeps bounding the
+//!   rest. The core sees plaintext as written when TLS takes it, which is
+//!   when the socket took the batch before: its congestion pacing stays
+//!   honest.
+//! - Nothing is taken from the core before the handshake completes.
+//! - Every error is fatal to the one connection: the runtime writes what
+//!   [`TlsSession::transmit`] holds (an alert, best effort) and closes it.
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+/// Plaintext taken from the chat core at a time: one TLS record's worth.
+pub const PLAINTEXT_BATCH: usize = 16 * 1024;
+
+/// Why TLS could not be set up, or a connection's TLS failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A certificate or key file could not be read or holds no usable PEM.
+    #[error("{path}: {problem}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The system has no root certificates to verify servers with.
+    #[error("no system root certificates found; give a CA with --ca FILE")]
+    NoRoots,
+    /// The name to verify the server's certificate against is not a valid
+    /// DNS name or IP address.
+    #[error("{0:?} is not a valid server name for TLS")]
+    ServerName(String),
+    /// rustls refused: a bad certificate, a handshake failure, a corrupt
+    /// record, a certificate that does not match the name.
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// rustls's crypto, chosen here once: `ring` builds with the C compiler every
+/// Rust machine has, without cmake or other system packages.
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn file_error(path: &Path, problem: impl std::fmt::Display) -> TlsError {
+    TlsError::File {
+        path: path.to_path_buf(),
+        problem: problem.to_string(),
+    }
+}
+
+/// Reads every certificate of a PEM file (a chain: the server's first).
+pub fn load_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| file_error(path, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_error(path, e))?;
+    if certs.is_empty() {
+        return Err(file_error(path, "no certificate in the file"));
+    }
+    Ok(certs)
+}
+
+/// The TLS settings of a server: the certificate chain and key from PEM
+/// files, TLS 1.2 and 1.3, no client certificates.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let certs = load_certificates(cert)?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key, e))?;
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    Ok(Arc::new(config))
+}
+
+/// The TLS settings of a client: servers are verified against `ca` (a PEM
+/// file of trusted certificates) or, without it, the system's roots.
+pub fn client_config(ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            for cert in load_certificates(path)? {
+                roots.add(cert).map_err(|e| file_error(path, e))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+            if roots.is_empty() {
+                return Err(TlsError::NoRoots);
+            }
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The name a client verifies the server's certificate against: the host
+/// part of `addr` (`localhost:7878` -> `localhost`, `[::1]:7878` -> `::1`).
+pub fn server_name_of(addr: &str) -> Result<ServerName<'static>, TlsError> {
+    let host = match addr.rsplit_once(':') {
+        Some((host, port)) if port.parse::<u16>().is_ok() => host,
+        _ => addr,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    ServerName::try_from(host.to_owned()).map_err(|_| TlsError::ServerName(host.to_owned()))
+}
+
+/// One connection's TLS: socket bytes in, plaintext out, and back.
+#[derive(Debug)]
+pub struct TlsSession {
+    conn: rustls::Connection,
+    /// Encrypted bytes for the socket; `sent` of them are written.
+    sealed: Vec<u8>,
+    sent: usize,
+    /// The peer sent close_notify: its plaintext stream has ended.
+    peer_closed: bool,
+}
+
+impl TlsSession {
+    /// The server side of a new connection.
+    pub fn server(config: Arc<rustls::ServerConfig>) -> Result<Self, TlsError> {
+        let conn = rustls::ServerConnection::new(config)?;
+        Ok(Self::new(conn.into()))
+    }
+
+    /// The client side of a new connection to `name`; the ClientHello is
+    /// ready in [`transmit`](Self::transmit) at once.
+    pub fn client(
+        config: Arc<rustls::ClientConfig>,
+        name: ServerName<'static>,
+    ) -> Result<Self, TlsError> {
+        let conn = rustls::ClientConnection::new(config, name)?;
+        let mut session = Self::new(conn.into());
+        session.seal();
+        Ok(session)
+    }
+
+    fn new(mut conn: rustls::Connection) -> Self {
+        // rustls's own plaintext buffer: what `send` gives it at most.
+        conn.set_buffer_limit(Some(PLAINTEXT_BATCH));
+        Self {
+            conn,
+            sealed: Vec::new(),
+            sent: 0,
+            peer_closed: false,
+        }
+    }
+
+    /// Feeds bytes read from the socket and appends the plaintext they
+    /// complete to `plaintext` (never more bytes than `bytes` holds). An error
+    /// is fatal for the connection; [`transmit`](Self::transmit) may hold an
+    /// alert to write before closing.
+    pub fn handle_input(&mut self, mut bytes: &[u8], plaintext: &mut Vec<u8>) -> Result<(), TlsError> {
+        while !bytes.is_empty() {
+            let read = self.conn.read_tls(&mut bytes);
+            let state = self.conn.process_new_packets();
+            self.seal();
+            let state = state?;
+            if read.is_err() {
+                // rustls's input buffer is full although we drain it after
+                // every record: a peer sending what cannot be a record.
+                return Err(rustls::Error::General("TLS input buffer full".into()).into());
+            }
+            self.take_plaintext(state.plaintext_bytes_to_read(), plaintext);
+            if state.peer_has_closed() {
+                self.peer_closed = true;
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn take_plaintext(&mut self, available: usize, plaintext: &mut Vec<u8>) {
+        let start = plaintext.len();
+        plaintext.resize(start + available, 0);
+        let got = match plaintext.get_mut(start..) {
+            Some(room) => self.conn.reader().read(room).unwrap_or(0),
+            None => 0,
+        };
+        plaintext.truncate(start + got);
+    }
+
+    /// The peer ended its side with close_notify: treat it as end of stream.
+    pub fn peer_has_closed(&self) -> bool {
+        self.peer_closed
+    }
+
+    /// Whether the handshake is still under way.
+    pub fn is_handshaking(&self) -> bool {
+        self.conn.is_handshaking()
+    }
+
+    /// Whether [`send`](Self::send) would take plaintext now: the handshake is
+    /// done and everything encrypted before has been written.
+    pub fn wants_plaintext(&self) -> bool {
+        !self.conn.is_handshaking() && self.transmit().is_empty() && !self.conn.wants_write()
+    }
+
+    /// Takes up to [`PLAINTEXT_BATCH`] bytes of `plaintext` (the chat core's
+    /// queued output) to encrypt and returns how many it took: report them to
+    /// the core as written. Takes nothing while
+    /// [`wants_plaintext`](Self::wants_plaintext) is false.
+    pub fn send(&mut self, plaintext: &[u8]) -> usize {
+        if !self.wants_plaintext() {
+            return 0;
+        }
+        let batch = plaintext.get(..PLAINTEXT_BATCH).unwrap_or(plaintext);
+        let taken = self.conn.writer().write(batch).unwrap_or(0);
+        self.seal();
+        taken
+    }
+
+    /// Encrypted bytes waiting for the socket.
+    pub fn transmit(&self) -> &[u8] {
+        self.sealed.get(self.sent..).unwrap_or_default()
+    }
+
+    /// `n` bytes of [`transmit`](Self::transmit) were written.
+    pub fn handle_written(&mut self, n: usize) {
+        self.sent = self.sent.saturating_add(n).min(self.sealed.len());
+        self.seal();
+    }
+
+    /// Queues close_notify, so the peer can tell our end from a cut.
+    pub fn close(&mut self) {
+        self.conn.send_close_notify();
+        self.seal();
+    }
+
+    /// Moves what rustls has encrypted into `sealed`, once `sealed` is written.
+    fn seal(&mut self) {
+        if self.sent < self.sealed.len() {
+            return;
+        }
+        self.sealed.clear();
+        self.sent = 0;
+        while self.conn.wants_write() {
+            match self.conn.write_tls(&mut self.sealed) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+/// Writes everything `session` has to send to a blocking `socket` (for the
+/// blocking client: the handshake, then its requests).
+pub fn write_all_sealed(session: &mut TlsSession, socket: &mut impl Write) -> io::Result<()> {
+    while !session.transmit().is_empty() {
+        let n = socket.write(session.transmit())?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        session.handle_written(n);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
