@@ -370,7 +370,7 @@ fn say_at_full_speed(
     texts: &[String],
     per_write: usize,
 ) -> std::thread::JoinHandle<()> {
-    let mut stream = client.stream.try_clone().unwrap();
+    let mut stream = client.writer();
     let writes: Vec<Vec<u8>> = texts
         .chunks(per_write.max(1))
         .map(|chunk| {
@@ -507,7 +507,7 @@ pub fn pipelining_client_is_slowed(target: &Target) {
     let total = pings.len();
     let written = Arc::new(AtomicUsize::new(0));
     let writer = {
-        let mut stream = c.stream.try_clone().unwrap();
+        let mut stream = c.writer();
         let written = Arc::clone(&written);
         std::thread::spawn(move || {
             for chunk in pings.chunks(64 * 1024) {

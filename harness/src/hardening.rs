@@ -72,7 +72,7 @@ pub fn flood_fairness(path: &'static str) {
     // The flooder reads everything it is sent (it is served), on its own thread.
     let flooding = Arc::new(AtomicBool::new(true));
     let flood_writer = {
-        let mut stream = flooder.stream.try_clone().unwrap();
+        let mut stream = flooder.writer();
         let flooding = Arc::clone(&flooding);
         let batch: Vec<u8> = (0..500).flat_map(|_| say_bytes(&"f".repeat(100))).collect();
         thread::spawn(move || {
@@ -228,7 +228,7 @@ pub fn slow_consumers_at_scale(path: &'static str) {
         .collect();
     let echoes = thread::spawn(move || {
         let mut sender = sender;
-        let mut stream = sender.stream.try_clone().unwrap();
+        let mut stream = sender.writer();
         let writer = thread::spawn(move || {
             let all: Vec<u8> = (0..MESSAGES)
                 .flat_map(|i| say_bytes(&format!("{i:05}{}", "x".repeat(995))))
@@ -552,7 +552,7 @@ pub fn soak(path: &'static str) {
     // The watcher reads everything and, at the end, says the closing marker
     // through a second handle on its socket (a separate client that never
     // read would itself be dropped as a slow consumer under the churn).
-    let mut marker = watcher.stream.try_clone().unwrap();
+    let mut marker = watcher.writer();
     let fds_before = proc::fd_count(pid);
     let rss_before = proc::rss_kib(pid);
     // Done once the marker has spoken and every churn client that joined

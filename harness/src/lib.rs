@@ -18,10 +18,12 @@
 pub mod cases;
 pub mod hardening;
 pub mod proc;
+pub mod tls;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -38,6 +40,8 @@ pub enum Target {
     InProcess(fn(ServerConfig) -> Running),
     /// A server binary, by path.
     Binary(&'static str),
+    /// A server binary, by path, with the cases' clients on its TLS listener.
+    BinaryTls(&'static str),
 }
 
 /// A started server.
@@ -170,6 +174,17 @@ pub fn spawn_binary(path: &str, config: &ServerConfig) -> Running {
 /// Starts a server binary behind a wrapper command (e.g. `prlimit
 /// --nofile=64`), which must `exec` it so the pid stays the server's.
 pub fn spawn_binary_with(wrapper: &[&str], path: &str, config: &ServerConfig) -> Running {
+    spawn_binary_args(wrapper, path, config, &[]).0
+}
+
+/// Starts a server binary with `extra` flags after the configuration's;
+/// returns it and the rest of its stdout (the lines after `listening on`).
+pub fn spawn_binary_args(
+    wrapper: &[&str],
+    path: &str,
+    config: &ServerConfig,
+    extra: &[String],
+) -> (Running, BufReader<std::process::ChildStdout>) {
     let mut command = match wrapper.split_first() {
         Some((program, args)) => {
             let mut command = Command::new(program);
@@ -180,24 +195,27 @@ pub fn spawn_binary_with(wrapper: &[&str], path: &str, config: &ServerConfig) ->
     };
     let mut child = command
         .args(flags(config))
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(server_stderr())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {path}: {e}"));
     let stdout = child.stdout.take().expect("stdout");
+    let mut stdout = BufReader::new(stdout);
     let mut line = String::new();
-    BufReader::new(stdout)
+    stdout
         .read_line(&mut line)
         .expect("read the listening line");
     let addr = line
         .strip_prefix("listening on ")
         .and_then(|rest| rest.trim_end().parse().ok())
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    Running {
+    let running = Running {
         addr,
         stop: Some(Stop::Process(child)),
-    }
+    };
+    (running, stdout)
 }
 
 /// Starts any server runtime in-process on `127.0.0.1:0`, on its own thread.
@@ -262,19 +280,42 @@ impl Target {
         match self {
             Target::InProcess(start) => start(config),
             Target::Binary(path) => spawn_binary(path, &config),
+            Target::BinaryTls(path) => tls::spawn_binary(path, &config),
         }
     }
 
     pub fn is_binary(&self) -> bool {
-        matches!(self, Target::Binary(_))
+        matches!(self, Target::Binary(_) | Target::BinaryTls(_))
     }
 }
 
-/// A blocking test client speaking frames.
+/// A blocking test client speaking frames, over TLS when it connects to an
+/// address the [`tls`] module registered as a TLS listener.
 pub struct Client {
+    /// The TCP socket (under TLS, if any): for shutdowns, resets and options.
     pub stream: TcpStream,
+    tls: Option<Arc<tls::Shared>>,
     deframer: Deframer,
     pending: std::collections::VecDeque<ServerFrame>,
+}
+
+/// Writes to a [`Client`]'s connection from another thread.
+pub struct Writer {
+    stream: TcpStream,
+    tls: Option<Arc<tls::Shared>>,
+}
+
+impl Write for Writer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match &self.tls {
+            None => self.stream.write(bytes),
+            Some(tls) => tls.write_all(&mut self.stream, bytes).map(|()| bytes.len()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.stream.flush()
+    }
 }
 
 /// What a read attempt found.
@@ -288,11 +329,20 @@ impl Client {
     pub fn connect(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_nodelay(true).expect("nodelay");
-        Self {
+        let mut client = Self {
             stream,
+            tls: tls::client_for(addr),
             deframer: Deframer::new(),
             pending: std::collections::VecDeque::new(),
+        };
+        client
+            .stream
+            .set_read_timeout(Some(PATIENCE))
+            .expect("timeout");
+        if let Some(tls) = &client.tls {
+            tls.handshake(&mut client.stream);
         }
+        client
     }
 
     /// Connects and registers as `name`; returns the roster it was given.
@@ -342,7 +392,21 @@ impl Client {
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("write");
+        self.writer().write_all(bytes).expect("write");
+    }
+
+    /// A second handle that writes to this client's connection (through its
+    /// TLS, if any), for a writer thread while this one reads.
+    pub fn writer(&self) -> Writer {
+        Writer {
+            stream: self.stream.try_clone().expect("clone the socket"),
+            tls: self.tls.clone(),
+        }
+    }
+
+    /// Whether this client speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The next frame or the end of the stream, within [`PATIENCE`].
@@ -364,7 +428,11 @@ impl Client {
                 return None;
             }
             self.stream.set_read_timeout(Some(left)).expect("timeout");
-            match self.stream.read(&mut buf) {
+            let read = match &self.tls {
+                None => self.stream.read(&mut buf),
+                Some(tls) => tls.read(&mut self.stream, &mut buf),
+            };
+            match read {
                 Ok(0) => return Some(Received::Closed),
                 Ok(n) => {
                     let mut input = &buf[..n];
@@ -384,7 +452,15 @@ impl Client {
                     return None;
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == ErrorKind::ConnectionReset => return Some(Received::Closed),
+                // A reset, or (over TLS) the stream cut without close_notify.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof
+                    ) =>
+                {
+                    return Some(Received::Closed);
+                }
                 Err(e) => panic!("read failed: {e}"),
             }
         }
@@ -435,10 +511,13 @@ macro_rules! server_cases {
             shutdown_says_bye, many_clients_receive_a_broadcast);
     };
     (@each $target:expr; $($case:ident),* $(,)?) => {
+        $crate::server_cases!(@each_in cases; $target; $($case),*);
+    };
+    (@each_in $module:ident; $target:expr; $($case:ident),* $(,)?) => {
         $(
             #[test]
             fn $case() {
-                $crate::cases::$case(&$target);
+                $crate::$module::$case(&$target);
             }
         )*
     };

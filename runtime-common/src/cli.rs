@@ -3,7 +3,9 @@
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chat_core::ServerConfig;
@@ -35,6 +37,16 @@ pub struct ServerArgs {
     /// least 1; a reader with nothing queued always takes the next frame).
     #[arg(long, value_name = "BYTES", default_value = "1048576", value_parser = parse_positive)]
     pub max_outbound: usize,
+    /// Also serve the protocol over TLS on this address (with --tls-cert
+    /// and --tls-key).
+    #[arg(long, value_name = "ADDR", requires_all = ["tls_cert", "tls_key"])]
+    pub tls_listen: Option<String>,
+    /// The TLS certificate chain, PEM, the server's certificate first.
+    #[arg(long, value_name = "FILE", requires = "tls_listen")]
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS private key, PEM.
+    #[arg(long, value_name = "FILE", requires = "tls_listen")]
+    pub tls_key: Option<PathBuf>,
     /// More logging on stderr (-v info, -vv debug); RUST_LOG works too.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -91,6 +103,15 @@ pub trait ChatServer: Sized + Send + 'static {
     fn stopper(&self) -> Box<dyn Fn() + Send + 'static>;
     /// Serves until stopped.
     fn run(self) -> io::Result<()>;
+    /// Adds a listener for the protocol over TLS.
+    fn listen_tls(self, addr: SocketAddr, config: Arc<rustls::ServerConfig>) -> io::Result<Self>;
+    /// The TLS listener's address, if there is one.
+    fn tls_addr(&self) -> Option<SocketAddr>;
+}
+
+/// Resolves a listening address given on the command line.
+fn resolve(addr: &str) -> Option<SocketAddr> {
+    addr.to_socket_addrs().ok().and_then(|mut a| a.next())
 }
 
 /// The whole `main` of a server binary: parse flags (exit 2 on bad ones), bind
@@ -108,12 +129,26 @@ pub fn server_main<S: ChatServer>(name: &'static str) -> ExitCode {
         eprintln!("{name}: {error}");
         return ExitCode::from(2);
     }
-    let addr = match args.listen.to_socket_addrs().map(|mut a| a.next()) {
-        Ok(Some(addr)) => addr,
-        Ok(None) | Err(_) => {
-            eprintln!("{name}: cannot bind {}: not a valid address", args.listen);
-            return ExitCode::from(1);
+    let Some(addr) = resolve(&args.listen) else {
+        eprintln!("{name}: cannot bind {}: not a valid address", args.listen);
+        return ExitCode::from(1);
+    };
+    // The certificate is checked before anything listens.
+    let tls = match (&args.tls_listen, &args.tls_cert, &args.tls_key) {
+        (Some(listen), Some(cert), Some(key)) => {
+            let Some(tls_addr) = resolve(listen) else {
+                eprintln!("{name}: cannot bind {listen}: not a valid address");
+                return ExitCode::from(1);
+            };
+            match crate::tls::server_config(cert, key) {
+                Ok(config) => Some((tls_addr, config)),
+                Err(error) => {
+                    eprintln!("{name}: {error}");
+                    return ExitCode::from(1);
+                }
+            }
         }
+        _ => None,
     };
     let server = match S::bind(addr, args.config()) {
         Ok(server) => server,
@@ -122,12 +157,25 @@ pub fn server_main<S: ChatServer>(name: &'static str) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let server = match tls {
+        None => server,
+        Some((tls_addr, config)) => match server.listen_tls(tls_addr, config) {
+            Ok(server) => server,
+            Err(error) => {
+                eprintln!("{name}: cannot bind {tls_addr}: {error}");
+                return ExitCode::from(1);
+            }
+        },
+    };
     if let Err(error) = on_termination(server.stopper()) {
         eprintln!("{name}: cannot install signal handlers: {error}");
         return ExitCode::from(1);
     }
     let mut stdout = io::stdout().lock();
     let _ = writeln!(stdout, "listening on {}", server.local_addr());
+    if let Some(tls_addr) = server.tls_addr() {
+        let _ = writeln!(stdout, "tls listening on {tls_addr}");
+    }
     let _ = stdout.flush();
     drop(stdout);
     match server.run() {

@@ -20,9 +20,12 @@
 //! - Every error is fatal to the one connection: the runtime writes what
 //!   [`TlsSession::transmit`] holds (an alert, best effort) and closes it.
 
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
+
+use chat_core::{Client, ConnId, Server};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -172,7 +175,11 @@ impl TlsSession {
     /// complete to `plaintext` (never more bytes than `bytes` holds). An error
     /// is fatal for the connection; [`transmit`](Self::transmit) may hold an
     /// alert to write before closing.
-    pub fn handle_input(&mut self, mut bytes: &[u8], plaintext: &mut Vec<u8>) -> Result<(), TlsError> {
+    pub fn handle_input(
+        &mut self,
+        mut bytes: &[u8],
+        plaintext: &mut Vec<u8>,
+    ) -> Result<(), TlsError> {
         while !bytes.is_empty() {
             let read = self.conn.read_tls(&mut bytes);
             let state = self.conn.process_new_packets();
@@ -265,17 +272,135 @@ impl TlsSession {
     }
 }
 
-/// Writes everything `session` has to send to a blocking `socket` (for the
-/// blocking client: the handshake, then its requests).
-pub fn write_all_sealed(session: &mut TlsSession, socket: &mut impl Write) -> io::Result<()> {
-    while !session.transmit().is_empty() {
-        let n = socket.write(session.transmit())?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
+/// The next bytes to write on `conn`'s socket: the server core's queue
+/// itself, or, through `tls`, the records it has sealed (taking more of the
+/// core's queue first when it can). Pair with [`written`].
+pub fn outbound<'a>(
+    core: &'a mut Server,
+    tls: Option<&'a mut TlsSession>,
+    now: Instant,
+    conn: ConnId,
+) -> &'a [u8] {
+    match tls {
+        None => core.outbound(conn),
+        Some(tls) => {
+            let taken = tls.send(core.outbound(conn));
+            if taken > 0 {
+                core.handle_written(now, conn, taken);
+            }
+            tls.transmit()
         }
-        session.handle_written(n);
     }
-    Ok(())
+}
+
+/// `n` bytes of what [`outbound`] returned were written to the socket.
+pub fn written(
+    core: &mut Server,
+    tls: Option<&mut TlsSession>,
+    now: Instant,
+    conn: ConnId,
+    n: usize,
+) {
+    match tls {
+        None => core.handle_written(now, conn, n),
+        Some(tls) => tls.handle_written(n),
+    }
+}
+
+/// Feeds bytes read from `conn`'s socket to the server core, through `tls`
+/// if any (`plain` is scratch space for the plaintext). A TLS error is fatal:
+/// write [`TlsSession::transmit`] (an alert) if you can, and close.
+pub fn input(
+    core: &mut Server,
+    tls: Option<&mut TlsSession>,
+    now: Instant,
+    conn: ConnId,
+    bytes: &[u8],
+    plain: &mut Vec<u8>,
+) -> Result<(), TlsError> {
+    let Some(tls) = tls else {
+        core.handle_input(now, conn, bytes);
+        return Ok(());
+    };
+    plain.clear();
+    let decrypted = tls.handle_input(bytes, plain);
+    if !plain.is_empty() {
+        core.handle_input(now, conn, plain);
+    }
+    if decrypted.is_ok() && tls.peer_has_closed() {
+        core.handle_eof(now, conn);
+    }
+    decrypted
+}
+
+/// Whether `conn`'s socket should be read: when the core wants input, and
+/// also while a TLS handshake is under way on a connection the core is
+/// closing (refused, or shutting down), so that its farewell can be said.
+pub fn wants_read(core: &Server, tls: Option<&TlsSession>, conn: ConnId) -> bool {
+    core.wants_read(conn) || tls.is_some_and(|tls| tls.is_handshaking() && core.is_closing(conn))
+}
+
+/// Whether `conn`'s socket has something to write now (see [`outbound`]).
+pub fn has_outbound(core: &Server, tls: Option<&TlsSession>, conn: ConnId) -> bool {
+    let queued = !core.outbound(conn).is_empty();
+    match tls {
+        None => queued,
+        Some(tls) => !tls.transmit().is_empty() || (queued && tls.wants_plaintext()),
+    }
+}
+
+/// [`input`] for the client core.
+pub fn client_input(
+    client: &mut Client,
+    tls: Option<&mut TlsSession>,
+    now: Instant,
+    bytes: &[u8],
+    plain: &mut Vec<u8>,
+) -> Result<(), TlsError> {
+    let Some(tls) = tls else {
+        client.handle_input(now, bytes);
+        return Ok(());
+    };
+    plain.clear();
+    let decrypted = tls.handle_input(bytes, plain);
+    if !plain.is_empty() {
+        client.handle_input(now, plain);
+    }
+    if decrypted.is_ok() && tls.peer_has_closed() {
+        client.handle_eof(now);
+    }
+    decrypted
+}
+
+/// [`outbound`] for the client core.
+pub fn client_outbound<'a>(client: &'a mut Client, tls: Option<&'a mut TlsSession>) -> &'a [u8] {
+    match tls {
+        None => client.outbound(),
+        Some(tls) => {
+            let taken = tls.send(client.outbound());
+            if taken > 0 {
+                client.handle_written(taken);
+            }
+            tls.transmit()
+        }
+    }
+}
+
+/// [`written`] for the client core.
+pub fn client_written(client: &mut Client, tls: Option<&mut TlsSession>, n: usize) {
+    match tls {
+        None => client.handle_written(n),
+        Some(tls) => tls.handle_written(n),
+    }
+}
+
+/// [`has_outbound`] for the client core.
+pub fn client_has_outbound(client: &Client, tls: Option<&TlsSession>) -> bool {
+    let queued = !client.outbound().is_empty();
+    match tls {
+        None => queued,
+        Some(tls) => !tls.transmit().is_empty() || (queued && tls.wants_plaintext()),
+    }
 }
 
 #[cfg(test)]

@@ -53,4 +53,14 @@ impl runtime_common::cli::ChatServer for PollingServer {
     fn run(self) -> std::io::Result<()> {
         self.run()
     }
+    fn listen_tls(
+        self,
+        addr: std::net::SocketAddr,
+        config: std::sync::Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<Self> {
+        self.listen_tls(addr, config)
+    }
+    fn tls_addr(&self) -> Option<std::net::SocketAddr> {
+        self.tls_addr()
+    }
 }

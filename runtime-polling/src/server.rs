@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use chat_core::server::{ConnId, Server, ServerConfig, ServerEvent};
 use polling::{Event as Interest, Events, PollMode, Poller};
 
+use runtime_common::tls::{self, TlsSession};
 use runtime_common::{
     LogThrottle, finish_gracefully, is_out_of_descriptors, listen, log_event, tune_accepted,
     warn_out_of_descriptors,
@@ -34,6 +35,8 @@ use runtime_common::{
 
 /// Poller key of the listening socket; connections use their `ConnId` index.
 const LISTENER: usize = usize::MAX - 1;
+/// Poller key of the TLS listening socket.
+const TLS_LISTENER: usize = usize::MAX - 2;
 /// Bytes read per readiness event.
 const READ_CHUNK: usize = 64 * 1024;
 /// Connections accepted per loop turn, so a connect storm cannot starve reads.
@@ -69,20 +72,32 @@ struct Socket {
     stream: TcpStream,
     conn: ConnId,
     peer: SocketAddr,
+    /// TLS between the socket and the core, on connections of the TLS listener.
+    tls: Option<Box<TlsSession>>,
     readable: bool,
     writable: bool,
+}
+
+/// The TLS listener and the settings of its connections.
+struct TlsListener {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    config: Arc<rustls::ServerConfig>,
 }
 
 /// The reference chat server on one epoll loop.
 pub struct PollingServer {
     listener: TcpListener,
     local_addr: SocketAddr,
+    tls_listener: Option<TlsListener>,
     poller: Arc<Poller>,
     stop: Arc<AtomicBool>,
     core: Server,
     /// Indexed by `ConnId::index()`.
     sockets: Vec<Option<Socket>>,
     read_buf: Vec<u8>,
+    /// Plaintext of the last TLS read.
+    plain_buf: Vec<u8>,
     /// Connections whose interest may need updating after this turn.
     touched: Vec<ConnId>,
     /// Readiness taken in the middle of a write phase (see `drain_core`).
@@ -112,11 +127,13 @@ impl PollingServer {
         Ok(Self {
             listener,
             local_addr,
+            tls_listener: None,
             poller,
             stop: Arc::new(AtomicBool::new(false)),
             core: Server::new(config),
             sockets: Vec::new(),
             read_buf: vec![0; READ_CHUNK],
+            plain_buf: Vec::new(),
             touched: Vec::new(),
             slice_events: Some(Events::new()),
             accept_paused_until: None,
@@ -124,9 +141,41 @@ impl PollingServer {
         })
     }
 
+    /// Also serves the protocol over TLS on `addr`, with `config`'s
+    /// certificate (see `runtime_common::tls::server_config`).
+    pub fn listen_tls(
+        mut self,
+        addr: impl ToSocketAddrs,
+        config: Arc<rustls::ServerConfig>,
+    ) -> io::Result<Self> {
+        let listener = listen(addr)?;
+        listener.set_nonblocking(true)?;
+        let local_addr = listener.local_addr()?;
+        // SAFETY: the listener is owned by `self` and deleted from the poller
+        // in `run` before it is dropped.
+        unsafe {
+            self.poller.add_with_mode(
+                &listener,
+                Interest::readable(TLS_LISTENER),
+                PollMode::Level,
+            )?
+        };
+        self.tls_listener = Some(TlsListener {
+            listener,
+            local_addr,
+            config,
+        });
+        Ok(self)
+    }
+
     /// The address the server listens on (with the real port when bound to 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the TLS listener, if there is one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_listener.as_ref().map(|tls| tls.local_addr)
     }
 
     /// A handle that stops the server from another thread.
@@ -144,6 +193,9 @@ impl PollingServer {
             let _ = self.poller.delete(&socket.stream);
         }
         let _ = self.poller.delete(&self.listener);
+        if let Some(tls) = &self.tls_listener {
+            let _ = self.poller.delete(&tls.listener);
+        }
         result
     }
 
@@ -182,8 +234,12 @@ impl PollingServer {
                 );
                 self.core.shutdown(now);
                 // Connections still in the backlog get their BYE too.
-                self.accept(now);
+                self.accept(now, false);
+                self.accept(now, true);
                 self.poller.delete(&self.listener)?;
+                if let Some(tls) = &self.tls_listener {
+                    self.poller.delete(&tls.listener)?;
+                }
                 // The listener is gone from the poller: nothing to resume.
                 self.accept_paused_until = None;
             }
@@ -204,9 +260,9 @@ impl PollingServer {
 
     fn on_events(&mut self, now: Instant, events: &Events, shutting_down: bool) {
         for event in events.iter() {
-            if event.key == LISTENER {
+            if event.key == LISTENER || event.key == TLS_LISTENER {
                 if !shutting_down {
-                    self.accept(now);
+                    self.accept(now, event.key == TLS_LISTENER);
                 }
             } else {
                 self.on_socket_event(now, event);
@@ -221,11 +277,25 @@ impl PollingServer {
         }
     }
 
-    fn accept(&mut self, now: Instant) {
+    /// Accepts from the plain listener or, with `tls`, the TLS one.
+    fn accept(&mut self, now: Instant, tls: bool) {
         for _ in 0..ACCEPTS_PER_TURN {
-            match self.listener.accept() {
+            let (accepted, tls_config) = match (&self.tls_listener, tls) {
+                (_, false) => (self.listener.accept(), None),
+                (Some(tls), true) => (tls.listener.accept(), Some(Arc::clone(&tls.config))),
+                (None, true) => return,
+            };
+            match accepted {
                 Ok((stream, peer)) => {
-                    if let Err(error) = self.add_connection(now, stream, peer) {
+                    let session = match tls_config.map(TlsSession::server) {
+                        None => None,
+                        Some(Ok(session)) => Some(Box::new(session)),
+                        Some(Err(error)) => {
+                            log::warn!("cannot start TLS for {peer}: {error}");
+                            continue;
+                        }
+                    };
+                    if let Err(error) = self.add_connection(now, stream, peer, session) {
                         log::warn!("cannot set up connection from {peer}: {error}");
                     }
                 }
@@ -243,18 +313,28 @@ impl PollingServer {
 
     fn pause_accepting(&mut self, now: Instant) {
         self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
-        if let Err(error) = self.poller.modify(&self.listener, Interest::none(LISTENER)) {
-            log::error!("cannot pause the listener: {error}");
-        }
+        self.set_listening(false);
     }
 
     fn resume_accepting(&mut self) {
         self.accept_paused_until = None;
-        if let Err(error) = self
-            .poller
-            .modify(&self.listener, Interest::readable(LISTENER))
-        {
-            log::error!("cannot resume the listener: {error}");
+        self.set_listening(true);
+    }
+
+    fn set_listening(&self, on: bool) {
+        let tls = self
+            .tls_listener
+            .as_ref()
+            .map(|tls| (&tls.listener, TLS_LISTENER));
+        for (listener, key) in std::iter::once((&self.listener, LISTENER)).chain(tls) {
+            let interest = if on {
+                Interest::readable(key)
+            } else {
+                Interest::none(key)
+            };
+            if let Err(error) = self.poller.modify(listener, interest) {
+                log::error!("cannot pause or resume a listener: {error}");
+            }
         }
     }
 
@@ -271,9 +351,15 @@ impl PollingServer {
         now: Instant,
         stream: TcpStream,
         peer: SocketAddr,
+        tls: Option<Box<TlsSession>>,
     ) -> io::Result<()> {
         stream.set_nonblocking(true)?;
         tune_accepted(&stream)?;
+        let protocol = if tls.is_some() {
+            "native over TLS"
+        } else {
+            "native"
+        };
         let conn = self.core.handle_accept(now);
         let key = conn.index();
         // SAFETY: the stream is stored in `self.sockets` and deleted from the
@@ -294,11 +380,12 @@ impl PollingServer {
                 stream,
                 conn,
                 peer,
+                tls,
                 readable: true,
                 writable: false,
             });
         }
-        log::debug!("accepted {conn} [{peer}]");
+        log::debug!("accepted {conn} [{peer}] ({protocol})");
         self.touched.push(conn);
         Ok(())
     }
@@ -308,12 +395,26 @@ impl PollingServer {
             return;
         };
         let conn = socket.conn;
-        if event.readable && self.core.wants_read(conn) {
+        if event.readable && tls::wants_read(&self.core, socket.tls.as_deref(), conn) {
             match socket.stream.read(&mut self.read_buf) {
                 Ok(0) => self.core.handle_eof(now, conn),
                 Ok(n) => {
                     let bytes = self.read_buf.get(..n).unwrap_or_default();
-                    self.core.handle_input(now, conn, bytes);
+                    let tls = socket.tls.as_deref_mut();
+                    let fed =
+                        tls::input(&mut self.core, tls, now, conn, bytes, &mut self.plain_buf);
+                    if let Err(error) = fed {
+                        log::debug!("TLS of {conn} failed: {error}");
+                        // Its alert, best effort, then closed.
+                        if let Some(tls) = &socket.tls {
+                            let _ = socket.stream.write(tls.transmit());
+                        }
+                        self.core.handle_io_error(now, conn);
+                    } else if socket.tls.is_some() {
+                        // Handshake messages need writing whether or not
+                        // the core has anything to say.
+                        self.flush(now, conn);
+                    }
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
                 Err(e) => {
@@ -334,12 +435,12 @@ impl PollingServer {
             return;
         };
         loop {
-            let pending = self.core.outbound(conn);
+            let pending = tls::outbound(&mut self.core, socket.tls.as_deref_mut(), now, conn);
             if pending.is_empty() {
                 break;
             }
             match socket.stream.write(pending) {
-                Ok(n) => self.core.handle_written(now, conn, n),
+                Ok(n) => tls::written(&mut self.core, socket.tls.as_deref_mut(), now, conn, n),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -416,8 +517,8 @@ impl PollingServer {
         if socket.conn != conn {
             return;
         }
-        let readable = self.core.wants_read(conn);
-        let writable = !self.core.outbound(conn).is_empty();
+        let readable = tls::wants_read(&self.core, socket.tls.as_deref(), conn);
+        let writable = tls::has_outbound(&self.core, socket.tls.as_deref(), conn);
         if (readable, writable) == (socket.readable, socket.writable) {
             return;
         }
@@ -441,10 +542,15 @@ impl PollingServer {
         if slot.as_ref().is_none_or(|s| s.conn != conn) {
             return;
         }
-        let Some(socket) = slot.take() else {
+        let Some(mut socket) = slot.take() else {
             return;
         };
         let _ = self.poller.delete(&socket.stream);
+        if let Some(tls) = socket.tls.as_mut().filter(|_| graceful) {
+            // close_notify after what is still encrypted, best effort.
+            tls.close();
+            let _ = socket.stream.write(tls.transmit());
+        }
         if graceful {
             finish_gracefully(&socket.stream);
         } else {

@@ -47,6 +47,7 @@ use std::time::{Duration, Instant};
 use chat_core::client::{Client, ClientConfig, ClientEvent, CloseReason};
 use chat_core::{ErrorCode, Name, Reason, Text};
 use polling::{Event as Interest, Events, PollMode, Poller};
+use runtime_common::tls::{self, TlsSession};
 use rustyline::ExternalPrinter;
 use rustyline::error::ReadlineError;
 
@@ -66,6 +67,9 @@ pub struct Options {
     pub name: Option<Name>,
     /// Leave after this long without user input; `None` never does.
     pub idle_exit: Option<Duration>,
+    /// Speak TLS, verifying the server with these settings (see
+    /// `runtime_common::tls::client_config`) against the host of `connect`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// What the stdin and signal threads hand to the loop.
@@ -107,11 +111,25 @@ pub fn run(options: Options) -> u8 {
             return 1;
         }
     };
+    let tls = match &options.tls {
+        None => None,
+        Some(config) => {
+            let session = tls::server_name_of(&options.connect)
+                .and_then(|name| TlsSession::client(Arc::clone(config), name));
+            match session {
+                Ok(session) => Some(Box::new(session)),
+                Err(error) => {
+                    eprintln!("chat: cannot connect to {}: {error}", options.connect);
+                    return 1;
+                }
+            }
+        }
+    };
     // A line editor puts the terminal in raw mode: whatever way the program
     // ends (the server going away, a panic on this thread), the terminal
     // gets its settings back.
     let _restore = TerminalRestore::capture();
-    match Terminal::new(stream, &options).and_then(|t| t.run(options.name)) {
+    match Terminal::new(stream, tls, &options).and_then(|t| t.run(options.name)) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("chat: {error}");
@@ -123,6 +141,10 @@ pub fn run(options: Options) -> u8 {
 /// The event loop's state.
 struct Terminal {
     stream: TcpStream,
+    /// TLS between the socket and the client core, with `--tls`.
+    tls: Option<Box<TlsSession>>,
+    /// Plaintext of the last TLS read.
+    plain_buf: Vec<u8>,
     poller: Arc<Poller>,
     client: Client,
     inputs: Receiver<UserInput>,
@@ -146,7 +168,7 @@ struct Terminal {
 }
 
 impl Terminal {
-    fn new(stream: TcpStream, options: &Options) -> io::Result<Self> {
+    fn new(stream: TcpStream, tls: Option<Box<TlsSession>>, options: &Options) -> io::Result<Self> {
         stream.set_nonblocking(true)?;
         stream.set_nodelay(true)?;
         let poller = Arc::new(Poller::new()?);
@@ -173,6 +195,8 @@ impl Terminal {
         };
         Ok(Self {
             stream,
+            tls,
+            plain_buf: Vec::new(),
             poller,
             client: Client::new(config, Instant::now()),
             inputs,
@@ -214,7 +238,7 @@ impl Terminal {
             let now = Instant::now();
             for event in events.iter() {
                 if event.readable {
-                    self.read_socket(now);
+                    self.read_socket(now)?;
                 }
             }
             if let Some(code) = self.take_inputs(now) {
@@ -224,12 +248,22 @@ impl Terminal {
         }
     }
 
-    fn read_socket(&mut self, now: Instant) {
+    /// One read of the socket, fed to the client (through TLS). A TLS
+    /// failure (a certificate that does not verify, a corrupt record) ends
+    /// the program with its reason.
+    fn read_socket(&mut self, now: Instant) -> io::Result<()> {
         match self.stream.read(&mut self.read_buf) {
             Ok(0) => self.client.handle_eof(now),
             Ok(n) => {
                 let bytes = self.read_buf.get(..n).unwrap_or_default();
-                self.client.handle_input(now, bytes);
+                let tls = self.tls.as_deref_mut();
+                let fed = tls::client_input(&mut self.client, tls, now, bytes, &mut self.plain_buf);
+                if let Err(error) = fed {
+                    if let Some(tls) = &self.tls {
+                        let _ = self.stream.write(tls.transmit());
+                    }
+                    return Err(io::Error::other(error));
+                }
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
             Err(e) => {
@@ -237,6 +271,7 @@ impl Terminal {
                 self.client.handle_eof(now);
             }
         }
+        Ok(())
     }
 
     /// Writes what the client queued, shows its events and keeps the socket's
@@ -258,7 +293,7 @@ impl Terminal {
         }
         self.show_lines(false);
         self.prompt();
-        let writable = !self.client.outbound().is_empty();
+        let writable = tls::client_has_outbound(&self.client, self.tls.as_deref());
         if writable != self.writable {
             let interest = Interest::new(SOCKET, true, writable);
             self.poller
@@ -270,12 +305,12 @@ impl Terminal {
 
     fn flush(&mut self) {
         loop {
-            let pending = self.client.outbound();
+            let pending = tls::client_outbound(&mut self.client, self.tls.as_deref_mut());
             if pending.is_empty() {
                 return;
             }
             match self.stream.write(pending) {
-                Ok(n) => self.client.handle_written(n),
+                Ok(n) => tls::client_written(&mut self.client, self.tls.as_deref_mut(), n),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {

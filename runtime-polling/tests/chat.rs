@@ -19,7 +19,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use chat_core::{ClientFrame, ErrorCode, Name, ServerFrame};
+use chat_core::{ClientFrame, ErrorCode, Name, ServerConfig, ServerFrame};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -699,4 +699,44 @@ fn on_a_terminal_typed_text_survives_incoming_lines_and_the_terminal_is_restored
             .contains(rustix::termios::LocalModes::ICANON),
         "the terminal is back in its normal (canonical) mode"
     );
+}
+
+// ----- TLS -----
+
+#[test]
+fn over_tls_two_users_talk_and_a_bad_certificate_is_a_clear_error() {
+    let server =
+        harness::tls::in_process::<runtime_polling::PollingServer>(ServerConfig::default());
+    let addr = format!("localhost:{}", server.addr.port());
+    let ca = harness::tls::pki().cert.display().to_string();
+    let mut alice = Chat::spawn("alice", &addr, &["--name", "alice", "--ca", &ca]);
+    alice.expect("* users: alice");
+    let mut bob = Chat::spawn("bob", &addr, &["--tls", "--ca", &ca, "--name", "bob"]);
+    bob.expect("* users: alice, bob");
+    alice.expect("* bob joined");
+    bob.send("hello over TLS");
+    alice.expect("<bob> hello over TLS");
+    bob.send("/quit");
+    assert_eq!(bob.finish().code(), Some(0));
+    alice.expect("* bob left (quit)");
+
+    // The certificate is for `localhost`: verifying it as 127.0.0.1 fails.
+    let by_ip = format!("127.0.0.1:{}", server.addr.port());
+    let out = Command::new(env!("CARGO_BIN_EXE_chat"))
+        .args(["--connect", &by_ip, "--name", "eve", "--ca", &ca])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("certificate"), "{stderr}");
+    // A CA file that holds no certificate: refused before connecting.
+    let key = harness::tls::pki().key.display().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_chat"))
+        .args(["--connect", &addr, "--name", "eve", "--ca", &key])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no certificate"));
 }

@@ -32,3 +32,27 @@ fn five_thousand_clients_receive_a_broadcast() {
 fn command_line() {
     harness::cases::command_line(env!("CARGO_BIN_EXE_chat-server"), "chat-server");
 }
+
+/// The same cases with every client on the TLS listener.
+mod tls_in_process {
+    harness::server_cases!(harness::Target::InProcess(
+        harness::tls::in_process::<runtime_polling::PollingServer>
+    ));
+    harness::tls_cases!(harness::Target::InProcess(
+        harness::tls::in_process::<runtime_polling::PollingServer>
+    ));
+}
+
+mod tls_binary {
+    harness::server_cases!(harness::Target::BinaryTls(env!(
+        "CARGO_BIN_EXE_chat-server"
+    )));
+    harness::tls_cases!(harness::Target::BinaryTls(env!(
+        "CARGO_BIN_EXE_chat-server"
+    )));
+}
+
+#[test]
+fn tls_command_line() {
+    harness::tls::command_line(env!("CARGO_BIN_EXE_chat-server"));
+}

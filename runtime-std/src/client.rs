@@ -50,10 +50,12 @@
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chat_core::client::{Client, ClientConfig, ClientEvent, CloseReason, UsageError};
 use chat_core::{ErrorCode, Name, NameError, Text, TextError};
+use runtime_common::tls::{self, TlsError, TlsSession};
 
 /// How long [`BlockingClient::connect`] waits for the TCP connection, and then
 /// again for the server's answer to HELLO (the server's own handshake timeout
@@ -94,6 +96,10 @@ pub enum ConnectError {
     /// No answer to HELLO within [`HANDSHAKE_TIMEOUT`].
     #[error("no answer from the server")]
     TimedOut,
+    /// TLS failed: the server's certificate does not verify (unknown CA,
+    /// another name, expired), or the handshake broke.
+    #[error("{0}")]
+    Tls(#[from] TlsError),
 }
 
 /// Why a [`say`](BlockingClient::say), [`whisper`](BlockingClient::whisper) or
@@ -123,6 +129,10 @@ pub enum SendError {
 #[derive(Debug)]
 pub struct BlockingClient {
     stream: TcpStream,
+    /// TLS between the socket and the state machine, from [`connect_tls`](Self::connect_tls).
+    tls: Option<Box<TlsSession>>,
+    /// Plaintext of the last TLS read.
+    plain_buf: Vec<u8>,
     client: Client,
     name: Name,
     read_buf: Vec<u8>,
@@ -138,6 +148,29 @@ impl BlockingClient {
         name: &str,
         config: ClientConfig,
     ) -> Result<Self, ConnectError> {
+        Self::connect_with(addr, name, config, None)
+    }
+
+    /// [`connect`](Self::connect) over TLS: the server's certificate is
+    /// verified with `tls` (see `runtime_common::tls::client_config`: the
+    /// system's roots or a private CA) against the host part of `addr`. A
+    /// certificate that does not verify is a [`ConnectError::Tls`].
+    pub fn connect_tls(
+        addr: &str,
+        name: &str,
+        config: ClientConfig,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Result<Self, ConnectError> {
+        let session = TlsSession::client(tls, tls::server_name_of(addr)?)?;
+        Self::connect_with(addr, name, config, Some(Box::new(session)))
+    }
+
+    fn connect_with(
+        addr: impl ToSocketAddrs,
+        name: &str,
+        config: ClientConfig,
+        tls: Option<Box<TlsSession>>,
+    ) -> Result<Self, ConnectError> {
         let name = Name::new(name).map_err(ConnectError::InvalidName)?;
         let stream = runtime_common::connect(addr, HANDSHAKE_TIMEOUT)?;
         stream.set_nodelay(true)?;
@@ -145,6 +178,8 @@ impl BlockingClient {
         let now = Instant::now();
         let mut this = Self {
             stream,
+            tls,
+            plain_buf: Vec::new(),
             client: Client::new(config, now),
             name,
             read_buf: vec![0; READ_CHUNK],
@@ -169,11 +204,17 @@ impl BlockingClient {
                 Some(ClientEvent::Closed { reason }) => return Err(ConnectError::Closed(reason)),
                 // The server sends nothing else before the roster.
                 Some(other) => log::debug!("ignored during the handshake: {other:?}"),
-                None => {
-                    if !this.read_until(Some(deadline))? {
-                        return Err(ConnectError::TimedOut);
+                None => match this.read_until(Some(deadline)) {
+                    Ok(true) => {}
+                    Ok(false) => return Err(ConnectError::TimedOut),
+                    Err(error) => {
+                        // A TLS failure keeps its own variant.
+                        return Err(match error.downcast::<TlsError>() {
+                            Ok(tls) => ConnectError::Tls(tls),
+                            Err(io) => ConnectError::Io(io),
+                        });
                     }
-                }
+                },
             }
         }
     }
@@ -294,7 +335,15 @@ impl BlockingClient {
             Ok(0) => self.client.handle_eof(now),
             Ok(n) => {
                 let bytes = self.read_buf.get(..n).unwrap_or_default();
-                self.client.handle_input(now, bytes);
+                let tls = self.tls.as_deref_mut();
+                let fed = tls::client_input(&mut self.client, tls, now, bytes, &mut self.plain_buf);
+                if let Err(error) = fed {
+                    if let Some(tls) = &self.tls {
+                        let _ = self.stream.write(tls.transmit());
+                    }
+                    self.client.handle_eof(now);
+                    return Err(io::Error::new(ErrorKind::InvalidData, error));
+                }
             }
             Err(e)
                 if matches!(
@@ -312,10 +361,14 @@ impl BlockingClient {
 
     /// Writes everything the state machine queued.
     fn flush(&mut self) -> io::Result<()> {
-        while !self.client.outbound().is_empty() {
-            match self.stream.write(self.client.outbound()) {
+        loop {
+            let pending = tls::client_outbound(&mut self.client, self.tls.as_deref_mut());
+            if pending.is_empty() {
+                break;
+            }
+            match self.stream.write(pending) {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
-                Ok(n) => self.client.handle_written(n),
+                Ok(n) => tls::client_written(&mut self.client, self.tls.as_deref_mut(), n),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     return Err(io::Error::new(

@@ -9,6 +9,7 @@ use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use chat_core::server::{ConnId, Server, ServerConfig, ServerEvent};
+use runtime_common::tls::{self, TlsSession};
 
 /// Bytes read per `read` call, into a buffer on the reader's stack: with 2 KiB
 /// it fits in pages the thread touches anyway (an idle connection measured
@@ -46,6 +47,10 @@ struct Link {
     /// its writer thread (blocking writes) until its queue is empty again.
     /// Otherwise the flusher writes it without blocking.
     blocked: bool,
+    /// TLS between the socket and the core, on connections of the TLS
+    /// listener: its state is shared by the reader and the writers, so it
+    /// lives under the lock, like the core.
+    tls: Option<Box<TlsSession>>,
 }
 
 /// Threads to unpark once the lock is released, so that a woken thread does
@@ -76,6 +81,8 @@ struct Shared {
     closed: Condvar,
     stop: AtomicBool,
     local_addr: SocketAddr,
+    /// The TLS listener's address, once there is one.
+    tls_addr: Mutex<Option<SocketAddr>>,
     /// Threads waiting for the lock with input in hand (a read, a new connection).
     input_waiting: AtomicUsize,
 }
@@ -97,14 +104,22 @@ impl StopHandle {
     /// most the linger time (1 s), then `run` returns.
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        // Wake the blocking accept() with a connection of our own.
-        let _ = TcpStream::connect_timeout(&self.shared.local_addr, Duration::from_secs(1));
+        // Wake the blocking accept()s with connections of our own.
+        let tls_addr = *self
+            .shared
+            .tls_addr
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for addr in std::iter::once(self.shared.local_addr).chain(tls_addr) {
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+        }
     }
 }
 
 /// The chat server with one reader and one writer thread per client.
 pub struct StdServer {
     listener: TcpListener,
+    tls_listener: Option<(TcpListener, Arc<rustls::ServerConfig>)>,
     shared: Arc<Shared>,
 }
 
@@ -147,9 +162,40 @@ impl StdServer {
             closed: Condvar::new(),
             stop: AtomicBool::new(false),
             local_addr,
+            tls_addr: Mutex::new(None),
             input_waiting: AtomicUsize::new(0),
         });
-        Ok(Self { listener, shared })
+        Ok(Self {
+            listener,
+            tls_listener: None,
+            shared,
+        })
+    }
+
+    /// Also serves the protocol over TLS on `addr`, with `config`'s
+    /// certificate (see `runtime_common::tls::server_config`).
+    pub fn listen_tls(
+        mut self,
+        addr: impl ToSocketAddrs,
+        config: Arc<rustls::ServerConfig>,
+    ) -> io::Result<Self> {
+        let listener = runtime_common::listen(addr)?;
+        *self
+            .shared
+            .tls_addr
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(listener.local_addr()?);
+        self.tls_listener = Some((listener, config));
+        Ok(self)
+    }
+
+    /// The address of the TLS listener, if there is one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        *self
+            .shared
+            .tls_addr
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The bound address.
@@ -179,6 +225,17 @@ impl StdServer {
                 .name("flush".into())
                 .spawn(move || flusher_loop(&shared))?
         };
+        let tls_acceptor = match self.tls_listener {
+            Some((listener, config)) => {
+                let shared = Arc::clone(shared);
+                Some(
+                    std::thread::Builder::new()
+                        .name("accept tls".into())
+                        .spawn(move || accept_tls(&shared, &listener, &config))?,
+                )
+            }
+            None => None,
+        };
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
         let mut late = None;
         let mut descriptor_warning = runtime_common::LogThrottle::new(Duration::from_secs(5));
@@ -187,7 +244,7 @@ impl StdServer {
                 // Accepted as the stop came: it gets its BYE below.
                 Ok((stream, _)) if shared.stop.load(Ordering::SeqCst) => late = Some(stream),
                 Ok((stream, peer)) => {
-                    if let Err(error) = accept(shared, stream, &mut threads) {
+                    if let Err(error) = accept(shared, stream, &mut threads, None) {
                         log::warn!("cannot serve {peer}: {error}");
                     }
                     threads.retain(|t| !t.is_finished());
@@ -220,12 +277,18 @@ impl StdServer {
         // Connections still in the backlog get their BYE too (written inline:
         // the core refuses them).
         if let Some(stream) = late {
-            let _ = accept(shared, stream, &mut threads);
+            let _ = accept(shared, stream, &mut threads, None);
         }
         if self.listener.set_nonblocking(true).is_ok() {
             while let Ok((stream, _)) = self.listener.accept() {
                 let _ = stream.set_nonblocking(false);
-                let _ = accept(shared, stream, &mut threads);
+                let _ = accept(shared, stream, &mut threads, None);
+            }
+        }
+        if let Some(acceptor) = tls_acceptor {
+            // It has seen the stop; the connections it started end below.
+            if let Ok(tls_threads) = acceptor.join() {
+                threads.extend(tls_threads);
             }
         }
         {
@@ -252,20 +315,54 @@ impl StdServer {
     }
 }
 
+/// The TLS listener's accept loop, on its own thread until the stop; returns
+/// the threads of the connections it started.
+fn accept_tls(
+    shared: &Arc<Shared>,
+    listener: &TcpListener,
+    config: &Arc<rustls::ServerConfig>,
+) -> Vec<JoinHandle<()>> {
+    let mut threads = Vec::new();
+    while !shared.stop.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok(_) if shared.stop.load(Ordering::SeqCst) => break,
+            Ok((stream, peer)) => match TlsSession::server(Arc::clone(config)) {
+                Ok(session) => {
+                    if let Err(error) =
+                        accept(shared, stream, &mut threads, Some(Box::new(session)))
+                    {
+                        log::warn!("cannot serve {peer}: {error}");
+                    }
+                    threads.retain(|t| !t.is_finished());
+                }
+                Err(error) => log::warn!("cannot start TLS for {peer}: {error}"),
+            },
+            Err(e) if runtime_common::is_out_of_descriptors(&e) => {
+                let state = lock(shared);
+                let _ = shared.closed.wait_timeout(state, ACCEPT_BACKOFF);
+            }
+            Err(e) => log::debug!("accept failed: {e}"),
+        }
+    }
+    threads
+}
+
 /// Registers a new connection with the core and starts its threads, unless
 /// the core refused it.
 fn accept(
     shared: &Arc<Shared>,
     stream: TcpStream,
     threads: &mut Vec<JoinHandle<()>>,
+    tls: Option<Box<TlsSession>>,
 ) -> io::Result<()> {
     let _ = runtime_common::tune_accepted(&stream);
     let mut wakes = Wakes::new();
     let mut state = lock_with_input(shared);
     let now = Instant::now();
     let conn = state.core.handle_accept(now);
-    if state.core.is_closing(conn) {
-        // Refused (server full or shutting down): write the BYE inline, no threads.
+    // Refused (server full or shutting down): write the BYE inline, no
+    // threads. Over TLS the BYE needs the handshake first: a reader thread.
+    if state.core.is_closing(conn) && tls.is_none() {
         let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
         let written = (&stream).write(state.core.outbound(conn)).unwrap_or(0);
         state.core.handle_written(now, conn, written);
@@ -277,15 +374,21 @@ fn accept(
         return Ok(());
     }
     let stream = Arc::new(stream);
+    let protocol = if tls.is_some() {
+        "native over TLS"
+    } else {
+        "native"
+    };
     let link = Link {
         peer: stream.peer_addr().ok(),
         stream: Arc::clone(&stream),
         reader: None,
         writer: None,
         blocked: false,
+        tls,
     };
     if let Some(peer) = link.peer {
-        log::debug!("accepted {conn} [{peer}]");
+        log::debug!("accepted {conn} [{peer}] ({protocol})");
     }
     state.links.insert(conn, link);
     dispatch(shared, &mut state, &mut wakes);
@@ -376,7 +479,13 @@ fn dispatch(shared: &Shared, state: &mut State, wakes: &mut Wakes) {
             wakes.extend(state.links.get(&conn).and_then(|l| l.reader.clone()));
         }
         if let ServerEvent::Close { conn, graceful, .. } = event {
-            if let Some(link) = state.links.remove(&conn) {
+            if let Some(mut link) = state.links.remove(&conn) {
+                if let Some(tls) = link.tls.as_mut().filter(|_| graceful) {
+                    // close_notify after what is still encrypted, best effort.
+                    tls.close();
+                    let _ = socket2::SockRef::from(&*link.stream)
+                        .send_with_flags(tls.transmit(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
+                }
                 if graceful {
                     runtime_common::finish_gracefully(&link.stream);
                 } else {
@@ -410,6 +519,8 @@ enum Next {
 
 fn reader_loop(shared: &Shared, conn: ConnId, stream: &TcpStream) {
     let mut buf = [0u8; READ_CHUNK];
+    // Plaintext of a TLS read (never allocated on plain connections).
+    let mut plain = Vec::new();
     let mut wakes = Wakes::new();
     let mut last_read: Option<io::Result<usize>> = None;
     loop {
@@ -425,7 +536,32 @@ fn reader_loop(shared: &Shared, conn: ConnId, stream: &TcpStream) {
                 Some(Ok(0)) => state.core.handle_eof(now, conn),
                 Some(Ok(n)) => {
                     let input = buf.get(..n).unwrap_or_default();
-                    state.core.handle_input(now, conn, input);
+                    let State {
+                        core,
+                        links,
+                        ready,
+                        flusher,
+                        ..
+                    } = &mut *state;
+                    let mut tls = links
+                        .get_mut(&conn)
+                        .and_then(|link| link.tls.as_deref_mut());
+                    match tls::input(core, tls.as_deref_mut(), now, conn, input, &mut plain) {
+                        Err(error) => {
+                            log::debug!("TLS of {conn} failed: {error}");
+                            // Its alert, best effort, then closed.
+                            if let Some(tls) = tls {
+                                let _ = (&*stream).write(tls.transmit());
+                            }
+                            core.handle_io_error(now, conn);
+                        }
+                        // Handshake messages: the flusher writes them.
+                        Ok(()) if tls.is_some_and(|tls| !tls.transmit().is_empty()) => {
+                            ready.push(conn);
+                            wakes.extend(flusher.clone());
+                        }
+                        Ok(()) => {}
+                    }
                 }
                 Some(Err(e)) if e.kind() == ErrorKind::Interrupted => {}
                 Some(Err(_)) => state.core.handle_io_error(now, conn),
@@ -437,7 +573,7 @@ fn reader_loop(shared: &Shared, conn: ConnId, stream: &TcpStream) {
                 None => Next::Exit,
                 Some(link) => {
                     link.reader.get_or_insert_with(std::thread::current);
-                    if state.core.wants_read(conn) {
+                    if tls::wants_read(&state.core, link.tls.as_deref(), conn) {
                         Next::Io
                     } else {
                         Next::Sleep
@@ -466,18 +602,23 @@ fn writer_loop(shared: &Shared, conn: ConnId, stream: &TcpStream) {
             if let Some(result) = last_write.take() {
                 let now = Instant::now();
                 match result {
-                    Ok(n) => state.core.handle_written(now, conn, n),
+                    Ok(n) => {
+                        let State { core, links, .. } = &mut *state;
+                        let tls = links.get_mut(&conn).and_then(|l| l.tls.as_deref_mut());
+                        tls::written(core, tls, now, conn, n);
+                    }
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     Err(_) => state.core.handle_io_error(now, conn),
                 }
                 dispatch(shared, &mut state, &mut wakes);
             }
-            let state = &mut *state;
-            match state.links.get_mut(&conn) {
+            let State { core, links, .. } = &mut *state;
+            match links.get_mut(&conn) {
                 None => Next::Exit,
                 Some(link) => {
                     link.writer.get_or_insert_with(std::thread::current);
-                    let pending = state.core.outbound(conn);
+                    let pending =
+                        tls::outbound(core, link.tls.as_deref_mut(), Instant::now(), conn);
                     if !link.blocked || pending.is_empty() {
                         // Drained: the flusher takes this connection back,
                         // and the thread ends (a new one starts if the socket
@@ -578,14 +719,14 @@ fn flush(
     }
     let socket = socket2::SockRef::from(&*link.stream);
     loop {
-        let pending = core.outbound(conn);
+        let pending = tls::outbound(core, link.tls.as_deref_mut(), now, conn);
         if pending.is_empty() {
             return;
         }
         // MSG_DONTWAIT: the socket stays blocking for its reader thread.
         let sent = socket.send_with_flags(pending, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
         match sent {
-            Ok(n) if n > 0 => core.handle_written(now, conn, n),
+            Ok(n) if n > 0 => tls::written(core, link.tls.as_deref_mut(), now, conn, n),
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) if e.kind() != ErrorKind::WouldBlock => {
                 core.handle_io_error(now, conn);
@@ -648,5 +789,11 @@ impl runtime_common::cli::ChatServer for StdServer {
     }
     fn run(self) -> io::Result<()> {
         self.run()
+    }
+    fn listen_tls(self, addr: SocketAddr, config: Arc<rustls::ServerConfig>) -> io::Result<Self> {
+        self.listen_tls(addr, config)
+    }
+    fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr()
     }
 }

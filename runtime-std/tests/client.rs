@@ -295,3 +295,28 @@ fn a_server_shutdown_ends_with_closed() {
     }
     assert_eq!(alice.next_event(None).unwrap(), None);
 }
+
+#[test]
+fn over_tls_the_blocking_client_talks_and_refuses_a_certificate_for_another_name() {
+    let server = harness::tls::in_process::<StdServer>(ServerConfig::default());
+    let tls = runtime_common::tls::client_config(Some(&harness::tls::pki().cert)).unwrap();
+    let addr = format!("localhost:{}", server.addr.port());
+    let mut alice =
+        BlockingClient::connect_tls(&addr, "alice", no_idle(), std::sync::Arc::clone(&tls))
+            .expect("connect over TLS");
+    alice.say("sealed").unwrap();
+    assert_eq!(
+        next(&mut alice),
+        ClientEvent::Message {
+            from: n("alice"),
+            text: t("sealed")
+        }
+    );
+    assert_eq!(alice.quit().unwrap(), Some(CloseReason::Quit));
+
+    let by_ip = format!("127.0.0.1:{}", server.addr.port());
+    match BlockingClient::connect_tls(&by_ip, "eve", no_idle(), tls) {
+        Err(ConnectError::Tls(error)) => assert!(error.to_string().contains("certificate")),
+        other => panic!("expected a TLS error, got {other:?}"),
+    }
+}

@@ -16,3 +16,27 @@ mod binary {
 fn command_line() {
     harness::cases::command_line(env!("CARGO_BIN_EXE_chat-server-std"), "chat-server-std");
 }
+
+/// The same cases with every client on the TLS listener.
+mod tls_in_process {
+    harness::server_cases!(harness::Target::InProcess(
+        harness::tls::in_process::<runtime_std::StdServer>
+    ));
+    harness::tls_cases!(harness::Target::InProcess(
+        harness::tls::in_process::<runtime_std::StdServer>
+    ));
+}
+
+mod tls_binary {
+    harness::server_cases!(harness::Target::BinaryTls(env!(
+        "CARGO_BIN_EXE_chat-server-std"
+    )));
+    harness::tls_cases!(harness::Target::BinaryTls(env!(
+        "CARGO_BIN_EXE_chat-server-std"
+    )));
+}
+
+#[test]
+fn tls_command_line() {
+    harness::tls::command_line(env!("CARGO_BIN_EXE_chat-server-std"));
+}

@@ -73,7 +73,11 @@ fn a_handshake_then_plaintext_both_ways_in_any_piece_size() {
     for piece in [1, 7, 1500, usize::MAX] {
         let (mut server, mut client) = pki.pair("localhost:7878");
         assert!(server.is_handshaking() && !server.wants_plaintext());
-        assert_eq!(server.send(b"too early"), 0, "nothing is taken before the handshake");
+        assert_eq!(
+            server.send(b"too early"),
+            0,
+            "nothing is taken before the handshake"
+        );
         exchange(&mut server, &mut client, piece).unwrap();
         assert!(!server.is_handshaking() && !client.is_handshaking());
         assert_eq!(client.send(b"\x00\x00\x00\x01\x04"), 5);
@@ -95,14 +99,21 @@ fn plaintext_is_taken_one_batch_at_a_time_once_the_last_is_written() {
     let big = vec![b'x'; 5 * PLAINTEXT_BATCH];
     assert_eq!(server.send(&big), PLAINTEXT_BATCH);
     let sealed = server.transmit().len();
-    assert!(sealed > PLAINTEXT_BATCH && sealed < PLAINTEXT_BATCH + 512, "{sealed}");
+    assert!(
+        sealed > PLAINTEXT_BATCH && sealed < PLAINTEXT_BATCH + 512,
+        "{sealed}"
+    );
     assert_eq!(server.send(&big), 0, "the last batch is not written yet");
     let records = server.transmit().to_vec();
     let mut at_client = Vec::new();
-    client.handle_input(&records[..sealed - 1], &mut at_client).unwrap();
+    client
+        .handle_input(&records[..sealed - 1], &mut at_client)
+        .unwrap();
     server.handle_written(sealed - 1);
     assert_eq!(server.send(&big), 0, "one byte is still waiting");
-    client.handle_input(&records[sealed - 1..], &mut at_client).unwrap();
+    client
+        .handle_input(&records[sealed - 1..], &mut at_client)
+        .unwrap();
     server.handle_written(1);
     assert_eq!(server.send(&big), PLAINTEXT_BATCH);
     let (_, rest) = exchange(&mut server, &mut client, 4096).unwrap();
@@ -144,11 +155,19 @@ fn bad_files_are_clear_errors() {
     let pki = Pki::new("files");
     let missing = pki.dir.join("missing.pem");
     let error = server_config(&missing, &pki.key()).unwrap_err();
-    assert!(error.to_string().starts_with(&missing.display().to_string()), "{error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with(&missing.display().to_string()),
+        "{error}"
+    );
     let error = server_config(&pki.key(), &pki.key()).unwrap_err();
     assert!(error.to_string().contains("no certificate"), "{error}");
     let error = server_config(&pki.cert(), &pki.cert()).unwrap_err();
-    assert!(error.to_string().contains("key.pem") || error.to_string().contains("cert.pem"), "{error}");
+    assert!(
+        error.to_string().contains("key.pem") || error.to_string().contains("cert.pem"),
+        "{error}"
+    );
     let error = client_config(Some(&missing)).unwrap_err();
     assert!(matches!(error, TlsError::File { .. }), "{error}");
 }

@@ -25,6 +25,13 @@ struct Args {
     /// Seconds without user input before leaving (decimals allowed; 0 disables).
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_idle)]
     idle_exit: IdleExit,
+    /// Speak TLS, verifying the server against the system's root
+    /// certificates (or --ca) and the host name of --connect.
+    #[arg(long)]
+    tls: bool,
+    /// Trust this CA (PEM) instead of the system's roots; implies --tls.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
     /// More logging on stderr (-v info, -vv debug); RUST_LOG works too.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -48,9 +55,21 @@ fn parse_name(s: &str) -> Result<Name, String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::init_logger(args.verbose);
+    let tls = if args.tls || args.ca.is_some() {
+        match runtime_common::tls::client_config(args.ca.as_deref()) {
+            Ok(config) => Some(config),
+            Err(error) => {
+                eprintln!("chat: {error}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        None
+    };
     ExitCode::from(terminal::run(terminal::Options {
         connect: args.connect,
         name: args.name,
         idle_exit: args.idle_exit.0,
+        tls,
     }))
 }
