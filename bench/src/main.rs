@@ -50,6 +50,7 @@ use chat_core::frame::op;
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use polling::{Event as Interest, Events, PollMode, Poller};
+use runtime_common::tls::TlsSession;
 
 mod churn;
 mod connect;
@@ -144,6 +145,10 @@ pub(crate) struct Args {
     /// Seconds the server gets to settle before RSS is read (connect).
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
     settle: f64,
+    /// Connect over TLS, verifying the server with this CA (PEM) against the
+    /// host of --connect.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<std::path::PathBuf>,
     /// Overall deadline in seconds (default: warm-up + duration + 60).
     #[arg(long, value_name = "SECS")]
     timeout: Option<f64>,
@@ -185,6 +190,12 @@ fn run(args: &Args) -> Result<(), String> {
         .unwrap_or(args.warmup + args.duration + args.settle + 60.0);
     if !secs_ok(timeout) || timeout == 0.0 {
         return Err("--timeout must be a positive number of seconds".into());
+    }
+    if let Some(ca) = &args.tls_ca {
+        let config = runtime_common::tls::client_config(Some(ca)).map_err(|e| e.to_string())?;
+        let name = runtime_common::tls::server_name_of(&args.connect).map_err(|e| e.to_string())?;
+        net::use_tls(config, name);
+        println!("over TLS (CA {})", ca.display());
     }
     let deadline = Instant::now() + Duration::from_secs_f64(timeout);
     raise_fd_limit(args.clients + 64)?;

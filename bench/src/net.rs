@@ -3,6 +3,20 @@
 #[allow(clippy::wildcard_imports)]
 use super::*;
 
+/// TLS settings for every client, when the run is over TLS.
+static TLS: std::sync::OnceLock<(
+    std::sync::Arc<rustls::ClientConfig>,
+    rustls::pki_types::ServerName<'static>,
+)> = std::sync::OnceLock::new();
+
+/// Makes every client of this run speak TLS.
+pub(crate) fn use_tls(
+    config: std::sync::Arc<rustls::ClientConfig>,
+    name: rustls::pki_types::ServerName<'static>,
+) {
+    let _ = TLS.set((config, name));
+}
+
 /// What a scenario does with the frames its clients receive.
 pub(crate) trait Handler {
     /// One frame for the client in `slot`; `now_ns` is the time of the read.
@@ -19,6 +33,8 @@ pub(crate) struct Conn {
     pub(crate) partial: Vec<u8>,
     pub(crate) out: Vec<u8>,
     pub(crate) out_pos: usize,
+    /// TLS between the socket and the frames, on a TLS run.
+    pub(crate) tls: Option<Box<TlsSession>>,
     /// Writable interest registered.
     pub(crate) writable: bool,
     /// Listed in `Net::dirty`.
@@ -35,6 +51,8 @@ pub(crate) struct Net {
     pub(crate) events: Events,
     pub(crate) ready: Vec<(usize, bool, bool)>,
     pub(crate) rbuf: Vec<u8>,
+    /// Plaintext of a TLS read, after the partial frame kept from the last.
+    pub(crate) plain: Vec<u8>,
     pub(crate) t0: Instant,
     pub(crate) open: usize,
 }
@@ -59,6 +77,7 @@ impl Net {
             events: Events::with_capacity(capacity),
             ready: Vec::new(),
             rbuf: vec![0; READ_CHUNK + HEADER_LEN + MAX_FRAME],
+            plain: Vec::new(),
             t0,
             open: 0,
         })
@@ -109,6 +128,13 @@ impl Net {
             self.free.push(slot);
             return Err(fail(e));
         }
+        let tls = match TLS.get() {
+            None => None,
+            Some((config, name)) => Some(Box::new(
+                TlsSession::client(std::sync::Arc::clone(config), name.clone())
+                    .map_err(|e| format!("cannot start TLS: {e}"))?,
+            )),
+        };
         let name = format!("b{id}");
         let mut out = Vec::with_capacity(64);
         put_header(&mut out, op::HELLO, 2 + name.len());
@@ -121,6 +147,7 @@ impl Net {
             partial: Vec::new(),
             out,
             out_pos: 0,
+            tls,
             writable: false,
             dirty: true,
         });
@@ -165,6 +192,8 @@ impl Net {
 
     pub(crate) fn read<H: Handler>(&mut self, h: &mut H, slot: usize) {
         let mut buf = std::mem::take(&mut self.rbuf);
+        let mut plain = std::mem::take(&mut self.plain);
+        let t0 = self.t0;
         for _ in 0..READS_PER_EVENT {
             let Some(Some(conn)) = self.conns.get_mut(slot) else {
                 break;
@@ -179,8 +208,27 @@ impl Net {
                     break;
                 }
                 Ok(n) => {
-                    let now_ns = self.now_ns();
-                    let data = &buf[..kept + n];
+                    let now_ns = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                    let mut tls_failed = None;
+                    let is_tls = conn.tls.is_some();
+                    if let Some(tls) = conn.tls.as_mut() {
+                        plain.clear();
+                        plain.extend_from_slice(&buf[..kept]);
+                        if let Err(e) = tls.handle_input(&buf[kept..kept + n], &mut plain) {
+                            tls_failed = Some(e.to_string());
+                        }
+                    }
+                    // Over TLS a read may bring the handshake's next flight
+                    // or room for queued output: write this turn.
+                    let newly_dirty = is_tls && !std::mem::replace(&mut conn.dirty, true);
+                    if let Some(why) = tls_failed {
+                        self.close(h, slot, Some(why));
+                        break;
+                    }
+                    if newly_dirty {
+                        self.dirty.push(slot);
+                    }
+                    let data = if is_tls { &plain[..] } else { &buf[..kept + n] };
                     match scan(data, |op, payload| {
                         h.on_frame(self, slot, op, payload, now_ns);
                     }) {
@@ -212,6 +260,7 @@ impl Net {
             }
         }
         self.rbuf = buf;
+        self.plain = plain;
     }
 
     /// Writes `slot`'s queued output until done or the socket is full.
@@ -221,9 +270,22 @@ impl Net {
         };
         conn.dirty = false;
         let mut failed = None;
-        while conn.out_pos < conn.out.len() {
-            match conn.stream.write(&conn.out[conn.out_pos..]) {
-                Ok(n) => conn.out_pos += n,
+        loop {
+            let pending = match conn.tls.as_mut() {
+                None => &conn.out[conn.out_pos..],
+                Some(tls) => {
+                    conn.out_pos += tls.send(&conn.out[conn.out_pos..]);
+                    tls.transmit()
+                }
+            };
+            if pending.is_empty() {
+                break;
+            }
+            match conn.stream.write(pending) {
+                Ok(n) => match conn.tls.as_mut() {
+                    None => conn.out_pos += n,
+                    Some(tls) => tls.handle_written(n),
+                },
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -236,11 +298,15 @@ impl Net {
             self.close(h, slot, failed);
             return;
         }
-        let pending = conn.out_pos < conn.out.len();
-        if !pending {
+        let queued = conn.out_pos < conn.out.len();
+        if !queued {
             conn.out.clear();
             conn.out_pos = 0;
         }
+        let pending = match &conn.tls {
+            None => queued,
+            Some(tls) => !tls.transmit().is_empty() || (queued && tls.wants_plaintext()),
+        };
         if pending != conn.writable {
             let interest = Interest::new(slot, true, pending);
             match self

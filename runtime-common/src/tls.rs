@@ -32,6 +32,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 /// Plaintext taken from the chat core at a time: one TLS record's worth.
 pub const PLAINTEXT_BATCH: usize = 16 * 1024;
+/// Capacity of the sealed-bytes buffer an idle session may keep.
+const IDLE_BUFFER: usize = 2 * 1024;
 
 /// Why TLS could not be set up, or a connection's TLS failed.
 #[derive(Debug, thiserror::Error)]
@@ -263,6 +265,14 @@ impl TlsSession {
         }
         self.sealed.clear();
         self.sent = 0;
+        if !self.conn.wants_write() {
+            // Idle: an idle connection should not keep a record's worth of
+            // buffer (16 KiB each across thousands of connections).
+            if self.sealed.capacity() > IDLE_BUFFER {
+                self.sealed = Vec::new();
+            }
+            return;
+        }
         while self.conn.wants_write() {
             match self.conn.write_tls(&mut self.sealed) {
                 Ok(0) | Err(_) => break,
