@@ -1,7 +1,7 @@
 //! Codec throughput: deframing plus parsing and validation of client frames, and
 //! encoding of the same frames.
 //!
-//! Run with `cargo bench -p chat-core --bench codec`. The target for decoding is
+//! Run with `cargo bench -p sansio-chat-core --bench codec`. The target for decoding is
 //! at least 1 GiB/s.
 
 #![allow(

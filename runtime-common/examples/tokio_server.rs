@@ -1,4 +1,4 @@
-//! The chat server on tokio, in one file: `cargo run -p runtime-common
+//! The chat server on tokio, in one file: `cargo run -p sansio-chat-runtime-common
 //! --example tokio_server -- --listen 127.0.0.1:7878` (same flags and output
 //! as `chat-server`). One task owns `chat_core::Server` and does what it
 //! asks; a task per connection only reads. How it differs from the two

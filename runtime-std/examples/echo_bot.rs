@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --bin chat-server &
-//! cargo run -p runtime-std --example echo_bot -- --connect 127.0.0.1:7878 --name echobot
+//! cargo run -p sansio-chat-std --example echo_bot -- --connect 127.0.0.1:7878 --name echobot
 //! ```
 //!
 //! Then, in a `chat` client: `!time`, or `/msg echobot hello`.
