@@ -9,25 +9,27 @@
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
-use std::net::{Shutdown, SocketAddr};
+use std::net::Shutdown;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chat_core::{ConnId, Server, ServerEvent};
-use clap::Parser;
-use runtime_common::cli::ServerArgs;
+use runtime_common::cli;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
-/// A read from a connection's task (empty: end of stream; `None`: it
-/// failed), and the go-ahead for its next one.
-type Read = (ConnId, Option<Vec<u8>>, oneshot::Sender<()>);
+/// What the core task hears about a connection.
+enum Input {
+    /// A read (empty: end of stream; `None`: it failed), and the go-ahead
+    /// for the next one.
+    Read(ConnId, Option<Vec<u8>>, oneshot::Sender<()>),
+    /// Its full socket can take more output.
+    Writable(ConnId),
+}
 
 struct Conn {
     stream: Arc<TcpStream>,
-    peer: SocketAddr,
     /// The go-ahead of a reader whose connection is paused.
     paused: Option<oneshot::Sender<()>>,
     /// A task waits for the socket to become writable.
@@ -38,124 +40,88 @@ type Conns = HashMap<ConnId, Conn>;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let args = ServerArgs::parse();
-    runtime_common::cli::init_logger(args.verbose);
-    if let Err(error) = args.config().validate() {
-        eprintln!("tokio_server: {error}");
-        return ExitCode::from(2);
-    }
-    let bound = runtime_common::listen(&args.listen).and_then(|listener| {
-        listener.set_nonblocking(true)?;
-        TcpListener::from_std(listener)
-    });
-    let Ok(listener) = bound.inspect_err(|e| eprintln!("tokio_server: cannot bind: {e}")) else {
+    let (args, listener) = match cli::start("tokio_server") {
+        Ok((args, listener)) => (args, TcpListener::from_std(listener)),
+        Err(code) => return code,
+    };
+    let Ok(listener) = listener else {
         return ExitCode::from(1);
     };
-    if let Ok(addr) = listener.local_addr() {
-        println!("listening on {addr}");
-    }
-    let mut stop = std::pin::pin!(async {
-        let (mut term, mut int) = (
-            signal(SignalKind::terminate())?,
-            signal(SignalKind::interrupt())?,
-        );
-        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-        std::io::Result::Ok(())
-    });
+    let stop = Arc::new(Notify::new());
+    let on_signal = Arc::clone(&stop);
+    let _ = cli::on_termination(Box::new(move || on_signal.notify_one()));
     let (mut core, mut conns) = (Server::new(args.config()), Conns::new());
-    let (tx, mut rx) = mpsc::channel::<Read>(1024);
-    // Connections whose full socket can take more output.
-    let (writable_tx, mut writable_rx) = mpsc::unbounded_channel::<ConnId>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
     let mut stopping = false;
     while !(stopping && core.is_shut_down()) {
-        let wake = core
-            .poll_timeout()
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        let wake =
+            core.poll_timeout().unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
-            Ok((stream, peer)) = listener.accept(), if !stopping => {
-                accept(&mut core, &mut conns, &tx, stream, peer);
-            }
-            Some((conn, read, go_on)) = rx.recv() => {
-                match read.as_deref() {
-                    Some([]) => core.handle_eof(Instant::now(), conn),
-                    Some(bytes) => core.handle_input(Instant::now(), conn, bytes),
-                    None => core.handle_io_error(Instant::now(), conn),
+            Ok((stream, _)) = listener.accept(), if !stopping => accept(&mut core, &mut conns, &tx, stream),
+            Some(input) = rx.recv() => match input {
+                Input::Read(conn, read, go_on) => {
+                    match read.as_deref() {
+                        Some([]) => core.handle_eof(Instant::now(), conn),
+                        Some(bytes) => core.handle_input(Instant::now(), conn, bytes),
+                        None => core.handle_io_error(Instant::now(), conn),
+                    }
+                    match conns.get_mut(&conn) {
+                        Some(c) if !core.wants_read(conn) => c.paused = Some(go_on),
+                        _ => drop(go_on.send(())),
+                    }
                 }
-                match conns.get_mut(&conn) {
-                    Some(c) if !core.wants_read(conn) => c.paused = Some(go_on),
-                    _ => drop(go_on.send(())),
+                Input::Writable(conn) => {
+                    conns.entry(conn).and_modify(|c| c.waiting = false);
+                    flush(&mut core, &mut conns, &tx, conn);
                 }
-            }
-            Some(conn) = writable_rx.recv() => {
-                conns.entry(conn).and_modify(|c| c.waiting = false);
-                flush(&mut core, &mut conns, &writable_tx, conn);
-            }
+            },
             () = tokio::time::sleep_until(wake.into()) => {}
-            _ = &mut stop, if !stopping => {
+            () = stop.notified(), if !stopping => {
                 stopping = true;
                 core.shutdown(Instant::now());
                 // Connections still in the backlog get their BYE too.
-                while let Some(Ok((stream, peer))) = tokio::select! {
-                    biased;
-                    accepted = listener.accept() => Some(accepted),
-                    () = std::future::ready(()) => None,
-                } {
-                    accept(&mut core, &mut conns, &tx, stream, peer);
+                let pending = || tokio::time::timeout(Duration::ZERO, listener.accept());
+                while let Ok(Ok((stream, _))) = pending().await {
+                    accept(&mut core, &mut conns, &tx, stream);
                 }
             }
         }
         core.handle_timeout(Instant::now());
-        drain(&mut core, &mut conns, &writable_tx);
+        drain(&mut core, &mut conns, &tx);
     }
     ExitCode::SUCCESS
 }
 
 /// A new connection: the core decides (it may refuse it with a BYE), a task reads it.
-fn accept(
-    core: &mut Server,
-    conns: &mut Conns,
-    tx: &mpsc::Sender<Read>,
-    stream: TcpStream,
-    peer: SocketAddr,
-) {
+fn accept(core: &mut Server, conns: &mut Conns, tx: &Sender, stream: TcpStream) {
     let _ = runtime_common::tune_accepted(&stream);
     let conn = core.handle_accept(Instant::now());
     let stream = Arc::new(stream);
     tokio::spawn(read_loop(conn, Arc::clone(&stream), tx.clone()));
-    conns.insert(
-        conn,
-        Conn {
-            stream,
-            peer,
-            paused: None,
-            waiting: false,
-        },
-    );
+    conns.insert(conn, Conn { stream, paused: None, waiting: false });
 }
 
+type Sender = mpsc::UnboundedSender<Input>;
+
 /// Reads one connection, one read at a time, each after the core's go-ahead.
-async fn read_loop(conn: ConnId, stream: Arc<TcpStream>, tx: mpsc::Sender<Read>) {
+async fn read_loop(conn: ConnId, stream: Arc<TcpStream>, tx: Sender) {
     let mut buf = vec![0; 64 * 1024];
     loop {
-        let read = match stream
-            .readable()
-            .await
-            .and_then(|()| stream.try_read(&mut buf))
-        {
+        let read = match stream.readable().await.and_then(|()| stream.try_read(&mut buf)) {
             Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
             Ok(n) => Some(buf.get(..n).unwrap_or_default().to_vec()),
             Err(_) => None,
         };
         let last = read.as_ref().is_none_or(Vec::is_empty);
         let (go_on, wait) = oneshot::channel();
-        if tx.send((conn, read, go_on)).await.is_err() || last || wait.await.is_err() {
+        if tx.send(Input::Read(conn, read, go_on)).is_err() || last || wait.await.is_err() {
             return;
         }
     }
 }
 
 /// Everything the core has to say, until it has nothing more.
-fn drain(core: &mut Server, conns: &mut Conns, tx: &mpsc::UnboundedSender<ConnId>) {
+fn drain(core: &mut Server, conns: &mut Conns, tx: &Sender) {
     loop {
         let mut progress = false;
         while let Some(conn) = core.poll_transmit() {
@@ -164,15 +130,12 @@ fn drain(core: &mut Server, conns: &mut Conns, tx: &mpsc::UnboundedSender<ConnId
         }
         while let Some(event) = core.poll_event() {
             progress = true;
-            runtime_common::log_event(&event, conns.get(&event.conn()).map(|c| c.peer));
+            runtime_common::log_event(&event, None);
             match event {
                 ServerEvent::Close { conn, graceful, .. } => {
                     if let Some(c) = conns.remove(&conn) {
-                        let socket = socket2::SockRef::from(&*c.stream);
-                        if !graceful {
-                            let _ = socket.set_linger(Some(Duration::ZERO));
-                        }
-                        let _ = socket.shutdown(Shutdown::Both); // ends its reader
+                        runtime_common::close_connection(&*c.stream, graceful);
+                        let _ = socket2::SockRef::from(&*c.stream).shutdown(Shutdown::Both);
                     }
                 }
                 ServerEvent::Resume { conn } => {
@@ -190,7 +153,7 @@ fn drain(core: &mut Server, conns: &mut Conns, tx: &mpsc::UnboundedSender<ConnId
 }
 
 /// Writes `conn`'s output until it is empty or the socket is full.
-fn flush(core: &mut Server, conns: &mut Conns, tx: &mpsc::UnboundedSender<ConnId>, conn: ConnId) {
+fn flush(core: &mut Server, conns: &mut Conns, tx: &Sender, conn: ConnId) {
     let Some(c) = conns.get_mut(&conn).filter(|c| !c.waiting) else {
         return;
     };
@@ -206,7 +169,7 @@ fn flush(core: &mut Server, conns: &mut Conns, tx: &mpsc::UnboundedSender<ConnId
                 let (stream, tx) = (Arc::clone(&c.stream), tx.clone());
                 tokio::spawn(async move {
                     let _ = stream.writable().await;
-                    let _ = tx.send(conn);
+                    let _ = tx.send(Input::Writable(conn));
                 });
                 return;
             }

@@ -118,17 +118,10 @@ fn resolve(addr: &str) -> Option<SocketAddr> {
 /// (exit 1 when impossible), print `listening on IP:PORT`, serve until SIGINT
 /// or SIGTERM, exit 0 after the graceful shutdown.
 pub fn server_main<S: ChatServer>(name: &'static str) -> ExitCode {
-    // The flags are shared; the program's name (in usage and --version) is not.
-    let matches = ServerArgs::command()
-        .name(name)
-        .bin_name(name)
-        .get_matches();
-    let args = ServerArgs::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
-    init_logger(args.verbose);
-    if let Err(error) = args.config().validate() {
-        eprintln!("{name}: {error}");
-        return ExitCode::from(2);
-    }
+    let args = match parse_args(name) {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
     let Some(addr) = resolve(&args.listen) else {
         eprintln!("{name}: cannot bind {}: not a valid address", args.listen);
         return ExitCode::from(1);
@@ -183,6 +176,47 @@ pub fn server_main<S: ChatServer>(name: &'static str) -> ExitCode {
         Err(error) => {
             eprintln!("{name}: {error}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// The start of every server's `main`: the flags under the program's own
+/// name (usage and exit 2 on bad ones, settings that cannot work included),
+/// and the logger installed.
+pub fn parse_args(name: &'static str) -> Result<ServerArgs, ExitCode> {
+    // The flags are shared; the program's name (in usage and --version) is not.
+    let matches = ServerArgs::command()
+        .name(name)
+        .bin_name(name)
+        .get_matches();
+    let args = ServerArgs::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    init_logger(args.verbose);
+    match args.config().validate() {
+        Ok(()) => Ok(args),
+        Err(error) => {
+            eprintln!("{name}: {error}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// The start of a server with an event loop of its own (see the tokio
+/// example): [`parse_args`], then the listening socket bound (non-blocking)
+/// and `listening on IP:PORT` printed; a message and exit 1 if it cannot bind.
+pub fn start(name: &'static str) -> Result<(ServerArgs, std::net::TcpListener), ExitCode> {
+    let args = parse_args(name)?;
+    let bound = crate::listen(&args.listen).and_then(|listener| {
+        listener.set_nonblocking(true)?;
+        Ok((listener.local_addr()?, listener))
+    });
+    match bound {
+        Ok((addr, listener)) => {
+            println!("listening on {addr}");
+            Ok((args, listener))
+        }
+        Err(error) => {
+            eprintln!("{name}: cannot bind {}: {error}", args.listen);
+            Err(ExitCode::from(1))
         }
     }
 }

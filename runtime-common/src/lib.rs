@@ -9,7 +9,7 @@
 //!   binary over the [`cli::ChatServer`] trait each runtime implements.
 //! - The listening socket ([`listen`]), the options of an accepted
 //!   connection ([`tune_accepted`], [`SEND_BUFFER`]) and the end of a
-//!   graceful close ([`finish_gracefully`]).
+//!   graceful close or reset ([`close_connection`]).
 //! - Logging the core's events with the peer's address ([`log_event`]), and
 //!   a throttle for warnings that can repeat many times a second
 //!   ([`LogThrottle`], [`warn_out_of_descriptors`]).
@@ -32,5 +32,5 @@ pub mod tls;
 
 pub use logging::log_event;
 pub use memory::{handle_timeout_then_trim, return_freed_memory};
-pub use net::{SEND_BUFFER, connect, finish_gracefully, listen, tune_accepted};
+pub use net::{SEND_BUFFER, close_connection, connect, listen, tune_accepted};
 pub use throttle::{LogThrottle, is_out_of_descriptors, warn_out_of_descriptors};

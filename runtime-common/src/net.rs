@@ -2,7 +2,7 @@
 //! socket, the options of an accepted connection, and the end of a graceful
 //! close.
 
-use std::io::{self, ErrorKind, Read};
+use std::io::{self, ErrorKind};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::AsFd;
 use std::time::Duration;
@@ -20,18 +20,25 @@ pub fn connect(addr: impl ToSocketAddrs, timeout: Duration) -> io::Result<TcpStr
     Err(last)
 }
 
-/// The end of a graceful close, in both servers: FIN after the last bytes,
-/// and what the peer already sent taken (up to 64 KiB, without blocking), so
-/// that closing does not turn into a reset that could destroy our BYE in the
-/// peer's receive buffer. Leaves the socket non-blocking.
-pub fn finish_gracefully(stream: &TcpStream) {
-    let _ = stream.shutdown(Shutdown::Write);
-    if stream.set_nonblocking(true).is_err() {
+/// How every server ends a connection once the core says so. Graceful: FIN
+/// after the last bytes, and what the peer already sent taken (up to 64 KiB,
+/// without blocking), so that closing does not turn into a reset that could
+/// destroy our BYE in the peer's receive buffer; leaves the socket
+/// non-blocking. Otherwise a reset (SO_LINGER 0), dropping whatever the
+/// kernel still buffers for the peer.
+pub fn close_connection(socket: &impl AsFd, graceful: bool) {
+    let socket = socket2::SockRef::from(socket);
+    if !graceful {
+        let _ = socket.set_linger(Some(Duration::ZERO));
         return;
     }
-    let mut sink = [0u8; 4096];
+    let _ = socket.shutdown(Shutdown::Write);
+    if socket.set_nonblocking(true).is_err() {
+        return;
+    }
+    let mut sink = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
     for _ in 0..16 {
-        match (&*stream).read(&mut sink) {
+        match socket.recv(&mut sink) {
             Ok(n) if n > 0 => continue,
             _ => break,
         }

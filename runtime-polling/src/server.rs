@@ -29,7 +29,7 @@ use polling::{Event as Interest, Events, PollMode, Poller};
 
 use runtime_common::tls::{self, TlsSession};
 use runtime_common::{
-    LogThrottle, finish_gracefully, is_out_of_descriptors, listen, log_event, tune_accepted,
+    LogThrottle, close_connection, is_out_of_descriptors, listen, log_event, tune_accepted,
     warn_out_of_descriptors,
 };
 
@@ -551,12 +551,7 @@ impl PollingServer {
             tls.close();
             let _ = socket.stream.write(tls.transmit());
         }
-        if graceful {
-            finish_gracefully(&socket.stream);
-        } else {
-            // Reset: drop whatever the kernel still buffers for this peer.
-            let _ = socket2::SockRef::from(&socket.stream).set_linger(Some(Duration::ZERO));
-        }
+        close_connection(&socket.stream, graceful);
         if self.accept_paused_until.is_some() {
             // A descriptor was freed: try accepting again now.
             self.resume_accepting();

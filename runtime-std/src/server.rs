@@ -486,12 +486,7 @@ fn dispatch(shared: &Shared, state: &mut State, wakes: &mut Wakes) {
                     let _ = socket2::SockRef::from(&*link.stream)
                         .send_with_flags(tls.transmit(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
                 }
-                if graceful {
-                    runtime_common::finish_gracefully(&link.stream);
-                } else {
-                    // Reset: drop whatever the kernel still buffers.
-                    let _ = socket2::SockRef::from(&*link.stream).set_linger(Some(Duration::ZERO));
-                }
+                runtime_common::close_connection(&*link.stream, graceful);
                 // Unblocks this connection's reader and writer; they see the
                 // link gone and exit.
                 let _ = link.stream.shutdown(Shutdown::Both);
