@@ -12,6 +12,12 @@ pub(crate) struct Connect {
     closed: Vec<String>,
 }
 
+impl Registers for Connect {
+    fn registration(&self) -> (usize, Option<&String>) {
+        (self.welcomed, self.closed.first())
+    }
+}
+
 impl Handler for Connect {
     fn on_frame(&mut self, net: &mut Net, slot: usize, op: u8, payload: &[u8], _now_ns: u64) {
         match op {
@@ -38,15 +44,7 @@ pub(crate) fn connect(args: &Args, addr: SocketAddr, deadline: Instant) -> Resul
     let t0 = Instant::now();
     let mut net = Net::new(addr, t0)?;
     let mut h = Connect::default();
-    register_all(
-        &mut net,
-        &mut h,
-        n,
-        args.concurrency,
-        deadline,
-        |h| h.welcomed,
-        |h| h.closed.first().cloned(),
-    )?;
+    register_all(&mut net, &mut h, n, args.concurrency, deadline)?;
     let welcomed_s = t0.elapsed().as_secs_f64();
     while h.joined < expected_joined {
         check_deadline(

@@ -42,6 +42,12 @@ pub(crate) struct Fanout {
     run: (u64, u64),
 }
 
+impl Registers for Fanout {
+    fn registration(&self) -> (usize, Option<&String>) {
+        (self.welcomed, self.closed.first())
+    }
+}
+
 impl Handler for Fanout {
     fn on_frame(&mut self, net: &mut Net, slot: usize, op: u8, payload: &[u8], now_ns: u64) {
         match op {
@@ -211,15 +217,7 @@ pub(crate) fn fanout(
          {} s warm-up, {} s measured, server {addr}",
         args.size, args.warmup, args.duration
     );
-    register_all(
-        &mut net,
-        &mut h,
-        n,
-        args.concurrency,
-        deadline,
-        |h| h.welcomed,
-        |h| h.closed.first().cloned(),
-    )?;
+    register_all(&mut net, &mut h, n, args.concurrency, deadline)?;
     let register_s = t0.elapsed().as_secs_f64();
     println!("  registered {n} clients in {register_s:.3} s");
 

@@ -17,6 +17,12 @@ pub(crate) fn use_tls(
     let _ = TLS.set((config, name));
 }
 
+/// A scenario that registers its clients with [`register_all`].
+pub(crate) trait Registers {
+    /// Clients WELCOMEd so far, and the first client closed, if any.
+    fn registration(&self) -> (usize, Option<&String>);
+}
+
 /// What a scenario does with the frames its clients receive.
 pub(crate) trait Handler {
     /// One frame for the client in `slot`; `now_ns` is the time of the read.
@@ -444,25 +450,26 @@ pub(crate) fn put_stamped_say(out: &mut Vec<u8>, size: usize, stamp: &[u8; STAMP
 
 /// Connects and registers clients `b0..b{n}` with bounded concurrency; returns
 /// when all are WELCOMEd (`welcomed` reads the handler's count).
-pub(crate) fn register_all<H: Handler>(
+pub(crate) fn register_all<H: Handler + Registers>(
     net: &mut Net,
     h: &mut H,
     n: usize,
     concurrency: usize,
     deadline: Instant,
-    welcomed: impl Fn(&H) -> usize,
-    closed: impl Fn(&H) -> Option<String>,
 ) -> Result<(), String> {
     let mut opened = 0;
-    while welcomed(h) < n {
+    while h.registration().0 < n {
         check_deadline(
             deadline,
-            &format!("registering clients ({} of {n} WELCOMEd)", welcomed(h)),
+            &format!(
+                "registering clients ({} of {n} WELCOMEd)",
+                h.registration().0
+            ),
         )?;
-        if let Some(why) = closed(h) {
+        if let Some(why) = h.registration().1 {
             return Err(format!("a client was closed while registering: {why}"));
         }
-        while opened < n && opened - welcomed(h).min(opened) < concurrency.max(1) {
+        while opened < n && opened - h.registration().0.min(opened) < concurrency.max(1) {
             let slot = net.connect(opened as u64)?;
             if slot != opened {
                 return Err("internal error: slot does not match client".into());

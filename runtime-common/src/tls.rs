@@ -382,6 +382,41 @@ pub fn client_input(
     decrypted
 }
 
+/// What one `read` of a client's socket means for the client core: bytes
+/// (through `tls`, if any), the end of the stream (`Ok(0)`), nothing yet
+/// (would block, timed out, interrupted) or a broken connection. A TLS
+/// failure (a certificate that does not verify, a corrupt record) is
+/// returned as an `InvalidData` error wrapping the [`TlsError`]: the
+/// connection is over.
+pub fn client_read(
+    client: &mut Client,
+    tls: Option<&mut TlsSession>,
+    now: Instant,
+    read: std::io::Result<&[u8]>,
+    plain: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    use std::io::ErrorKind;
+    match read {
+        Ok([]) => client.handle_eof(now),
+        Ok(bytes) => {
+            if let Err(error) = client_input(client, tls, now, bytes, plain) {
+                client.handle_eof(now);
+                return Err(std::io::Error::new(ErrorKind::InvalidData, error));
+            }
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+            ) => {}
+        Err(e) => {
+            log::debug!("read failed: {e}");
+            client.handle_eof(now);
+        }
+    }
+    Ok(())
+}
+
 /// [`outbound`] for the client core.
 pub fn client_outbound<'a>(client: &'a mut Client, tls: Option<&'a mut TlsSession>) -> &'a [u8] {
     match tls {

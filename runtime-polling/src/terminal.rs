@@ -252,26 +252,10 @@ impl Terminal {
     /// failure (a certificate that does not verify, a corrupt record) ends
     /// the program with its reason.
     fn read_socket(&mut self, now: Instant) -> io::Result<()> {
-        match self.stream.read(&mut self.read_buf) {
-            Ok(0) => self.client.handle_eof(now),
-            Ok(n) => {
-                let bytes = self.read_buf.get(..n).unwrap_or_default();
-                let tls = self.tls.as_deref_mut();
-                let fed = tls::client_input(&mut self.client, tls, now, bytes, &mut self.plain_buf);
-                if let Err(error) = fed {
-                    if let Some(tls) = &self.tls {
-                        let _ = self.stream.write(tls.transmit());
-                    }
-                    return Err(io::Error::other(error));
-                }
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
-            Err(e) => {
-                log::debug!("read failed: {e}");
-                self.client.handle_eof(now);
-            }
-        }
-        Ok(())
+        let read = self.stream.read(&mut self.read_buf);
+        let bytes = read.map(|n| self.read_buf.get(..n).unwrap_or_default());
+        let tls = self.tls.as_deref_mut();
+        tls::client_read(&mut self.client, tls, now, bytes, &mut self.plain_buf)
     }
 
     /// Writes what the client queued, shows its events and keeps the socket's

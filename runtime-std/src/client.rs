@@ -329,32 +329,16 @@ impl BlockingClient {
                 .max(Duration::from_millis(1))
         });
         self.stream.set_read_timeout(wait)?;
-        let result = self.stream.read(&mut self.read_buf);
-        let now = Instant::now();
-        match result {
-            Ok(0) => self.client.handle_eof(now),
-            Ok(n) => {
-                let bytes = self.read_buf.get(..n).unwrap_or_default();
-                let tls = self.tls.as_deref_mut();
-                let fed = tls::client_input(&mut self.client, tls, now, bytes, &mut self.plain_buf);
-                if let Err(error) = fed {
-                    if let Some(tls) = &self.tls {
-                        let _ = self.stream.write(tls.transmit());
-                    }
-                    self.client.handle_eof(now);
-                    return Err(io::Error::new(ErrorKind::InvalidData, error));
-                }
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) => {}
-            Err(e) => {
-                log::debug!("read failed: {e}");
-                self.client.handle_eof(now);
-            }
-        }
+        let read = self.stream.read(&mut self.read_buf);
+        let bytes = read.map(|n| self.read_buf.get(..n).unwrap_or_default());
+        let tls = self.tls.as_deref_mut();
+        tls::client_read(
+            &mut self.client,
+            tls,
+            Instant::now(),
+            bytes,
+            &mut self.plain_buf,
+        )?;
         self.flush()?;
         Ok(true)
     }
