@@ -102,6 +102,7 @@
 pub mod client;
 pub mod codec;
 pub mod frame;
+pub mod irc;
 mod name;
 mod presence;
 pub mod server;
