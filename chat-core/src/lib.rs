@@ -99,6 +99,7 @@
 )]
 #![warn(unreachable_pub)]
 
+pub mod channel;
 pub mod client;
 pub mod codec;
 pub mod frame;
