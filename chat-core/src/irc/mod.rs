@@ -16,6 +16,7 @@
 
 mod line;
 mod message;
+pub mod mode;
 pub mod text;
 
 pub use line::{Line, LineReader, MAX_LINE};

@@ -100,10 +100,12 @@ fn skip_colour(bytes: &[u8], mut i: usize, width: usize, digit: fn(&u8) -> bool)
 /// ```
 /// use chat_core::irc::text::split_lines;
 ///
-/// let pieces: Vec<&str> = split_lines("héllo\nworld", 3).collect();
-/// assert_eq!(pieces, ["hé", "llo", "wor", "ld"]);
+/// // `é` is two bytes: never cut in half.
+/// let pieces: Vec<&str> = split_lines("hxxéllo\nworld", 4).collect();
+/// assert_eq!(pieces, ["hxx", "éll", "o", "worl", "d"]);
 /// ```
 pub fn split_lines(text: &str, room: usize) -> impl Iterator<Item = &str> {
+    // Room for the longest character, whatever the caller asks.
     let room = room.max(4);
     text.split('\n').flat_map(move |line| {
         let mut rest = line;
