@@ -10,6 +10,12 @@
 //! - [`text`] maps text between IRC and the native protocol: formatting
 //!   codes removed, `ACTION` as `/me`, long or multi-line text split at UTF-8
 //!   boundaries into lines that fit.
+//! - [`mode`] reads channel `MODE` arguments into [`crate::channel`]'s typed
+//!   changes; [`registration`] runs `CAP`/`PASS`/`NICK`/`USER` and writes the
+//!   welcome burst.
+//!
+//! Not here yet: the connection state machine that joins these to the
+//! server core (the servers do not accept IRC yet).
 //!
 //! Invariants: nothing here panics or allocates beyond one line on any
 //! input; a line is cut the same way whatever the read sizes were.
@@ -17,6 +23,7 @@
 mod line;
 mod message;
 pub mod mode;
+pub mod registration;
 pub mod text;
 
 pub use line::{Line, LineReader, MAX_LINE};

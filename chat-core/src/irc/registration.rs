@@ -1,0 +1,467 @@
+//! IRC registration: `CAP`, `PASS`, `NICK` and `USER` until the client has a
+//! nick and a user (and has ended capability negotiation), then the welcome
+//! burst: 001–005, the LUSERS numerics and the MOTD (or 422).
+//!
+//! Invariants: nothing is registered with a nick that is invalid or that
+//! `taken` says is in use at the moment registration completes; every
+//! refusal writes its numeric; the output for one message is at most a
+//! handful of lines (the welcome burst is written by [`welcome`], once).
+
+use crate::irc::{Message, write_message};
+use crate::name::Name;
+
+/// What the server says about itself in the welcome burst.
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    /// `--server-name`: the source of every numeric.
+    pub name: String,
+    /// The network name in 001 and ISUPPORT `NETWORK`.
+    pub network: String,
+    /// The software version in 002 and 004.
+    pub version: String,
+    /// When the server started, as shown in 003.
+    pub created: String,
+    /// The lobby's name, for ISUPPORT.
+    pub lobby: String,
+}
+
+/// Registration in progress on one IRC connection.
+#[derive(Debug, Default)]
+pub struct Registration {
+    nick: Option<Name>,
+    user: Option<(String, String)>,
+    /// `CAP LS` or `CAP REQ` came: registration waits for `CAP END`.
+    negotiating: bool,
+}
+
+/// What a message did to registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Still registering (any reply is in the output).
+    Pending,
+    /// Registered: write [`welcome`] and make the user a member.
+    Registered {
+        /// The nick, as the user wrote it.
+        nick: Name,
+        /// The `USER` username.
+        user: String,
+        /// The `USER` real name.
+        realname: String,
+    },
+    /// `QUIT` before registering.
+    Quit,
+}
+
+impl Registration {
+    /// A connection that has said nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The nick chosen so far (`*` in numerics until there is one).
+    pub fn nick(&self) -> Option<Name> {
+        self.nick
+    }
+
+    /// Acts on `message`, writing replies to `out` as `server`; `taken`
+    /// says whether a nick is in use by anyone, on either protocol.
+    pub fn handle(
+        &mut self,
+        server: &str,
+        message: &Message<'_>,
+        taken: impl Fn(&Name) -> bool,
+        out: &mut Vec<u8>,
+    ) -> Step {
+        let target = self
+            .nick
+            .map_or_else(|| "*".to_owned(), |n| n.as_str().to_owned());
+        let reply = |out: &mut Vec<u8>, code: &str, params: &[&str]| {
+            let mut all = vec![target.as_str()];
+            all.extend_from_slice(params);
+            write_message(out, Some(server), code, &all);
+        };
+        let param = |i| {
+            message
+                .param(i)
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+        };
+        let command = String::from_utf8_lossy(message.command).to_ascii_uppercase();
+        match command.as_str() {
+            "CAP" => match param(0).map(|s| s.to_ascii_uppercase()).as_deref() {
+                Some("LS") | Some("LIST") => {
+                    self.negotiating |= param(0).is_some_and(|s| s.eq_ignore_ascii_case("LS"));
+                    let sub = param(0).unwrap_or_default().to_ascii_uppercase();
+                    write_message(out, Some(server), "CAP", &[&target, &sub, ""]);
+                }
+                Some("REQ") => {
+                    // No capabilities: every request is refused.
+                    self.negotiating = true;
+                    let asked = param(1).unwrap_or_default();
+                    write_message(out, Some(server), "CAP", &[&target, "NAK", &asked]);
+                }
+                Some("END") => self.negotiating = false,
+                Some(other) => reply(out, "410", &[other, "Invalid CAP command"]),
+                None => reply(out, "461", &["CAP", "Not enough parameters"]),
+            },
+            "PASS" => {}
+            "NICK" => match param(0) {
+                None => reply(out, "431", &["No nickname given"]),
+                Some(wanted) => match Name::new(&wanted) {
+                    Err(_) => reply(out, "432", &[&wanted, "Erroneous nickname"]),
+                    Ok(name) if taken(&name) => {
+                        reply(out, "433", &[&wanted, "Nickname is already in use"])
+                    }
+                    Ok(name) => self.nick = Some(name),
+                },
+            },
+            "USER" => match (param(0), param(3)) {
+                (Some(user), Some(realname)) if message.params().len() >= 4 => {
+                    self.user = Some((user, realname));
+                }
+                _ => reply(out, "461", &["USER", "Not enough parameters"]),
+            },
+            "PING" => match param(0) {
+                Some(token) => {
+                    write_message(out, Some(server), "PONG", &[server, &token]);
+                }
+                None => reply(out, "461", &["PING", "Not enough parameters"]),
+            },
+            "PONG" => {}
+            "QUIT" => return Step::Quit,
+            _ => reply(out, "451", &["You have not registered"]),
+        };
+        self.complete(server, &taken, out)
+    }
+
+    fn complete(
+        &mut self,
+        server: &str,
+        taken: &impl Fn(&Name) -> bool,
+        out: &mut Vec<u8>,
+    ) -> Step {
+        let (Some(nick), Some((user, realname))) = (self.nick, self.user.clone()) else {
+            return Step::Pending;
+        };
+        if self.negotiating {
+            return Step::Pending;
+        }
+        if taken(&nick) {
+            // Taken between NICK and USER: choose again.
+            self.nick = None;
+            write_message(
+                out,
+                Some(server),
+                "433",
+                &["*", nick.as_str(), "Nickname is already in use"],
+            );
+            return Step::Pending;
+        }
+        Step::Registered {
+            nick,
+            user,
+            realname,
+        }
+    }
+}
+
+/// Counts for the LUSERS numerics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lusers {
+    /// Registered users, both protocols.
+    pub users: usize,
+    /// IRC operators online.
+    pub operators: usize,
+    /// Connections not registered yet.
+    pub unknown: usize,
+    /// Channels that exist.
+    pub channels: usize,
+}
+
+/// Writes the LUSERS numerics (251–255) for `nick`.
+pub fn lusers(out: &mut Vec<u8>, server: &str, nick: &str, counts: Lusers) {
+    let users = format!(
+        "There are {} users and 0 invisible on 1 servers",
+        counts.users
+    );
+    write_message(out, Some(server), "251", &[nick, &users]);
+    let (ops, unknown, channels) = (
+        counts.operators.to_string(),
+        counts.unknown.to_string(),
+        counts.channels.to_string(),
+    );
+    write_message(
+        out,
+        Some(server),
+        "252",
+        &[nick, &ops, "operator(s) online"],
+    );
+    write_message(
+        out,
+        Some(server),
+        "253",
+        &[nick, &unknown, "unknown connection(s)"],
+    );
+    write_message(
+        out,
+        Some(server),
+        "254",
+        &[nick, &channels, "channels formed"],
+    );
+    let me = format!("I have {} clients and 0 servers", counts.users);
+    write_message(out, Some(server), "255", &[nick, &me]);
+}
+
+/// The ISUPPORT tokens this server advertises (005), in lines of at most 13.
+pub fn isupport(info: &ServerInfo) -> Vec<String> {
+    vec![
+        "CASEMAPPING=ascii".into(),
+        "CHANTYPES=#".into(),
+        format!("NICKLEN={}", crate::name::MAX_NAME),
+        format!("CHANNELLEN={}", crate::channel::MAX_CHANNEL_NAME),
+        "PREFIX=(ov)@+".into(),
+        "CHANMODES=beI,k,l,imnst".into(),
+        format!("MODES={}", crate::irc::mode::MAX_MODES),
+        format!("NETWORK={}", info.network),
+        format!("LINELEN={}", crate::irc::MAX_LINE),
+        format!("TOPICLEN={}", crate::irc::MAX_LINE - 100),
+        "EXCEPTS=e".into(),
+        "INVEX=I".into(),
+    ]
+}
+
+/// The welcome burst after registration: 001–005, LUSERS, then the MOTD
+/// (375, 372 per line, 376) or 422 without one.
+pub fn welcome(
+    out: &mut Vec<u8>,
+    info: &ServerInfo,
+    nick: &str,
+    user: &str,
+    host: &str,
+    counts: Lusers,
+    motd: Option<&[String]>,
+) {
+    let server = Some(info.name.as_str());
+    let welcome = format!(
+        "Welcome to the {} Network, {nick}!{user}@{host}",
+        info.network
+    );
+    write_message(out, server, "001", &[nick, &welcome]);
+    let host_line = format!(
+        "Your host is {}, running version {}",
+        info.name, info.version
+    );
+    write_message(out, server, "002", &[nick, &host_line]);
+    let created = format!("This server was created {}", info.created);
+    write_message(out, server, "003", &[nick, &created]);
+    write_message(
+        out,
+        server,
+        "004",
+        &[
+            nick,
+            &info.name,
+            &info.version,
+            "io",
+            "beIiklmnost",
+            "beIklov",
+        ],
+    );
+    let tokens = isupport(info);
+    for chunk in tokens.chunks(13) {
+        let mut params = vec![nick];
+        params.extend(chunk.iter().map(String::as_str));
+        params.push("are supported by this server");
+        write_message(out, server, "005", &params);
+    }
+    lusers(out, &info.name, nick, counts);
+    match motd {
+        None => {
+            write_message(out, server, "422", &[nick, "MOTD File is missing"]);
+        }
+        Some(lines) => {
+            let start = format!("- {} Message of the day - ", info.name);
+            write_message(out, server, "375", &[nick, &start]);
+            for line in lines {
+                // A line too long for one message is cut at a character
+                // boundary rather than dropped.
+                for piece in crate::irc::text::split_lines(line, crate::irc::MAX_LINE - 100) {
+                    write_message(out, server, "372", &[nick, &format!("- {piece}")]);
+                }
+            }
+            write_message(out, server, "376", &[nick, "End of /MOTD command."]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(registration: &mut Registration, line: &str, taken: &[&str]) -> (Step, String) {
+        let message = Message::parse(line.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let step = registration.handle(
+            "chat.local",
+            &message,
+            |n| taken.iter().any(|t| n.as_str().eq_ignore_ascii_case(t)),
+            &mut out,
+        );
+        (step, String::from_utf8(out).unwrap())
+    }
+
+    fn registered(nick: &str) -> Step {
+        Step::Registered {
+            nick: Name::new(nick).unwrap(),
+            user: "u".into(),
+            realname: "Real Name".into(),
+        }
+    }
+
+    #[test]
+    fn nick_then_user_registers() {
+        let mut r = Registration::new();
+        assert_eq!(
+            run(&mut r, "PASS secret", &[]),
+            (Step::Pending, String::new())
+        );
+        assert_eq!(
+            run(&mut r, "NICK alice", &[]),
+            (Step::Pending, String::new())
+        );
+        assert_eq!(
+            run(&mut r, "USER u 0 * :Real Name", &[]),
+            (registered("alice"), String::new())
+        );
+    }
+
+    #[test]
+    fn cap_negotiation_holds_registration_until_cap_end() {
+        let mut r = Registration::new();
+        assert_eq!(
+            run(&mut r, "CAP LS 302", &[]).1,
+            ":chat.local CAP * LS :\r\n"
+        );
+        run(&mut r, "NICK bob", &[]);
+        assert_eq!(run(&mut r, "USER u 0 * :Real Name", &[]).0, Step::Pending);
+        assert_eq!(
+            run(&mut r, "CAP REQ :sasl", &[]).1,
+            ":chat.local CAP bob NAK sasl\r\n"
+        );
+        assert_eq!(run(&mut r, "CAP END", &[]).0, registered("bob"));
+    }
+
+    #[test]
+    fn bad_and_taken_nicks_and_missing_parameters_get_their_numerics() {
+        let mut r = Registration::new();
+        assert_eq!(
+            run(&mut r, "NICK", &[]).1,
+            ":chat.local 431 * :No nickname given\r\n"
+        );
+        assert_eq!(
+            run(&mut r, "NICK a.b", &[]).1,
+            ":chat.local 432 * a.b :Erroneous nickname\r\n"
+        );
+        assert_eq!(
+            run(&mut r, "NICK Bob", &["bob"]).1,
+            ":chat.local 433 * Bob :Nickname is already in use\r\n"
+        );
+        assert_eq!(
+            run(&mut r, "USER u 0 *", &[]).1,
+            ":chat.local 461 * USER :Not enough parameters\r\n"
+        );
+        assert_eq!(
+            run(&mut r, "JOIN #lobby", &[]).1,
+            ":chat.local 451 * :You have not registered\r\n"
+        );
+        assert_eq!(
+            run(&mut r, "PING abc", &[]).1,
+            ":chat.local PONG chat.local abc\r\n"
+        );
+        run(&mut r, "NICK carol", &[]);
+        // Taken by the time USER completes registration: asked again.
+        let (step, out) = run(&mut r, "USER u 0 * :C", &["carol"]);
+        assert_eq!(step, Step::Pending);
+        assert_eq!(
+            out,
+            ":chat.local 433 * carol :Nickname is already in use\r\n"
+        );
+        assert_eq!(
+            run(&mut r, "NICK carol2", &[]).0,
+            Step::Registered {
+                nick: Name::new("carol2").unwrap(),
+                user: "u".into(),
+                realname: "C".into()
+            }
+        );
+        assert_eq!(
+            run(&mut Registration::new(), "QUIT :bye", &[]).0,
+            Step::Quit
+        );
+    }
+
+    #[test]
+    fn the_welcome_burst_names_the_server_and_its_limits() {
+        let info = ServerInfo {
+            name: "chat.local".into(),
+            network: "chat".into(),
+            version: "chat-0.1.0".into(),
+            created: "today".into(),
+            lobby: "#lobby".into(),
+        };
+        let counts = Lusers {
+            users: 3,
+            operators: 0,
+            unknown: 1,
+            channels: 2,
+        };
+        let mut out = Vec::new();
+        welcome(&mut out, &info, "alice", "u", "127.0.0.1", counts, None);
+        let text = String::from_utf8(out).unwrap();
+        let codes: Vec<&str> = text.lines().map(|l| l.split(' ').nth(1).unwrap()).collect();
+        assert_eq!(
+            codes,
+            [
+                "001", "002", "003", "004", "005", "251", "252", "253", "254", "255", "422"
+            ]
+        );
+        assert!(text.starts_with(
+            ":chat.local 001 alice :Welcome to the chat Network, alice!u@127.0.0.1\r\n"
+        ));
+        for token in [
+            "CASEMAPPING=ascii",
+            "CHANTYPES=#",
+            "NICKLEN=32",
+            "CHANNELLEN=50",
+            "PREFIX=(ov)@+",
+            "NETWORK=chat",
+        ] {
+            assert!(text.contains(token), "{token}");
+        }
+        assert!(
+            text.lines().all(|l| l.len() < crate::irc::MAX_LINE),
+            "CRLF included"
+        );
+        let mut out = Vec::new();
+        welcome(
+            &mut out,
+            &info,
+            "alice",
+            "u",
+            "h",
+            counts,
+            Some(&["hello".into(), "x".repeat(900)]),
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(":chat.local 372 alice :- hello\r\n"));
+        assert_eq!(
+            text.matches(" 372 ").count(),
+            4,
+            "hello, and 900 bytes in three pieces"
+        );
+        assert!(
+            text.lines().all(|l| l.len() < crate::irc::MAX_LINE),
+            "CRLF included"
+        );
+        assert!(text.ends_with(":chat.local 376 alice :End of /MOTD command.\r\n"));
+    }
+}
