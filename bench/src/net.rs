@@ -280,6 +280,10 @@ impl Net {
             let pending = match conn.tls.as_mut() {
                 None => &conn.out[conn.out_pos..],
                 Some(tls) => {
+                    // The bench's own buffer moves on when TLS takes a
+                    // batch; only the session's in-flight count needs
+                    // clearing once its records are out.
+                    tls.acknowledge();
                     conn.out_pos += tls.send(&conn.out[conn.out_pos..]);
                     tls.transmit()
                 }

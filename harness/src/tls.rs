@@ -206,6 +206,32 @@ macro_rules! tls_cases {
     };
 }
 
+/// A refused TLS client (the server is full) that hangs up in the middle of
+/// its handshake is released at once, not read again and again until the
+/// refusal's linger ends (which spun a core for that long). In-process
+/// only: the linger is set far above the bound.
+pub fn refused_handshake_that_hangs_up_is_released_at_once(target: &crate::Target) {
+    use std::time::{Duration, Instant};
+    let server = target.start(ServerConfig {
+        max_clients: 1,
+        linger: Duration::from_secs(20),
+        ..ServerConfig::default()
+    });
+    let (_alice, _) = crate::Client::join(server.addr, "alice");
+    let mut refused = TcpStream::connect(server.addr).expect("connect");
+    refused.write_all(&partial_client_hello()).expect("write");
+    refused
+        .shutdown(std::net::Shutdown::Write)
+        .expect("shutdown");
+    let started = Instant::now();
+    assert!(closed_within(&mut refused, crate::PATIENCE), "closed");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "released after {:?}, not at the end of the 20 s linger",
+        started.elapsed()
+    );
+}
+
 /// The first bytes of a real ClientHello: a handshake that starts and stalls.
 fn partial_client_hello() -> Vec<u8> {
     let name = rustls::pki_types::ServerName::try_from("localhost").expect("a valid name");

@@ -6,19 +6,24 @@
 //! [`TlsSession::send`] takes the core's queued plaintext and leaves the
 //! records to write in [`TlsSession::transmit`]. Nothing here touches a
 //! socket or a clock; a runtime adds TLS by routing its reads and writes
-//! through a session.
+//! through a session, most simply with the functions at the end of this
+//! module ([`input`], [`outbound`], [`written`], [`has_outbound`],
+//! [`wants_read`], [`end_of_stream`] and their `client_` twins).
 //!
 //! Invariants:
 //! - Memory stays bounded per connection. Plaintext is taken from the core
 //!   only once everything encrypted before it has been written, and at most
 //!   [`PLAINTEXT_BATCH`] at a time; so what waits encrypted is one batch (plus
-//!   handshake messages), and the core's `max_outbound` keeps bounding the
-//!   rest. The core sees plaintext as written when TLS takes it, which is
-//!   when the socket took the batch before: its congestion pacing stays
-//!   honest.
+//!   handshake messages), and the core's `max_outbound` bounds the rest.
+//! - The core sees a batch as written only once its records have all been
+//!   written to the socket ([`TlsSession::acknowledge`]): until then it
+//!   still counts it as queued, so its congestion pacing and its output
+//!   limit see what waits to be encrypted and what waits to be written, and
+//!   a graceful close comes only after the last record left.
 //! - Nothing is taken from the core before the handshake completes.
-//! - Every error is fatal to the one connection: the runtime writes what
-//!   [`TlsSession::transmit`] holds (an alert, best effort) and closes it.
+//! - Every error is fatal to the one connection: the runtime may write what
+//!   [`TlsSession::transmit`] holds (often an alert) without blocking, and
+//!   closes it.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -47,7 +52,7 @@ pub enum TlsError {
         problem: String,
     },
     /// The system has no root certificates to verify servers with.
-    #[error("no system root certificates found; give a CA with --ca FILE")]
+    #[error("no system root certificates found; trust a CA file instead (chat: --ca FILE)")]
     NoRoots,
     /// The name to verify the server's certificate against is not a valid
     /// DNS name or IP address.
@@ -88,11 +93,12 @@ pub fn load_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Tl
 /// files, TLS 1.2 and 1.3, no client certificates.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let certs = load_certificates(cert)?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key, e))?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key, e))?;
     let config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+        .with_single_cert(certs, key_der)
+        .map_err(|e| file_error(key, format!("cannot be used with {}: {e}", cert.display())))?;
     Ok(Arc::new(config))
 }
 
@@ -139,6 +145,8 @@ pub struct TlsSession {
     /// Encrypted bytes for the socket; `sent` of them are written.
     sealed: Vec<u8>,
     sent: usize,
+    /// Plaintext taken by `send` whose records are not all written yet.
+    in_flight: usize,
     /// The peer sent close_notify: its plaintext stream has ended.
     peer_closed: bool,
 }
@@ -169,14 +177,16 @@ impl TlsSession {
             conn,
             sealed: Vec::new(),
             sent: 0,
+            in_flight: 0,
             peer_closed: false,
         }
     }
 
     /// Feeds bytes read from the socket and appends the plaintext they
-    /// complete to `plaintext` (never more bytes than `bytes` holds). An error
-    /// is fatal for the connection; [`transmit`](Self::transmit) may hold an
-    /// alert to write before closing.
+    /// complete to `plaintext` (at most one record's worth more than `bytes`
+    /// holds: a read may complete a record begun before). An error is fatal
+    /// for the connection; [`transmit`](Self::transmit) may hold an alert to
+    /// write before closing.
     pub fn handle_input(
         &mut self,
         mut bytes: &[u8],
@@ -221,22 +231,36 @@ impl TlsSession {
         self.conn.is_handshaking()
     }
 
-    /// Whether [`send`](Self::send) would take plaintext now: the handshake is
-    /// done and everything encrypted before has been written.
+    /// Whether [`send`](Self::send) would take plaintext now (after
+    /// [`acknowledge`](Self::acknowledge)): the handshake is done and
+    /// everything encrypted before has been written.
     pub fn wants_plaintext(&self) -> bool {
         !self.conn.is_handshaking() && self.transmit().is_empty() && !self.conn.wants_write()
     }
 
+    /// Once every record of the last batch is written: how many plaintext
+    /// bytes that batch held, to report to the core as written (0 before,
+    /// and 0 again after).
+    pub fn acknowledge(&mut self) -> usize {
+        if !self.transmit().is_empty() {
+            return 0;
+        }
+        std::mem::take(&mut self.in_flight)
+    }
+
     /// Takes up to [`PLAINTEXT_BATCH`] bytes of `plaintext` (the chat core's
-    /// queued output) to encrypt and returns how many it took: report them to
-    /// the core as written. Takes nothing while
-    /// [`wants_plaintext`](Self::wants_plaintext) is false.
+    /// queued output, the last batch already acknowledged) to encrypt and
+    /// returns how many it took; report them to the core when
+    /// [`acknowledge`](Self::acknowledge) returns them. Takes nothing while
+    /// a batch is in flight or [`wants_plaintext`](Self::wants_plaintext) is
+    /// false.
     pub fn send(&mut self, plaintext: &[u8]) -> usize {
-        if !self.wants_plaintext() {
+        if self.in_flight > 0 || !self.wants_plaintext() {
             return 0;
         }
         let batch = plaintext.get(..PLAINTEXT_BATCH).unwrap_or(plaintext);
         let taken = self.conn.writer().write(batch).unwrap_or(0);
+        self.in_flight = taken;
         self.seal();
         taken
     }
@@ -294,10 +318,11 @@ pub fn outbound<'a>(
     match tls {
         None => core.outbound(conn),
         Some(tls) => {
-            let taken = tls.send(core.outbound(conn));
-            if taken > 0 {
-                core.handle_written(now, conn, taken);
+            let acknowledged = tls.acknowledge();
+            if acknowledged > 0 {
+                core.handle_written(now, conn, acknowledged);
             }
+            tls.send(core.outbound(conn));
             tls.transmit()
         }
     }
@@ -341,6 +366,18 @@ pub fn input(
         core.handle_eof(now, conn);
     }
     decrypted
+}
+
+/// The end of `conn`'s stream (a read of 0 bytes). A connection the core is
+/// closing is only read for its TLS handshake: once its peer is gone there
+/// is nothing to wait for, and it is released at once rather than read
+/// again (which would spin) until its linger ends.
+pub fn end_of_stream(core: &mut Server, tls: Option<&TlsSession>, now: Instant, conn: ConnId) {
+    if tls.is_some() && core.is_closing(conn) {
+        core.handle_io_error(now, conn);
+    } else {
+        core.handle_eof(now, conn);
+    }
 }
 
 /// Whether `conn`'s socket should be read: when the core wants input, and
@@ -422,10 +459,11 @@ pub fn client_outbound<'a>(client: &'a mut Client, tls: Option<&'a mut TlsSessio
     match tls {
         None => client.outbound(),
         Some(tls) => {
-            let taken = tls.send(client.outbound());
-            if taken > 0 {
-                client.handle_written(taken);
+            let acknowledged = tls.acknowledge();
+            if acknowledged > 0 {
+                client.handle_written(acknowledged);
             }
+            tls.send(client.outbound());
             tls.transmit()
         }
     }

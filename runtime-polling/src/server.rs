@@ -397,7 +397,7 @@ impl PollingServer {
         let conn = socket.conn;
         if event.readable && tls::wants_read(&self.core, socket.tls.as_deref(), conn) {
             match socket.stream.read(&mut self.read_buf) {
-                Ok(0) => self.core.handle_eof(now, conn),
+                Ok(0) => tls::end_of_stream(&mut self.core, socket.tls.as_deref(), now, conn),
                 Ok(n) => {
                     let bytes = self.read_buf.get(..n).unwrap_or_default();
                     let tls = socket.tls.as_deref_mut();

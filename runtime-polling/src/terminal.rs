@@ -218,6 +218,11 @@ impl Terminal {
             None => self.prompt(),
         }
         let result = self.event_loop();
+        if let Some(tls) = self.tls.as_deref_mut() {
+            // close_notify, best effort: our end, not a cut.
+            tls.close();
+            let _ = self.stream.write(tls.transmit());
+        }
         self.show_lines(true);
         let _ = self.poller.delete(&self.stream);
         result

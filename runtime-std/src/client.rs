@@ -19,7 +19,10 @@
 //!   Nothing sleeps.
 //! - A failed read is the end of the stream for the state machine, which
 //!   decides what it means: the caller sees it as the last event,
-//!   [`ClientEvent::Closed`], never as an error.
+//!   [`ClientEvent::Closed`], not as an error. The one exception is TLS
+//!   failing ([`connect_tls`](BlockingClient::connect_tls): a corrupt record,
+//!   a certificate that does not verify): that read is returned once as an
+//!   `InvalidData` error wrapping the `TlsError`, and `Closed` follows.
 //! - Events come out in the order the state machine emits them, each once;
 //!   after `Closed`, [`next_event`](BlockingClient::next_event) returns
 //!   `Ok(None)` at once.
@@ -274,7 +277,8 @@ impl BlockingClient {
     /// [`ClientConfig::idle_exit`] is set, leaves once no intent came for that
     /// long ([`ClientEvent::IdleExit`], then `Closed` once the server answered
     /// the BYE or the quit linger ([`ClientConfig::quit_linger`]) passed). An `Err` means writing (or setting
-    /// the socket's read timeout) failed; the unwritten bytes stay queued.
+    /// the socket's read timeout) failed, the unwritten bytes staying queued,
+    /// or TLS failed (see the module docs).
     pub fn next_event(&mut self, timeout: Option<Duration>) -> io::Result<Option<ClientEvent>> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
@@ -295,12 +299,19 @@ impl BlockingClient {
     /// something crossed our BYE), or `None` if it had ended before.
     pub fn quit(mut self) -> io::Result<Option<CloseReason>> {
         self.client.quit(Instant::now());
+        let mut ended = None;
         while let Some(event) = self.next_event(None)? {
             if let ClientEvent::Closed { reason } = event {
-                return Ok(Some(reason));
+                ended = Some(reason);
+                break;
             }
         }
-        Ok(None)
+        if let Some(tls) = self.tls.as_deref_mut() {
+            // close_notify, best effort: our end, not a cut.
+            tls.close();
+            let _ = self.stream.write(tls.transmit());
+        }
+        Ok(ended)
     }
 
     /// Waits for the server once: one read, bounded by `deadline` and the

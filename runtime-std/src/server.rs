@@ -528,7 +528,11 @@ fn reader_loop(shared: &Shared, conn: ConnId, stream: &TcpStream) {
             let now = Instant::now();
             // One critical section per read: report the last read, then decide.
             match last_read.take() {
-                Some(Ok(0)) => state.core.handle_eof(now, conn),
+                Some(Ok(0)) => {
+                    let State { core, links, .. } = &mut *state;
+                    let tls = links.get(&conn).and_then(|link| link.tls.as_deref());
+                    tls::end_of_stream(core, tls, now, conn);
+                }
                 Some(Ok(n)) => {
                     let input = buf.get(..n).unwrap_or_default();
                     let State {
@@ -538,20 +542,28 @@ fn reader_loop(shared: &Shared, conn: ConnId, stream: &TcpStream) {
                         flusher,
                         ..
                     } = &mut *state;
+                    let blocked = links.get(&conn).is_some_and(|link| link.blocked);
                     let mut tls = links
                         .get_mut(&conn)
                         .and_then(|link| link.tls.as_deref_mut());
                     match tls::input(core, tls.as_deref_mut(), now, conn, input, &mut plain) {
                         Err(error) => {
                             log::debug!("TLS of {conn} failed: {error}");
-                            // Its alert, best effort, then closed.
-                            if let Some(tls) = tls {
-                                let _ = (&*stream).write(tls.transmit());
+                            // Its alert, best effort and never blocking
+                            // (the lock is held), and only while no writer
+                            // thread owns the socket; then closed.
+                            if let Some(tls) = tls.filter(|_| !blocked) {
+                                let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+                                let _ = socket2::SockRef::from(stream)
+                                    .send_with_flags(tls.transmit(), flags);
                             }
                             core.handle_io_error(now, conn);
                         }
-                        // Handshake messages: the flusher writes them.
-                        Ok(()) if tls.is_some_and(|tls| !tls.transmit().is_empty()) => {
+                        // Handshake messages, or output the handshake's end
+                        // lets out: the flusher writes them.
+                        Ok(())
+                            if tls.is_some_and(|tls| tls::has_outbound(core, Some(tls), conn)) =>
+                        {
                             ready.push(conn);
                             wakes.extend(flusher.clone());
                         }

@@ -22,6 +22,13 @@ mod tls_in_process {
     harness::server_cases!(harness::Target::InProcess(
         harness::tls::in_process::<runtime_std::StdServer>
     ));
+
+    #[test]
+    fn refused_handshake_that_hangs_up_is_released_at_once() {
+        harness::tls::refused_handshake_that_hangs_up_is_released_at_once(
+            &harness::Target::InProcess(harness::tls::in_process::<runtime_std::StdServer>),
+        );
+    }
     harness::tls_cases!(harness::Target::InProcess(
         harness::tls::in_process::<runtime_std::StdServer>
     ));
