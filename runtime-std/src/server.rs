@@ -617,10 +617,9 @@ fn writer_loop(shared: &Shared, conn: ConnId, stream: &TcpStream) {
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     Err(_) => state.core.handle_io_error(now, conn),
                 }
-                dispatch(shared, &mut state, &mut wakes);
             }
             let State { core, links, .. } = &mut *state;
-            match links.get_mut(&conn) {
+            let next = match links.get_mut(&conn) {
                 None => Next::Exit,
                 Some(link) => {
                     link.writer.get_or_insert_with(std::thread::current);
@@ -642,7 +641,12 @@ fn writer_loop(shared: &Shared, conn: ConnId, stream: &TcpStream) {
                         Next::Io
                     }
                 }
-            }
+            };
+            // After the write's report and after taking the next chunk: over
+            // TLS, taking it acknowledges the batch just written, which may
+            // let the core act (resume a paused sender, close a connection).
+            dispatch(shared, &mut state, &mut wakes);
+            next
         };
         unpark_all(&mut wakes);
         match next {
