@@ -20,6 +20,17 @@ use std::collections::HashMap;
 pub const MAX_CHANNEL_NAME: usize = 50;
 /// Most entries in each of a channel's ban, exception and invite lists.
 pub const MAX_LIST: usize = 100;
+/// Most bytes of a mask in those lists.
+pub const MAX_MASK: usize = 100;
+/// Most bytes of a topic; a longer one is cut at a character boundary
+/// (ISUPPORT `TOPICLEN`: a 332 reply with the longest nick and channel name
+/// still fits in 512 bytes).
+pub const MAX_TOPIC: usize = 300;
+/// Most bytes of a `+k` key (ISUPPORT `KEYLEN`).
+pub const MAX_KEY: usize = 23;
+/// Most channels one member is in at once (ISUPPORT `CHANLIMIT`), the lobby
+/// included.
+pub const MAX_CHANNELS_PER_MEMBER: usize = 20;
 
 /// A valid channel name: `#` and 1 to 49 bytes without space, comma, BEL
 /// or other control characters. Equality and hashing ignore ASCII case.
@@ -47,10 +58,7 @@ impl ChannelName {
         if rest.is_empty() || name.len() > MAX_CHANNEL_NAME {
             return Err(ChannelNameError::Length);
         }
-        if name
-            .bytes()
-            .any(|b| b == b' ' || b == b',' || b < 0x20 || b == 0x7f)
-        {
+        if name.chars().any(|c| c == ' ' || c == ',' || c.is_control()) {
             return Err(ChannelNameError::Character);
         }
         Ok(Self(name.to_owned()))
@@ -167,6 +175,13 @@ pub enum ChannelError {
     /// A ban, exception or invite list is full (478).
     #[error("channel list is full")]
     ListFull,
+    /// The joiner is in [`MAX_CHANNELS_PER_MEMBER`] channels already (405).
+    #[error("you have joined too many channels")]
+    TooManyChannels,
+    /// A key or mask that cannot be used: empty, too long, or with spaces,
+    /// commas or control characters (696 ERR_INVALIDMODEPARAM).
+    #[error("invalid mode parameter")]
+    InvalidModeParam,
 }
 
 impl ChannelError {
@@ -183,6 +198,8 @@ impl ChannelError {
             Self::Banned => 474,
             Self::BadKey => 475,
             Self::ListFull => 478,
+            Self::TooManyChannels => 405,
+            Self::InvalidModeParam => 696,
         }
     }
 }
@@ -393,6 +410,7 @@ impl<Id: Copy + PartialEq> Channels<Id> {
         mask: &str,
     ) -> Result<Joined, ChannelError> {
         let lobby = *name == self.lobby;
+        let already = self.of(id).count();
         let channel = self
             .by_name
             .entry(name.key())
@@ -400,6 +418,12 @@ impl<Id: Copy + PartialEq> Channels<Id> {
         let created = channel.members.is_empty();
         if channel.member(id).is_some() {
             return Err(ChannelError::AlreadyOnChannel);
+        }
+        if already >= MAX_CHANNELS_PER_MEMBER {
+            if created {
+                self.by_name.remove(&name.key());
+            }
+            return Err(ChannelError::TooManyChannels);
         }
         if !created {
             let invited = channel.invited.contains(&id);
@@ -418,7 +442,9 @@ impl<Id: Copy + PartialEq> Channels<Id> {
             if channel.has(Flag::InviteOnly) && !invited && !invite_excepted() {
                 return Err(ChannelError::InviteOnly);
             }
-            if channel.banned(mask) && !invited {
+            // An invitation opens `+i`, not a ban: otherwise any member
+            // could let a banned user back in.
+            if channel.banned(mask) {
                 return Err(ChannelError::Banned);
             }
             if channel.key.as_deref().is_some_and(|k| key != Some(k)) {
@@ -474,6 +500,10 @@ impl<Id: Copy + PartialEq> Channels<Id> {
             .by_name
             .get(&name.key())
             .ok_or(ChannelError::NoSuchChannel)?;
+        if channel.lobby {
+            // Nobody kicks anyone out of the lobby, member or not (482).
+            return Err(ChannelError::NotOperator);
+        }
         channel.operator(actor)?;
         if channel.member(target).is_none() {
             return Err(ChannelError::TargetNotOnChannel);
@@ -525,6 +555,12 @@ impl<Id: Copy + PartialEq> Channels<Id> {
         if channel.lobby || channel.has(Flag::TopicLock) {
             channel.operator(actor)?;
         }
+        let mut topic = topic;
+        let mut end = topic.text.len().min(MAX_TOPIC);
+        while !topic.text.is_char_boundary(end) {
+            end -= 1;
+        }
+        topic.text.truncate(end);
         channel.topic = (!topic.text.is_empty()).then_some(topic);
         Ok(())
     }
@@ -566,8 +602,14 @@ impl<Id: Copy + PartialEq> Channels<Id> {
                     }
                     had != *on
                 }
+                ModeChange::Key(Some(key)) if !valid_parameter(key, MAX_KEY) => {
+                    return Err(ChannelError::InvalidModeParam);
+                }
                 ModeChange::Key(key) => std::mem::replace(&mut next.key, key.clone()) != *key,
                 ModeChange::Limit(limit) => std::mem::replace(&mut next.limit, *limit) != *limit,
+                ModeChange::Mask(_, mask, true) if !valid_parameter(mask, MAX_MASK) => {
+                    return Err(ChannelError::InvalidModeParam);
+                }
                 ModeChange::Mask(list, mask, add) => {
                     let entries = next.lists.entry(*list).or_default();
                     let present = entries.iter().position(|m| m.eq_ignore_ascii_case(mask));
@@ -594,6 +636,15 @@ impl<Id: Copy + PartialEq> Channels<Id> {
         *channel = next;
         Ok(applied)
     }
+}
+
+/// A key or mask: 1 to `max` bytes, no spaces, commas or control characters.
+fn valid_parameter(value: &str, max: usize) -> bool {
+    !value.is_empty()
+        && value.len() <= max
+        && !value
+            .chars()
+            .any(|c| c == ' ' || c == ',' || c.is_control())
 }
 
 /// Whether `mask` (`*` any run, `?` any one byte; ASCII case ignored)
@@ -711,6 +762,11 @@ mod tests {
             Err(ChannelError::NotOperator)
         );
         assert_eq!(c.kick(1, 2, &ch("#lobby")), Err(ChannelError::NotOperator));
+        assert_eq!(
+            c.kick(9, 2, &ch("#lobby")),
+            Err(ChannelError::NotOperator),
+            "482, not 442"
+        );
         let change = vec![ModeChange::Flag(Flag::Moderated, true)];
         assert_eq!(
             c.change_modes(1, &ch("#lobby"), change),
@@ -756,6 +812,13 @@ mod tests {
             "+i: operators invite"
         );
         c.invite(1, 4, &x).unwrap();
+        // An invitation does not lift a ban.
+        c.invite(1, 6, &x).unwrap();
+        set(&mut c, ModeChange::Mask(List::Ban, "f!*@*".into(), true)).unwrap();
+        assert_eq!(
+            c.join(6, &x, Some("sesame"), "f!f@h"),
+            Err(ChannelError::Banned)
+        );
         c.join(4, &x, Some("sesame"), "d!d@h").unwrap();
         set(&mut c, ModeChange::Mask(List::Invite, "e!*@*".into(), true)).unwrap();
         c.join(5, &x, Some("sesame"), "e!e@h").unwrap();
@@ -847,6 +910,42 @@ mod tests {
         let channel = c.get(&x).unwrap();
         assert!(!channel.may_speak(3, "c!c@h") && !channel.may_speak(2, "b!b@h"));
         assert!(channel.may_speak(1, "a!a@h"), "operators speak in +m");
+    }
+
+    #[test]
+    fn limits_on_channels_per_member_topics_keys_and_masks() {
+        let mut c = channels();
+        for i in 0..MAX_CHANNELS_PER_MEMBER {
+            c.join(1, &ch(&format!("#c{i}")), None, "a").unwrap();
+        }
+        assert_eq!(
+            c.join(1, &ch("#one-more"), None, "a"),
+            Err(ChannelError::TooManyChannels)
+        );
+        assert!(c.get(&ch("#one-more")).is_none(), "not left behind empty");
+        let x = ch("#c0");
+        let long = Topic {
+            text: "é".repeat(MAX_TOPIC),
+            set_by: "a".into(),
+            set_at: 0,
+        };
+        c.set_topic(1, &x, long).unwrap();
+        let kept = &c.get(&x).unwrap().topic().unwrap().text;
+        assert!(kept.len() <= MAX_TOPIC && kept.chars().all(|ch| ch == 'é'));
+        for bad in ["", "a b", "a,b", &"k".repeat(MAX_KEY + 1)] {
+            let change = vec![ModeChange::Key(Some(bad.into()))];
+            assert_eq!(
+                c.change_modes(1, &x, change),
+                Err(ChannelError::InvalidModeParam),
+                "{bad:?}"
+            );
+        }
+        let change = vec![ModeChange::Mask(List::Ban, "m".repeat(MAX_MASK + 1), true)];
+        assert_eq!(
+            c.change_modes(1, &x, change),
+            Err(ChannelError::InvalidModeParam)
+        );
+        assert!(ChannelName::new("#a\u{85}").is_err(), "C1 controls too");
     }
 
     #[test]

@@ -151,9 +151,13 @@ pub fn write_message(
         Some((last, middle)) => (middle, Some(*last)),
         None => (params, None),
     };
+    let word = |w: &str| !w.is_empty() && !forbidden(w) && !w.contains(' ');
     if params.len() > MAX_PARAMS
         || params.iter().any(|p| forbidden(p))
         || middle.iter().any(|p| needs_trailing(p))
+        || source.is_some_and(|s| !word(s))
+        || !word(command)
+        || command.starts_with(':')
     {
         return false;
     }
@@ -184,6 +188,30 @@ pub fn write_message(
     }
     out.extend_from_slice(b"\r\n");
     true
+}
+
+/// What a client sent, made fit to be echoed as a middle parameter of a
+/// reply (a nick that was refused, a subcommand): no line breaks or NULs,
+/// no spaces, no leading `:`, not empty, at most 64 bytes. A refusal that
+/// could not be written would leave the client without its numeric.
+pub fn echo(sent: &str) -> String {
+    let mut out: String = sent
+        .chars()
+        .filter(|c| !matches!(c, '\r' | '\n' | '\0'))
+        .map(|c| if c == ' ' { '_' } else { c })
+        .collect();
+    if out.starts_with(':') {
+        out.replace_range(..1, "_");
+    }
+    let mut end = out.len().min(64);
+    while !out.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.truncate(end);
+    if out.is_empty() {
+        out.push('*');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -267,6 +295,39 @@ mod tests {
             "PRIVMSG",
             &["#x", &format!("{fits}y")]
         ));
+    }
+
+    #[test]
+    fn source_and_command_are_checked_too_and_echoes_always_fit() {
+        let mut out = Vec::new();
+        assert!(!write_message(
+            &mut out,
+            Some("n!a\rb@h"),
+            "PRIVMSG",
+            &["#x", "hi"]
+        ));
+        assert!(!write_message(
+            &mut out,
+            Some("a b"),
+            "PRIVMSG",
+            &["#x", "hi"]
+        ));
+        assert!(!write_message(&mut out, Some(""), "PRIVMSG", &["#x", "hi"]));
+        assert!(!write_message(&mut out, None, "PRIV MSG", &["#x"]));
+        assert!(out.is_empty());
+        for sent in ["", ":", "a b", "::x", "a\r\nQUIT", &"é".repeat(100)] {
+            let echoed = echo(sent);
+            assert!(
+                write_message(
+                    &mut out,
+                    Some("s"),
+                    "432",
+                    &["*", &echoed, "Erroneous nickname"]
+                ),
+                "{sent:?}"
+            );
+            assert!(echoed.len() <= 64);
+        }
     }
 
     #[test]

@@ -27,4 +27,4 @@ pub mod registration;
 pub mod text;
 
 pub use line::{Line, LineReader, MAX_LINE};
-pub use message::{MAX_PARAMS, Message, ParseError, write_message};
+pub use message::{MAX_PARAMS, Message, ParseError, echo, write_message};

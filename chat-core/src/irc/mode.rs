@@ -74,6 +74,7 @@ pub fn parse_channel_modes(modes: &str, args: &[&str]) -> ModeRequest {
             match flag {
                 Some(flag) => request.changes.push(ModeChange::Flag(flag, on)),
                 None if letter == 'l' => request.changes.push(ModeChange::Limit(None)),
+                None if request.unknown.contains(&letter) => {}
                 None => request.unknown.push(letter),
             }
             continue;
@@ -84,6 +85,8 @@ pub fn parse_channel_modes(modes: &str, args: &[&str]) -> ModeRequest {
         let argument = args.next();
         let Some(argument) = argument else {
             match list {
+                // Each list once, however often it is asked for.
+                Some(list) if request.queries.contains(&list) => {}
                 Some(list) => request.queries.push(list),
                 // `-k` without the key: accepted.
                 None if letter == 'k' && !on => request.changes.push(ModeChange::Key(None)),
@@ -146,6 +149,16 @@ mod tests {
             [ModeChange::Key(None)]
         );
         assert!(parse_channel_modes("+l", &["lots"]).changes.is_empty());
+    }
+
+    #[test]
+    fn each_list_and_unknown_letter_is_answered_once() {
+        let request = parse_channel_modes(&"b".repeat(500), &[]);
+        assert_eq!(request.queries, [List::Ban]);
+        assert_eq!(
+            parse_channel_modes(&"xy".repeat(200), &[]).unknown,
+            ['x', 'y']
+        );
     }
 
     #[test]

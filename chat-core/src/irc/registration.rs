@@ -7,7 +7,7 @@
 //! refusal writes its numeric; the output for one message is at most a
 //! handful of lines (the welcome burst is written by [`welcome`], once).
 
-use crate::irc::{Message, write_message};
+use crate::irc::{Message, echo, write_message};
 use crate::name::Name;
 
 /// What the server says about itself in the welcome burst.
@@ -21,8 +21,6 @@ pub struct ServerInfo {
     pub version: String,
     /// When the server started, as shown in 003.
     pub created: String,
-    /// The lobby's name, for ISUPPORT.
-    pub lobby: String,
 }
 
 /// Registration in progress on one IRC connection.
@@ -96,32 +94,33 @@ impl Registration {
                 Some("REQ") => {
                     // No capabilities: every request is refused.
                     self.negotiating = true;
-                    let asked = param(1).unwrap_or_default();
+                    let asked = realname_of(&param(1).unwrap_or_default());
                     write_message(out, Some(server), "CAP", &[&target, "NAK", &asked]);
                 }
                 Some("END") => self.negotiating = false,
-                Some(other) => reply(out, "410", &[other, "Invalid CAP command"]),
+                Some(other) => reply(out, "410", &[&echo(other), "Invalid CAP command"]),
                 None => reply(out, "461", &["CAP", "Not enough parameters"]),
             },
             "PASS" => {}
-            "NICK" => match param(0) {
+            "NICK" => match param(0).filter(|nick| !nick.is_empty()) {
                 None => reply(out, "431", &["No nickname given"]),
                 Some(wanted) => match Name::new(&wanted) {
-                    Err(_) => reply(out, "432", &[&wanted, "Erroneous nickname"]),
+                    Err(_) => reply(out, "432", &[&echo(&wanted), "Erroneous nickname"]),
                     Ok(name) if taken(&name) => {
-                        reply(out, "433", &[&wanted, "Nickname is already in use"])
+                        reply(out, "433", &[name.as_str(), "Nickname is already in use"])
                     }
                     Ok(name) => self.nick = Some(name),
                 },
             },
             "USER" => match (param(0), param(3)) {
                 (Some(user), Some(realname)) if message.params().len() >= 4 => {
-                    self.user = Some((user, realname));
+                    self.user = Some((username(&user), realname_of(&realname)));
                 }
                 _ => reply(out, "461", &["USER", "Not enough parameters"]),
             },
             "PING" => match param(0) {
                 Some(token) => {
+                    let token = realname_of(&token);
                     write_message(out, Some(server), "PONG", &[server, &token]);
                 }
                 None => reply(out, "461", &["PING", "Not enough parameters"]),
@@ -162,6 +161,42 @@ impl Registration {
             realname,
         }
     }
+}
+
+/// Most bytes of a username (the `user` in `nick!user@host`).
+pub const MAX_USERNAME: usize = 16;
+/// Most bytes of a real name.
+pub const MAX_REALNAME: usize = 100;
+
+/// The `USER` username as this server shows it in prefixes: characters that
+/// could break a prefix (`!`, `@`, `:`, spaces, controls) dropped, at most
+/// [`MAX_USERNAME`] bytes, `user` if nothing is left.
+pub fn username(sent: &str) -> String {
+    let mut name: String = sent
+        .chars()
+        .filter(|c| !c.is_control() && !matches!(c, ' ' | '!' | '@' | ':'))
+        .collect();
+    truncate(&mut name, MAX_USERNAME);
+    if name.is_empty() {
+        name.push_str("user");
+    }
+    name
+}
+
+/// A real name (or any trailing text echoed back) without control
+/// characters, at most [`MAX_REALNAME`] bytes.
+pub fn realname_of(sent: &str) -> String {
+    let mut name: String = sent.chars().filter(|c| !c.is_control()).collect();
+    truncate(&mut name, MAX_REALNAME);
+    name
+}
+
+fn truncate(text: &mut String, max: usize) {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
 }
 
 /// Counts for the LUSERS numerics.
@@ -223,7 +258,9 @@ pub fn isupport(info: &ServerInfo) -> Vec<String> {
         format!("MODES={}", crate::irc::mode::MAX_MODES),
         format!("NETWORK={}", info.network),
         format!("LINELEN={}", crate::irc::MAX_LINE),
-        format!("TOPICLEN={}", crate::irc::MAX_LINE - 100),
+        format!("TOPICLEN={}", crate::channel::MAX_TOPIC),
+        format!("KEYLEN={}", crate::channel::MAX_KEY),
+        format!("CHANLIMIT=#:{}", crate::channel::MAX_CHANNELS_PER_MEMBER),
         "EXCEPTS=e".into(),
         "INVEX=I".into(),
     ]
@@ -262,7 +299,7 @@ pub fn welcome(
             &info.name,
             &info.version,
             "io",
-            "beIiklmnost",
+            "beIiklmnostv",
             "beIklov",
         ],
     );
@@ -281,10 +318,12 @@ pub fn welcome(
         Some(lines) => {
             let start = format!("- {} Message of the day - ", info.name);
             write_message(out, server, "375", &[nick, &start]);
+            // Room for the text after `:server 372 nick :- ` and CRLF.
+            let room = crate::irc::MAX_LINE.saturating_sub(info.name.len() + nick.len() + 14);
             for line in lines {
                 // A line too long for one message is cut at a character
                 // boundary rather than dropped.
-                for piece in crate::irc::text::split_lines(line, crate::irc::MAX_LINE - 100) {
+                for piece in crate::irc::text::split_lines(line, room) {
                     write_message(out, server, "372", &[nick, &format!("- {piece}")]);
                 }
             }
@@ -397,6 +436,38 @@ mod tests {
             run(&mut Registration::new(), "QUIT :bye", &[]).0,
             Step::Quit
         );
+        // Every refusal is written, whatever the client sent.
+        let mut r = Registration::new();
+        assert_eq!(
+            run(&mut r, "NICK :", &[]).1,
+            ":chat.local 431 * :No nickname given\r\n"
+        );
+        assert_eq!(
+            run(&mut r, "NICK :a b", &[]).1,
+            ":chat.local 432 * a_b :Erroneous nickname\r\n"
+        );
+        assert_eq!(
+            run(&mut r, "NICK ::x", &[]).1,
+            ":chat.local 432 * _x :Erroneous nickname\r\n"
+        );
+        assert_eq!(
+            run(&mut r, "CAP :x y", &[]).1,
+            ":chat.local 410 * X_Y :Invalid CAP command\r\n"
+        );
+    }
+
+    #[test]
+    fn what_users_send_cannot_break_a_prefix() {
+        assert_eq!(username("a\rb\0c@d!e f"), "abcdef");
+        assert_eq!(username(&"u".repeat(40)).len(), MAX_USERNAME);
+        assert_eq!(username("@!"), "user");
+        assert_eq!(realname_of("Real\rName\0"), "RealName");
+        let mut r = Registration::new();
+        run(&mut r, "NICK n", &[]);
+        match run(&mut r, "USER a\rb 0 * :x", &[]).0 {
+            Step::Registered { user, .. } => assert_eq!(user, "ab"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -406,7 +477,6 @@ mod tests {
             network: "chat".into(),
             version: "chat-0.1.0".into(),
             created: "today".into(),
-            lobby: "#lobby".into(),
         };
         let counts = Lusers {
             users: 3,
@@ -421,7 +491,7 @@ mod tests {
         assert_eq!(
             codes,
             [
-                "001", "002", "003", "004", "005", "251", "252", "253", "254", "255", "422"
+                "001", "002", "003", "004", "005", "005", "251", "252", "253", "254", "255", "422"
             ]
         );
         assert!(text.starts_with(
@@ -438,7 +508,7 @@ mod tests {
             assert!(text.contains(token), "{token}");
         }
         assert!(
-            text.lines().all(|l| l.len() < crate::irc::MAX_LINE),
+            text.lines().all(|l| l.len() + 2 <= crate::irc::MAX_LINE),
             "CRLF included"
         );
         let mut out = Vec::new();
@@ -455,13 +525,36 @@ mod tests {
         assert!(text.contains(":chat.local 372 alice :- hello\r\n"));
         assert_eq!(
             text.matches(" 372 ").count(),
-            4,
-            "hello, and 900 bytes in three pieces"
+            3,
+            "hello, and 900 bytes in two pieces"
         );
+        // A long server name leaves less room: the lines still fit, none lost.
+        let long = ServerInfo {
+            name: "s".repeat(60),
+            ..info.clone()
+        };
+        let mut out = Vec::new();
+        welcome(
+            &mut out,
+            &long,
+            "alice",
+            "u",
+            "h",
+            counts,
+            Some(&["y".repeat(900)]),
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.lines().all(|l| l.len() + 2 <= crate::irc::MAX_LINE));
+        let shown: usize = text
+            .lines()
+            .filter(|l| l.contains(" 372 "))
+            .map(|l| l.matches('y').count())
+            .sum();
+        assert_eq!(shown, 900);
         assert!(
-            text.lines().all(|l| l.len() < crate::irc::MAX_LINE),
+            text.lines().all(|l| l.len() + 2 <= crate::irc::MAX_LINE),
             "CRLF included"
         );
-        assert!(text.ends_with(":chat.local 376 alice :End of /MOTD command.\r\n"));
+        assert!(text.ends_with(" 376 alice :End of /MOTD command.\r\n"));
     }
 }

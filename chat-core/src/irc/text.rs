@@ -171,6 +171,12 @@ mod tests {
             let once = strip_formatting(&text);
             prop_assert_eq!(strip_formatting(&once), once.clone());
             prop_assert!(!once.bytes().any(|b| FORMATTING.contains(&b) || b == COLOUR || b == HEX_COLOUR));
+            // Without colour codes (whose digits go with them), exactly the
+            // formatting bytes go and everything else stays, in order.
+            if !text.contains(['\x03', '\x04']) {
+                let kept: String = text.chars().filter(|c| !FORMATTING.contains(&(*c as u8))).collect();
+                prop_assert_eq!(once, kept);
+            }
         }
     }
 }
