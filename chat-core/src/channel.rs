@@ -52,6 +52,11 @@ pub enum ChannelNameError {
 }
 
 impl ChannelName {
+    /// `#lobby`, the lobby's default name.
+    pub(crate) fn default_lobby() -> Self {
+        Self("#lobby".into())
+    }
+
     /// Checks `name`.
     pub fn new(name: &str) -> Result<Self, ChannelNameError> {
         let rest = name.strip_prefix('#').ok_or(ChannelNameError::NoPrefix)?;

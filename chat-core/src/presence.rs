@@ -53,6 +53,11 @@ impl<Id: Copy> Presence<Id> {
     }
 
     /// The connection of the member called `name` (any case).
+    /// Every member's connection, in the same order as [`names`](Self::names).
+    pub(crate) fn conns(&self) -> &[Id] {
+        &self.conns
+    }
+
     pub(crate) fn lookup(&self, name: &Name) -> Option<Id> {
         let index = *self.by_name.get(name)?;
         self.conns.get(index).copied()
@@ -66,12 +71,6 @@ impl<Id: Copy> Presence<Id> {
     /// Every member's name, as registered.
     pub(crate) fn names(&self) -> &[Name] {
         &self.names
-    }
-
-    /// Every member's connection, in the same order as [`names`](Self::names).
-    #[cfg(test)]
-    fn conns(&self) -> &[Id] {
-        &self.conns
     }
 
     /// How many users are registered.

@@ -156,9 +156,11 @@ pub fn in_process<S: ChatServer>(config: ServerConfig) -> Running {
     let server_config =
         runtime_common::tls::server_config(&pki.cert, &pki.key).expect("server TLS settings");
     let server = S::bind(any, config)
-        .and_then(|server| server.listen_tls(any, server_config))
+        .and_then(|server| server.listen_door(any, runtime_common::Door::native_tls(server_config)))
         .expect("bind");
-    let addr = server.tls_addr().expect("a TLS listener");
+    let addr = server
+        .door_addr(chat_core::server::Protocol::Native, true)
+        .expect("a TLS listener");
     register(addr);
     let stop = server.stopper();
     let thread = std::thread::spawn(move || server.run());

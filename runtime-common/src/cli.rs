@@ -9,6 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_core::ServerConfig;
+use chat_core::channel::ChannelName;
+use chat_core::server::Protocol;
+
+use crate::Door;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 /// The server command line (identical for `chat-server` and `chat-server-std`).
@@ -42,11 +46,30 @@ pub struct ServerArgs {
     #[arg(long, value_name = "ADDR", requires_all = ["tls_cert", "tls_key"])]
     pub tls_listen: Option<String>,
     /// The TLS certificate chain, PEM, the server's certificate first.
-    #[arg(long, value_name = "FILE", requires = "tls_listen")]
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// The TLS private key, PEM.
-    #[arg(long, value_name = "FILE", requires = "tls_listen")]
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Also accept IRC clients on this address (IRC.md).
+    #[arg(long, value_name = "ADDR")]
+    pub irc_listen: Option<String>,
+    /// Also accept IRC clients over TLS on this address (with --tls-cert
+    /// and --tls-key).
+    #[arg(long, value_name = "ADDR", requires_all = ["tls_cert", "tls_key"])]
+    pub irc_tls_listen: Option<String>,
+    /// The server's name in IRC prefixes and numerics.
+    #[arg(long, value_name = "NAME", default_value = "chat.local")]
+    pub server_name: String,
+    /// The channel native-protocol users live in.
+    #[arg(long, value_name = "CHANNEL", default_value = "#lobby", value_parser = parse_channel)]
+    pub lobby: ChannelName,
+    /// A message of the day for IRC users (422 ERR_NOMOTD without one).
+    #[arg(long, value_name = "FILE")]
+    pub motd: Option<PathBuf>,
+    /// An IRC operator account for OPER (repeatable).
+    #[arg(long, value_name = "NAME:PASSWORD", value_parser = parse_oper)]
+    pub oper: Vec<(String, String)>,
     /// More logging on stderr (-v info, -vv debug); RUST_LOG works too.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -61,9 +84,50 @@ impl ServerArgs {
             idle_timeout: self.idle_timeout,
             max_clients: self.max_clients,
             max_outbound: self.max_outbound,
+            irc: chat_core::server::IrcConfig {
+                server_name: self.server_name.clone(),
+                lobby: self.lobby.clone(),
+                motd: None,
+                opers: self.oper.clone(),
+            },
             ..ServerConfig::default()
         }
     }
+}
+
+/// Parses a channel name for `--lobby`.
+pub fn parse_channel(s: &str) -> Result<ChannelName, String> {
+    ChannelName::new(s).map_err(|error| format!("`{s}`: {error}"))
+}
+
+/// Parses `NAME:PASSWORD` for `--oper`.
+pub fn parse_oper(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((name, password)) if !name.is_empty() && !password.is_empty() => {
+            Ok((name.to_owned(), password.to_owned()))
+        }
+        _ => Err(format!("`{s}` is not NAME:PASSWORD")),
+    }
+}
+
+/// Reads a message of the day: one entry per line, at most 100 lines of
+/// 400 bytes (what fits in a 372 reply), control characters dropped.
+pub fn read_motd(path: &std::path::Path) -> io::Result<Vec<String>> {
+    let text = std::fs::read(path)?;
+    let text = String::from_utf8_lossy(&text);
+    Ok(text
+        .lines()
+        .take(100)
+        .map(|line| {
+            let mut line: String = line.chars().filter(|c| !c.is_control()).collect();
+            let mut end = line.len().min(400);
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            line.truncate(end);
+            line
+        })
+        .collect())
 }
 
 /// Parses a number of seconds, decimals allowed (`0.5`), from 1 ms to 10⁹ s:
@@ -103,10 +167,10 @@ pub trait ChatServer: Sized + Send + 'static {
     fn stopper(&self) -> Box<dyn Fn() + Send + 'static>;
     /// Serves until stopped.
     fn run(self) -> io::Result<()>;
-    /// Adds a listener for the protocol over TLS.
-    fn listen_tls(self, addr: SocketAddr, config: Arc<rustls::ServerConfig>) -> io::Result<Self>;
-    /// The TLS listener's address, if there is one.
-    fn tls_addr(&self) -> Option<SocketAddr>;
+    /// Adds a listener whose connections speak what `door` says.
+    fn listen_door(self, addr: SocketAddr, door: Door) -> io::Result<Self>;
+    /// The address of the extra listener for `protocol`, over TLS or not.
+    fn door_addr(&self, protocol: Protocol, tls: bool) -> Option<SocketAddr>;
 }
 
 /// Resolves a listening address given on the command line.
@@ -126,48 +190,76 @@ pub fn server_main<S: ChatServer>(name: &'static str) -> ExitCode {
         eprintln!("{name}: cannot bind {}: not a valid address", args.listen);
         return ExitCode::from(1);
     };
-    // The certificate is checked before anything listens.
-    let tls = match (&args.tls_listen, &args.tls_cert, &args.tls_key) {
-        (Some(listen), Some(cert), Some(key)) => {
-            let Some(tls_addr) = resolve(listen) else {
-                eprintln!("{name}: cannot bind {listen}: not a valid address");
+    // The certificate and the MOTD are read before anything listens.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match crate::tls::server_config(cert, key) {
+            Ok(config) => Some(config),
+            Err(error) => {
+                eprintln!("{name}: {error}");
                 return ExitCode::from(1);
-            };
-            match crate::tls::server_config(cert, key) {
-                Ok(config) => Some((tls_addr, config)),
-                Err(error) => {
-                    eprintln!("{name}: {error}");
-                    return ExitCode::from(1);
-                }
             }
-        }
+        },
         _ => None,
     };
-    let server = match S::bind(addr, args.config()) {
+    let mut config = args.config();
+    if let Some(path) = &args.motd {
+        match read_motd(path) {
+            Ok(lines) => config.irc.motd = Some(lines),
+            Err(error) => {
+                eprintln!("{name}: cannot read the MOTD {}: {error}", path.display());
+                return ExitCode::from(1);
+            }
+        }
+    }
+    // In the order the start-up lines are printed: IRC right after the
+    // native line, as IRC.md asks.
+    let mut doors = Vec::new();
+    if let Some(listen) = &args.irc_listen {
+        doors.push((listen, Door::irc()));
+    }
+    if let (Some(listen), Some(config)) = (&args.tls_listen, &tls) {
+        doors.push((listen, Door::native_tls(Arc::clone(config))));
+    }
+    if let (Some(listen), Some(config)) = (&args.irc_tls_listen, &tls) {
+        doors.push((listen, Door::irc_tls(Arc::clone(config))));
+    }
+    let mut resolved = Vec::new();
+    for (listen, door) in doors {
+        let Some(door_addr) = resolve(listen) else {
+            eprintln!("{name}: cannot bind {listen}: not a valid address");
+            return ExitCode::from(1);
+        };
+        resolved.push((door_addr, door));
+    }
+    let mut server = match S::bind(addr, config) {
         Ok(server) => server,
         Err(error) => {
             eprintln!("{name}: cannot bind {addr}: {error}");
             return ExitCode::from(1);
         }
     };
-    let server = match tls {
-        None => server,
-        Some((tls_addr, config)) => match server.listen_tls(tls_addr, config) {
+    let mut lines = Vec::new();
+    for (door_addr, door) in resolved {
+        let (protocol, tls, prefix) = (door.protocol, door.tls.is_some(), door.listening_prefix());
+        server = match server.listen_door(door_addr, door) {
             Ok(server) => server,
             Err(error) => {
-                eprintln!("{name}: cannot bind {tls_addr}: {error}");
+                eprintln!("{name}: cannot bind {door_addr}: {error}");
                 return ExitCode::from(1);
             }
-        },
-    };
+        };
+        if let Some(bound) = server.door_addr(protocol, tls) {
+            lines.push(format!("{prefix}listening on {bound}"));
+        }
+    }
     if let Err(error) = on_termination(server.stopper()) {
         eprintln!("{name}: cannot install signal handlers: {error}");
         return ExitCode::from(1);
     }
     let mut stdout = io::stdout().lock();
     let _ = writeln!(stdout, "listening on {}", server.local_addr());
-    if let Some(tls_addr) = server.tls_addr() {
-        let _ = writeln!(stdout, "tls listening on {tls_addr}");
+    for line in lines {
+        let _ = writeln!(stdout, "{line}");
     }
     let _ = stdout.flush();
     drop(stdout);
@@ -191,6 +283,10 @@ pub fn parse_args(name: &'static str) -> Result<ServerArgs, ExitCode> {
         .get_matches();
     let args = ServerArgs::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     init_logger(args.verbose);
+    if args.tls_cert.is_some() && args.tls_listen.is_none() && args.irc_tls_listen.is_none() {
+        eprintln!("{name}: --tls-cert and --tls-key need --tls-listen or --irc-tls-listen");
+        return Err(ExitCode::from(2));
+    }
     match args.config().validate() {
         Ok(()) => Ok(args),
         Err(error) => {

@@ -7,6 +7,7 @@
 //! - [`cli`]: the command line of the contract ([`cli::ServerArgs`]), the
 //!   logger, SIGINT/SIGTERM handling, and the whole `main` of a server
 //!   binary over the [`cli::ChatServer`] trait each runtime implements.
+//! - What an extra listener serves ([`Door`]: TLS, IRC).
 //! - The listening socket ([`listen`]), the options of an accepted
 //!   connection ([`tune_accepted`], [`SEND_BUFFER`]) and the end of a
 //!   graceful close or reset ([`close_connection`]).
@@ -24,13 +25,25 @@
 )]
 
 pub mod cli;
+mod door;
 mod logging;
 mod memory;
 mod net;
 mod throttle;
 pub mod tls;
 
+pub use door::{Door, door_label};
 pub use logging::log_event;
 pub use memory::{handle_timeout_then_trim, return_freed_memory};
 pub use net::{SEND_BUFFER, close_connection, connect, listen, tune_accepted};
 pub use throttle::{LogThrottle, is_out_of_descriptors, warn_out_of_descriptors};
+
+/// A server core told the wall-clock time, for the dates IRC shows.
+pub fn core_with_wall_clock(config: chat_core::ServerConfig) -> chat_core::Server {
+    let mut core = chat_core::Server::new(config);
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    core.set_wall_clock(std::time::Instant::now(), unix);
+    core
+}

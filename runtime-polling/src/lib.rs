@@ -53,14 +53,18 @@ impl runtime_common::cli::ChatServer for PollingServer {
     fn run(self) -> std::io::Result<()> {
         self.run()
     }
-    fn listen_tls(
+    fn listen_door(
         self,
         addr: std::net::SocketAddr,
-        config: std::sync::Arc<rustls::ServerConfig>,
+        door: runtime_common::Door,
     ) -> std::io::Result<Self> {
-        self.listen_tls(addr, config)
+        self.listen_door(addr, door)
     }
-    fn tls_addr(&self) -> Option<std::net::SocketAddr> {
-        self.tls_addr()
+    fn door_addr(
+        &self,
+        protocol: chat_core::server::Protocol,
+        tls: bool,
+    ) -> Option<std::net::SocketAddr> {
+        self.door_addr(protocol, tls)
     }
 }

@@ -24,19 +24,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use chat_core::server::{ConnId, Server, ServerConfig, ServerEvent};
+use chat_core::server::{ConnId, Protocol, Server, ServerConfig, ServerEvent};
 use polling::{Event as Interest, Events, PollMode, Poller};
 
 use runtime_common::tls::{self, TlsSession};
 use runtime_common::{
-    LogThrottle, close_connection, is_out_of_descriptors, listen, log_event, tune_accepted,
+    Door, LogThrottle, close_connection, is_out_of_descriptors, listen, log_event, tune_accepted,
     warn_out_of_descriptors,
 };
 
 /// Poller key of the listening socket; connections use their `ConnId` index.
 const LISTENER: usize = usize::MAX - 1;
-/// Poller key of the TLS listening socket.
-const TLS_LISTENER: usize = usize::MAX - 2;
+/// Poller key of the first extra listener (`Door`); the next ones count down.
+const DOOR_KEYS: usize = usize::MAX - 2;
 /// Bytes read per readiness event.
 const READ_CHUNK: usize = 64 * 1024;
 /// Connections accepted per loop turn, so a connect storm cannot starve reads.
@@ -78,18 +78,18 @@ struct Socket {
     writable: bool,
 }
 
-/// The TLS listener and the settings of its connections.
-struct TlsListener {
+/// An extra listener (TLS, IRC) and what its connections speak.
+struct DoorListener {
     listener: TcpListener,
     local_addr: SocketAddr,
-    config: Arc<rustls::ServerConfig>,
+    door: Door,
 }
 
 /// The reference chat server on one epoll loop.
 pub struct PollingServer {
     listener: TcpListener,
     local_addr: SocketAddr,
-    tls_listener: Option<TlsListener>,
+    doors: Vec<DoorListener>,
     poller: Arc<Poller>,
     stop: Arc<AtomicBool>,
     core: Server,
@@ -127,10 +127,10 @@ impl PollingServer {
         Ok(Self {
             listener,
             local_addr,
-            tls_listener: None,
+            doors: Vec::new(),
             poller,
             stop: Arc::new(AtomicBool::new(false)),
-            core: Server::new(config),
+            core: runtime_common::core_with_wall_clock(config),
             sockets: Vec::new(),
             read_buf: vec![0; READ_CHUNK],
             plain_buf: Vec::new(),
@@ -144,28 +144,45 @@ impl PollingServer {
     /// Also serves the protocol over TLS on `addr`, with `config`'s
     /// certificate (see `runtime_common::tls::server_config`).
     pub fn listen_tls(
-        mut self,
+        self,
         addr: impl ToSocketAddrs,
         config: Arc<rustls::ServerConfig>,
     ) -> io::Result<Self> {
+        self.listen_door(addr, Door::native_tls(config))
+    }
+
+    /// Also serves IRC (`IRC.md`) on `addr`.
+    pub fn listen_irc(self, addr: impl ToSocketAddrs) -> io::Result<Self> {
+        self.listen_door(addr, Door::irc())
+    }
+
+    /// Also accepts connections on `addr`, speaking what `door` says.
+    pub fn listen_door(mut self, addr: impl ToSocketAddrs, door: Door) -> io::Result<Self> {
         let listener = listen(addr)?;
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
+        let key = DOOR_KEYS - self.doors.len();
         // SAFETY: the listener is owned by `self` and deleted from the poller
         // in `run` before it is dropped.
         unsafe {
-            self.poller.add_with_mode(
-                &listener,
-                Interest::readable(TLS_LISTENER),
-                PollMode::Level,
-            )?
+            self.poller
+                .add_with_mode(&listener, Interest::readable(key), PollMode::Level)?
         };
-        self.tls_listener = Some(TlsListener {
+        self.doors.push(DoorListener {
             listener,
             local_addr,
-            config,
+            door,
         });
         Ok(self)
+    }
+
+    /// The address of the first extra listener that speaks `protocol`,
+    /// over TLS or not.
+    pub fn door_addr(&self, protocol: Protocol, tls: bool) -> Option<SocketAddr> {
+        self.doors
+            .iter()
+            .find(|d| d.door.protocol == protocol && d.door.tls.is_some() == tls)
+            .map(|d| d.local_addr)
     }
 
     /// The address the server listens on (with the real port when bound to 0).
@@ -175,7 +192,12 @@ impl PollingServer {
 
     /// The address of the TLS listener, if there is one.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
-        self.tls_listener.as_ref().map(|tls| tls.local_addr)
+        self.door_addr(Protocol::Native, true)
+    }
+
+    /// The address of the IRC listener, if there is one.
+    pub fn irc_addr(&self) -> Option<SocketAddr> {
+        self.door_addr(Protocol::Irc, false)
     }
 
     /// A handle that stops the server from another thread.
@@ -193,8 +215,8 @@ impl PollingServer {
             let _ = self.poller.delete(&socket.stream);
         }
         let _ = self.poller.delete(&self.listener);
-        if let Some(tls) = &self.tls_listener {
-            let _ = self.poller.delete(&tls.listener);
+        for door in &self.doors {
+            let _ = self.poller.delete(&door.listener);
         }
         result
     }
@@ -234,11 +256,13 @@ impl PollingServer {
                 );
                 self.core.shutdown(now);
                 // Connections still in the backlog get their BYE too.
-                self.accept(now, false);
-                self.accept(now, true);
+                self.accept(now, None);
+                for door in 0..self.doors.len() {
+                    self.accept(now, Some(door));
+                }
                 self.poller.delete(&self.listener)?;
-                if let Some(tls) = &self.tls_listener {
-                    self.poller.delete(&tls.listener)?;
+                for door in &self.doors {
+                    self.poller.delete(&door.listener)?;
                 }
                 // The listener is gone from the poller: nothing to resume.
                 self.accept_paused_until = None;
@@ -260,9 +284,12 @@ impl PollingServer {
 
     fn on_events(&mut self, now: Instant, events: &Events, shutting_down: bool) {
         for event in events.iter() {
-            if event.key == LISTENER || event.key == TLS_LISTENER {
+            let door = DOOR_KEYS
+                .checked_sub(event.key)
+                .filter(|&door| door < self.doors.len());
+            if event.key == LISTENER || door.is_some() {
                 if !shutting_down {
-                    self.accept(now, event.key == TLS_LISTENER);
+                    self.accept(now, door);
                 }
             } else {
                 self.on_socket_event(now, event);
@@ -277,17 +304,17 @@ impl PollingServer {
         }
     }
 
-    /// Accepts from the plain listener or, with `tls`, the TLS one.
-    fn accept(&mut self, now: Instant, tls: bool) {
+    /// Accepts from the plain listener or, with `Some(door)`, that extra one.
+    fn accept(&mut self, now: Instant, door: Option<usize>) {
         for _ in 0..ACCEPTS_PER_TURN {
-            let (accepted, tls_config) = match (&self.tls_listener, tls) {
-                (_, false) => (self.listener.accept(), None),
-                (Some(tls), true) => (tls.listener.accept(), Some(Arc::clone(&tls.config))),
-                (None, true) => return,
+            let (accepted, door) = match door.map(|d| self.doors.get(d)) {
+                None => (self.listener.accept(), Door::native()),
+                Some(Some(d)) => (d.listener.accept(), d.door.clone()),
+                Some(None) => return,
             };
             match accepted {
                 Ok((stream, peer)) => {
-                    let session = match tls_config.map(TlsSession::server) {
+                    let session = match door.tls.map(TlsSession::server) {
                         None => None,
                         Some(Ok(session)) => Some(Box::new(session)),
                         Some(Err(error)) => {
@@ -295,7 +322,8 @@ impl PollingServer {
                             continue;
                         }
                     };
-                    if let Err(error) = self.add_connection(now, stream, peer, session) {
+                    let protocol = door.protocol;
+                    if let Err(error) = self.add_connection(now, stream, peer, protocol, session) {
                         log::warn!("cannot set up connection from {peer}: {error}");
                     }
                 }
@@ -322,11 +350,12 @@ impl PollingServer {
     }
 
     fn set_listening(&self, on: bool) {
-        let tls = self
-            .tls_listener
-            .as_ref()
-            .map(|tls| (&tls.listener, TLS_LISTENER));
-        for (listener, key) in std::iter::once((&self.listener, LISTENER)).chain(tls) {
+        let doors = self
+            .doors
+            .iter()
+            .enumerate()
+            .map(|(i, door)| (&door.listener, DOOR_KEYS - i));
+        for (listener, key) in std::iter::once((&self.listener, LISTENER)).chain(doors) {
             let interest = if on {
                 Interest::readable(key)
             } else {
@@ -351,16 +380,16 @@ impl PollingServer {
         now: Instant,
         stream: TcpStream,
         peer: SocketAddr,
+        protocol: Protocol,
         tls: Option<Box<TlsSession>>,
     ) -> io::Result<()> {
         stream.set_nonblocking(true)?;
         tune_accepted(&stream)?;
-        let protocol = if tls.is_some() {
-            "native over TLS"
-        } else {
-            "native"
+        let label = runtime_common::door_label(protocol, tls.is_some());
+        let conn = match protocol {
+            Protocol::Native => self.core.handle_accept(now),
+            Protocol::Irc => self.core.handle_accept_irc(now),
         };
-        let conn = self.core.handle_accept(now);
         let key = conn.index();
         // SAFETY: the stream is stored in `self.sockets` and deleted from the
         // poller (in `close` or at the end of `run`) before it is dropped.
@@ -385,7 +414,7 @@ impl PollingServer {
                 writable: false,
             });
         }
-        log::debug!("accepted {conn} [{peer}] ({protocol})");
+        log::debug!("accepted {conn} [{peer}] ({label})");
         self.touched.push(conn);
         Ok(())
     }

@@ -8,7 +8,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
-use chat_core::server::{ConnId, Server, ServerConfig, ServerEvent};
+use chat_core::server::{ConnId, Protocol, Server, ServerConfig, ServerEvent};
+use runtime_common::Door;
 use runtime_common::tls::{self, TlsSession};
 
 /// Bytes read per `read` call, into a buffer on the reader's stack: with 2 KiB
@@ -81,8 +82,8 @@ struct Shared {
     closed: Condvar,
     stop: AtomicBool,
     local_addr: SocketAddr,
-    /// The TLS listener's address, once there is one.
-    tls_addr: Mutex<Option<SocketAddr>>,
+    /// The extra listeners' addresses, with what they serve.
+    door_addrs: Mutex<Vec<(Protocol, bool, SocketAddr)>>,
     /// Threads waiting for the lock with input in hand (a read, a new connection).
     input_waiting: AtomicUsize,
 }
@@ -105,12 +106,15 @@ impl StopHandle {
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         // Wake the blocking accept()s with connections of our own.
-        let tls_addr = *self
+        let doors: Vec<SocketAddr> = self
             .shared
-            .tls_addr
+            .door_addrs
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for addr in std::iter::once(self.shared.local_addr).chain(tls_addr) {
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|&(_, _, addr)| addr)
+            .collect();
+        for addr in std::iter::once(self.shared.local_addr).chain(doors) {
             let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
         }
     }
@@ -119,7 +123,7 @@ impl StopHandle {
 /// The chat server with one reader and one writer thread per client.
 pub struct StdServer {
     listener: TcpListener,
-    tls_listener: Option<(TcpListener, Arc<rustls::ServerConfig>)>,
+    doors: Vec<(TcpListener, Door)>,
     shared: Arc<Shared>,
 }
 
@@ -152,7 +156,7 @@ impl StdServer {
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                core: Server::new(config),
+                core: runtime_common::core_with_wall_clock(config),
                 links: HashMap::new(),
                 ready: Vec::new(),
                 flusher: None,
@@ -162,12 +166,12 @@ impl StdServer {
             closed: Condvar::new(),
             stop: AtomicBool::new(false),
             local_addr,
-            tls_addr: Mutex::new(None),
+            door_addrs: Mutex::new(Vec::new()),
             input_waiting: AtomicUsize::new(0),
         });
         Ok(Self {
             listener,
-            tls_listener: None,
+            doors: Vec::new(),
             shared,
         })
     }
@@ -175,27 +179,51 @@ impl StdServer {
     /// Also serves the protocol over TLS on `addr`, with `config`'s
     /// certificate (see `runtime_common::tls::server_config`).
     pub fn listen_tls(
-        mut self,
+        self,
         addr: impl ToSocketAddrs,
         config: Arc<rustls::ServerConfig>,
     ) -> io::Result<Self> {
+        self.listen_door(addr, Door::native_tls(config))
+    }
+
+    /// Also serves IRC (`IRC.md`) on `addr`.
+    pub fn listen_irc(self, addr: impl ToSocketAddrs) -> io::Result<Self> {
+        self.listen_door(addr, Door::irc())
+    }
+
+    /// Also accepts connections on `addr`, speaking what `door` says.
+    pub fn listen_door(mut self, addr: impl ToSocketAddrs, door: Door) -> io::Result<Self> {
         let listener = runtime_common::listen(addr)?;
-        *self
-            .shared
-            .tls_addr
+        let local_addr = listener.local_addr()?;
+        self.shared
+            .door_addrs
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(listener.local_addr()?);
-        self.tls_listener = Some((listener, config));
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((door.protocol, door.tls.is_some(), local_addr));
+        self.doors.push((listener, door));
         Ok(self)
+    }
+
+    /// The address of the first extra listener that speaks `protocol`,
+    /// over TLS or not.
+    pub fn door_addr(&self, protocol: Protocol, tls: bool) -> Option<SocketAddr> {
+        self.shared
+            .door_addrs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|&&(p, t, _)| p == protocol && t == tls)
+            .map(|&(_, _, addr)| addr)
     }
 
     /// The address of the TLS listener, if there is one.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
-        *self
-            .shared
-            .tls_addr
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.door_addr(Protocol::Native, true)
+    }
+
+    /// The address of the IRC listener, if there is one.
+    pub fn irc_addr(&self) -> Option<SocketAddr> {
+        self.door_addr(Protocol::Irc, false)
     }
 
     /// The bound address.
@@ -225,17 +253,19 @@ impl StdServer {
                 .name("flush".into())
                 .spawn(move || flusher_loop(&shared))?
         };
-        let tls_acceptor = match self.tls_listener {
-            Some((listener, config)) => {
-                let shared = Arc::clone(shared);
-                Some(
-                    std::thread::Builder::new()
-                        .name("accept tls".into())
-                        .spawn(move || accept_tls(&shared, &listener, &config))?,
-                )
-            }
-            None => None,
-        };
+        let mut door_acceptors = Vec::new();
+        for (listener, door) in self.doors {
+            let shared = Arc::clone(shared);
+            let name = format!(
+                "accept {}",
+                runtime_common::door_label(door.protocol, door.tls.is_some())
+            );
+            door_acceptors.push(
+                std::thread::Builder::new()
+                    .name(name)
+                    .spawn(move || accept_door(&shared, &listener, &door))?,
+            );
+        }
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
         let mut late = None;
         let mut descriptor_warning = runtime_common::LogThrottle::new(Duration::from_secs(5));
@@ -244,7 +274,8 @@ impl StdServer {
                 // Accepted as the stop came: it gets its BYE below.
                 Ok((stream, _)) if shared.stop.load(Ordering::SeqCst) => late = Some(stream),
                 Ok((stream, peer)) => {
-                    if let Err(error) = accept(shared, stream, &mut threads, None) {
+                    if let Err(error) = accept(shared, stream, &mut threads, Protocol::Native, None)
+                    {
                         log::warn!("cannot serve {peer}: {error}");
                     }
                     threads.retain(|t| !t.is_finished());
@@ -277,18 +308,18 @@ impl StdServer {
         // Connections still in the backlog get their BYE too (written inline:
         // the core refuses them).
         if let Some(stream) = late {
-            let _ = accept(shared, stream, &mut threads, None);
+            let _ = accept(shared, stream, &mut threads, Protocol::Native, None);
         }
         if self.listener.set_nonblocking(true).is_ok() {
             while let Ok((stream, _)) = self.listener.accept() {
                 let _ = stream.set_nonblocking(false);
-                let _ = accept(shared, stream, &mut threads, None);
+                let _ = accept(shared, stream, &mut threads, Protocol::Native, None);
             }
         }
-        if let Some(acceptor) = tls_acceptor {
+        for acceptor in door_acceptors {
             // It has seen the stop; the connections it started end below.
-            if let Ok(tls_threads) = acceptor.join() {
-                threads.extend(tls_threads);
+            if let Ok(door_threads) = acceptor.join() {
+                threads.extend(door_threads);
             }
         }
         {
@@ -315,28 +346,27 @@ impl StdServer {
     }
 }
 
-/// The TLS listener's accept loop, on its own thread until the stop; returns
-/// the threads of the connections it started.
-fn accept_tls(
-    shared: &Arc<Shared>,
-    listener: &TcpListener,
-    config: &Arc<rustls::ServerConfig>,
-) -> Vec<JoinHandle<()>> {
+/// An extra listener's accept loop, on its own thread until the stop;
+/// returns the threads of the connections it started.
+fn accept_door(shared: &Arc<Shared>, listener: &TcpListener, door: &Door) -> Vec<JoinHandle<()>> {
     let mut threads = Vec::new();
     while !shared.stop.load(Ordering::SeqCst) {
         match listener.accept() {
             Ok(_) if shared.stop.load(Ordering::SeqCst) => break,
-            Ok((stream, peer)) => match TlsSession::server(Arc::clone(config)) {
-                Ok(session) => {
-                    if let Err(error) =
-                        accept(shared, stream, &mut threads, Some(Box::new(session)))
-                    {
-                        log::warn!("cannot serve {peer}: {error}");
+            Ok((stream, peer)) => {
+                let session = match door.tls.clone().map(TlsSession::server) {
+                    None => None,
+                    Some(Ok(session)) => Some(Box::new(session)),
+                    Some(Err(error)) => {
+                        log::warn!("cannot start TLS for {peer}: {error}");
+                        continue;
                     }
-                    threads.retain(|t| !t.is_finished());
+                };
+                if let Err(error) = accept(shared, stream, &mut threads, door.protocol, session) {
+                    log::warn!("cannot serve {peer}: {error}");
                 }
-                Err(error) => log::warn!("cannot start TLS for {peer}: {error}"),
-            },
+                threads.retain(|t| !t.is_finished());
+            }
             Err(e) if runtime_common::is_out_of_descriptors(&e) => {
                 let state = lock(shared);
                 let _ = shared.closed.wait_timeout(state, ACCEPT_BACKOFF);
@@ -353,13 +383,17 @@ fn accept(
     shared: &Arc<Shared>,
     stream: TcpStream,
     threads: &mut Vec<JoinHandle<()>>,
+    protocol: Protocol,
     tls: Option<Box<TlsSession>>,
 ) -> io::Result<()> {
     let _ = runtime_common::tune_accepted(&stream);
     let mut wakes = Wakes::new();
     let mut state = lock_with_input(shared);
     let now = Instant::now();
-    let conn = state.core.handle_accept(now);
+    let conn = match protocol {
+        Protocol::Native => state.core.handle_accept(now),
+        Protocol::Irc => state.core.handle_accept_irc(now),
+    };
     // Refused (server full or shutting down): write the BYE inline, no
     // threads. Over TLS the BYE needs the handshake first: a reader thread.
     if state.core.is_closing(conn) && tls.is_none() {
@@ -374,11 +408,7 @@ fn accept(
         return Ok(());
     }
     let stream = Arc::new(stream);
-    let protocol = if tls.is_some() {
-        "native over TLS"
-    } else {
-        "native"
-    };
+    let label = runtime_common::door_label(protocol, tls.is_some());
     let link = Link {
         peer: stream.peer_addr().ok(),
         stream: Arc::clone(&stream),
@@ -388,7 +418,7 @@ fn accept(
         tls,
     };
     if let Some(peer) = link.peer {
-        log::debug!("accepted {conn} [{peer}] ({protocol})");
+        log::debug!("accepted {conn} [{peer}] ({label})");
     }
     state.links.insert(conn, link);
     dispatch(shared, &mut state, &mut wakes);
@@ -801,10 +831,10 @@ impl runtime_common::cli::ChatServer for StdServer {
     fn run(self) -> io::Result<()> {
         self.run()
     }
-    fn listen_tls(self, addr: SocketAddr, config: Arc<rustls::ServerConfig>) -> io::Result<Self> {
-        self.listen_tls(addr, config)
+    fn listen_door(self, addr: SocketAddr, door: Door) -> io::Result<Self> {
+        self.listen_door(addr, door)
     }
-    fn tls_addr(&self) -> Option<SocketAddr> {
-        self.tls_addr()
+    fn door_addr(&self, protocol: Protocol, tls: bool) -> Option<SocketAddr> {
+        self.door_addr(protocol, tls)
     }
 }

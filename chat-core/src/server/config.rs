@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::channel::ChannelName;
+
 /// Server settings. [`Default`] gives the contract's defaults.
 ///
 /// Any value is accepted, `Duration::MAX` included (a deadline that would
@@ -31,6 +33,35 @@ pub struct ServerConfig {
     /// before it no longer slows senders down and is dropped at the limit.
     /// Default 500 ms.
     pub stall_grace: Duration,
+    /// The IRC front door's settings (used only for connections accepted
+    /// with [`Server::handle_accept_irc`](super::Server::handle_accept_irc),
+    /// except the lobby's name, which native users live in).
+    pub irc: IrcConfig,
+}
+
+/// Settings of the IRC front door (`../shared/IRC.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IrcConfig {
+    /// `--server-name`: the source of numerics and server messages.
+    /// Default `chat.local`.
+    pub server_name: String,
+    /// `--lobby`: the channel native users live in. Default `#lobby`.
+    pub lobby: ChannelName,
+    /// `--motd`: the message of the day, one entry per line (`None`: 422).
+    pub motd: Option<Vec<String>>,
+    /// `--oper NAME:PASSWORD` accounts for `OPER`.
+    pub opers: Vec<(String, String)>,
+}
+
+impl Default for IrcConfig {
+    fn default() -> Self {
+        Self {
+            server_name: "chat.local".into(),
+            lobby: ChannelName::default_lobby(),
+            motd: None,
+            opers: Vec::new(),
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -43,6 +74,7 @@ impl Default for ServerConfig {
             max_outbound: 1 << 20,
             linger: Duration::from_secs(1),
             stall_grace: Duration::from_millis(500),
+            irc: IrcConfig::default(),
         }
     }
 }
@@ -60,6 +92,11 @@ pub enum ConfigError {
     /// `max_clients` of zero refuses everyone.
     #[error("max clients must be at least 1")]
     NoClients,
+    /// A server name that cannot be a message source: 1 to 63 bytes of
+    /// letters, digits, `.` and `-`, with at least one `.` (so that no nick
+    /// can look like it).
+    #[error("a server name is 1 to 63 letters, digits, dots and dashes, with a dot")]
+    ServerName,
     /// An output limit of zero drops every connection that has anything queued.
     #[error("max outbound must be at least {min} byte")]
     OutboundTooSmall {
@@ -96,8 +133,19 @@ impl ServerConfig {
                 min: Self::MIN_OUTBOUND,
             });
         }
+        if !valid_server_name(&self.irc.server_name) {
+            return Err(ConfigError::ServerName);
+        }
         Ok(())
     }
+}
+
+fn valid_server_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name.contains('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
 }
 
 #[cfg(test)]
@@ -120,6 +168,11 @@ mod tests {
             max_outbound: 0,
             ..ServerConfig::default()
         }));
+        for bad in ["", "local", "a b.c", "x:y.z"] {
+            let mut config = ServerConfig::default();
+            config.irc.server_name = bad.into();
+            assert!(refused(config), "{bad:?}");
+        }
         assert!(!refused(ServerConfig {
             max_outbound: ServerConfig::MIN_OUTBOUND,
             handshake_timeout: Duration::MAX,

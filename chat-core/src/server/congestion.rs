@@ -17,6 +17,9 @@ impl Server {
         let Some(conn) = self.conn_mut(id) else {
             return;
         };
+        if conn.irc.is_some() {
+            return self.process_irc(now, id, bytes);
+        }
         let mut deframer = std::mem::take(&mut conn.deframer);
         if conn.paused.is_some() {
             // The runtime's read that was already under way.
@@ -64,6 +67,14 @@ impl Server {
 
     /// Pauses `id`'s input (kept in `deframer`) until `blocker` drains.
     pub(super) fn pause(&mut self, id: ConnId, blocker: ConnId, deframer: Deframer) {
+        if let Some(conn) = self.conn_mut(id) {
+            conn.deframer = deframer;
+        }
+        self.pause_input(id, blocker);
+    }
+
+    /// Pauses `id`'s input (kept by the caller) until `blocker` drains.
+    pub(super) fn pause_input(&mut self, id: ConnId, blocker: ConnId) {
         let grace = self.config.stall_grace;
         let recheck_at = match self.conn_mut(blocker) {
             Some(b) => {
@@ -78,7 +89,6 @@ impl Server {
         let Some(conn) = self.conn_mut(id) else {
             return;
         };
-        conn.deframer = deframer;
         conn.paused = Some(Pause {
             blocker,
             recheck_at,

@@ -129,6 +129,7 @@
 mod config;
 mod congestion;
 mod event;
+mod irc;
 mod outbound;
 mod requests;
 mod timers;
@@ -137,15 +138,26 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, VecDeque};
 use std::time::Instant;
 
+use crate::channel::Channels;
 use crate::codec::{Deframer, HEADER_LEN, RawFrame};
 use crate::frame::{self, ErrorCode, RawClientFrame, Reason};
 use crate::name::Name;
 use crate::presence::Presence;
 use crate::text::validate_text;
 
-pub use config::{ConfigError, ServerConfig};
+pub use config::{ConfigError, IrcConfig, ServerConfig};
 pub use event::{ConnId, ServerEvent};
+use irc::IrcConn;
 use outbound::{BufferPool, Feed, Queue, Stream};
+
+/// The wire format a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// The native binary protocol (`PROTOCOL.md`).
+    Native,
+    /// IRC (`IRC.md`).
+    Irc,
+}
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy)]
@@ -178,6 +190,8 @@ struct Pause {
 struct Conn {
     phase: Phase,
     deframer: Deframer,
+    /// IRC's state, for a connection accepted as IRC.
+    irc: Option<Box<IrcConn>>,
     stream: Stream,
     connected_at: Instant,
     last_received: Instant,
@@ -239,7 +253,18 @@ pub struct Server {
     open: usize,
     /// Live connections, rejected ones included.
     live: usize,
+    /// Every registered name, both protocols.
     presence: Presence<ConnId>,
+    /// Channels, the lobby among them (every native user is in it).
+    channels: Channels<ConnId>,
+    /// IRC connections in the lobby (native ones read the feed).
+    lobby_irc: Vec<ConnId>,
+    /// Recent departures, for `WHOWAS`.
+    whowas: VecDeque<irc::Gone>,
+    /// IRC operators online.
+    opers_online: usize,
+    /// An instant and the Unix time at it, if the runtime gave one.
+    wall_clock: Option<(Instant, u64)>,
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
     events: VecDeque<ServerEvent>,
     /// Connections whose queue went from empty to non-empty.
@@ -317,12 +342,17 @@ impl Server {
     /// A server with no connections.
     pub fn new(config: ServerConfig) -> Self {
         Self {
+            channels: Channels::new(config.irc.lobby.clone()),
             config,
             slots: Vec::new(),
             free: Vec::new(),
             open: 0,
             live: 0,
             presence: Presence::default(),
+            lobby_irc: Vec::new(),
+            whowas: VecDeque::new(),
+            opers_online: 0,
+            wall_clock: None,
             timers: BinaryHeap::new(),
             events: VecDeque::new(),
             transmits: Queue::default(),
@@ -362,6 +392,14 @@ impl Server {
     /// The registered names, in no particular order.
     pub fn names(&self) -> &[Name] {
         self.presence.names()
+    }
+
+    /// The wire format `conn` speaks, while it lives.
+    pub fn protocol(&self, conn: ConnId) -> Option<Protocol> {
+        self.conn(conn).map(|c| match c.irc {
+            Some(_) => Protocol::Irc,
+            None => Protocol::Native,
+        })
     }
 
     /// The name `conn` registered, if any.
@@ -421,8 +459,11 @@ impl Server {
     /// Heap bytes held for `conn`'s own buffers (input and output). Zero for an
     /// idle connection whose output has been written.
     pub fn buffer_capacity(&self, conn: ConnId) -> usize {
-        self.conn(conn)
-            .map_or(0, |c| c.deframer.capacity() + c.stream.capacity())
+        self.conn(conn).map_or(0, |c| {
+            c.deframer.capacity()
+                + c.stream.capacity()
+                + c.irc.as_ref().map_or(0, |irc| irc.capacity())
+        })
     }
 
     /// Whether `conn` is saying goodbye: its BYE is queued, its input is
@@ -442,7 +483,28 @@ impl Server {
     /// A new connection was accepted. The server may refuse it at once (server
     /// full or shutting down): it then queues a BYE and closes it when flushed.
     pub fn handle_accept(&mut self, now: Instant) -> ConnId {
+        self.accept(now, None)
+    }
+
+    /// A new connection was accepted on the IRC listener: it speaks IRC
+    /// (`IRC.md`), with the same limits and timers. Refused like
+    /// [`handle_accept`](Self::handle_accept), with an IRC `ERROR`.
+    pub fn handle_accept_irc(&mut self, now: Instant) -> ConnId {
+        self.accept(now, Some(Box::default()))
+    }
+
+    /// Tells the server the wall-clock time (seconds since the Unix epoch)
+    /// at `now`, for what IRC shows as dates (`TIME`, topic times). The core
+    /// reads no clock; without this, dates count from zero.
+    pub fn set_wall_clock(&mut self, now: Instant, unix_seconds: u64) {
+        self.wall_clock = Some((now, unix_seconds));
+    }
+
+    fn accept(&mut self, now: Instant, irc: Option<Box<IrcConn>>) -> ConnId {
         let id = self.allocate(now);
+        if let Some(conn) = self.conn_mut(id) {
+            conn.irc = irc;
+        }
         if self.shutting_down {
             self.depart(
                 now,
@@ -609,6 +671,8 @@ impl Server {
             }
         }
         self.presence.clear();
+        self.channels = Channels::new(self.config.irc.lobby.clone());
+        self.lobby_irc.clear();
         for id in ids {
             if self.conn(id).is_some_and(|c| !c.is_closing()) {
                 self.depart(
@@ -689,6 +753,7 @@ impl Server {
         let conn = Conn {
             phase: Phase::AwaitingHello,
             deframer: Deframer::new(),
+            irc: None,
             stream: Stream::default(),
             connected_at: now,
             last_received: now,
@@ -770,8 +835,19 @@ impl Server {
             return;
         };
         let name = conn.name();
+        let irc = conn.irc.is_some();
         conn.phase = Phase::AwaitingHello;
         conn.paused = None;
+        // An IRC client dropped as a slow consumer is told why: what was
+        // queued for it goes, its ERROR is queued instead.
+        let farewell = match farewell {
+            Farewell::Abort if irc && reason == Reason::SlowConsumer => {
+                conn.doomed = false;
+                conn.stream.discard(feed, pool);
+                Farewell::Bye("")
+            }
+            other => other,
+        };
         // Out of the feed before the LEFT: a connection saying goodbye still
         // gets what was queued for it, then its BYE.
         match farewell {
@@ -781,10 +857,12 @@ impl Server {
         self.leave_load(id);
         self.wake_waiters(now, id);
         if let Some(name) = name {
+            let detail = match farewell {
+                Farewell::Bye(detail) => detail,
+                Farewell::Abort => "",
+            };
+            self.announce_departure(now, id, name, reason, detail);
             self.presence.remove(&name);
-            self.scratch.clear();
-            frame::encode_left(&mut self.scratch, &name, reason);
-            self.broadcast(now);
             self.events.push_back(ServerEvent::Left {
                 conn: id,
                 name,
@@ -809,7 +887,16 @@ impl Server {
                     return;
                 }
                 self.send(now, id, Delivery::Farewell, |out| {
-                    frame::encode_bye(out, reason, detail);
+                    if irc {
+                        crate::irc::write_message(
+                            out,
+                            None,
+                            "ERROR",
+                            &[&irc::error_text(reason, detail)],
+                        );
+                    } else {
+                        frame::encode_bye(out, reason, detail);
+                    }
                 });
                 self.schedule(id);
             }

@@ -31,16 +31,34 @@ impl Server {
                     self.reply_error(now, id, ErrorCode::BadText, &error.to_string());
                     return Flow::Done;
                 }
+                let (lines, irc) = match validate_text(text) {
+                    Ok(text) => self.lobby_lines(&from, text),
+                    Err(_) => (Vec::new(), Vec::new()),
+                };
                 self.scratch.clear();
                 frame::encode_message(&mut self.scratch, &from, text);
                 if let Err(blocker) = self.admit_broadcast(now, self.scratch.len()) {
                     return Flow::Wait(blocker);
                 }
+                for &reader in &irc {
+                    if let Err(blocker) = self.admit_private(now, reader, lines.len()) {
+                        return Flow::Wait(blocker);
+                    }
+                }
                 if self.is_doomed(id) {
                     // The sender was the stalled reader admission dropped.
                     return Flow::Done;
                 }
+                // Admission may have dropped a stalled reader, whose LEFT
+                // used the scratch buffer.
+                self.scratch.clear();
+                frame::encode_message(&mut self.scratch, &from, text);
                 self.broadcast(now);
+                for reader in irc {
+                    self.send(now, reader, Delivery::Unasked, |out| {
+                        out.extend_from_slice(&lines)
+                    });
+                }
             }
             RawClientFrame::Whisper { to, text } => {
                 let Some(from) = self.require_registered(now, id, sender) else {
@@ -57,15 +75,21 @@ impl Server {
                     self.reply_error(now, id, ErrorCode::NoSuchUser, "no such user");
                     return Flow::Done;
                 };
-                let len = HEADER_LEN + 2 + from.as_str().len() + text.len();
-                if let Err(blocker) = self.admit_private(now, to, len) {
+                let mut out = Vec::new();
+                if self.is_irc(to) {
+                    let text = validate_text(text).unwrap_or_default();
+                    out = self.private_lines(&from, to, text);
+                } else {
+                    frame::encode_private(&mut out, &from, text);
+                }
+                if let Err(blocker) = self.admit_private(now, to, out.len()) {
                     return Flow::Wait(blocker);
                 }
                 if self.is_doomed(id) {
                     return Flow::Done;
                 }
-                self.send(now, to, Delivery::Unasked, |out| {
-                    frame::encode_private(out, &from, text);
+                self.send(now, to, Delivery::Unasked, |queue| {
+                    queue.extend_from_slice(&out)
                 });
             }
             RawClientFrame::Who => {
@@ -110,7 +134,20 @@ impl Server {
         if let Err(blocker) = self.admit_broadcast(now, joined_len) {
             return Flow::Wait(blocker);
         }
+        let irc_join = self.lobby_join_line(&name);
+        let irc = self.lobby_irc.clone();
+        for &reader in &irc {
+            if let Err(blocker) = self.admit_private(now, reader, irc_join.len()) {
+                return Flow::Wait(blocker);
+            }
+        }
         self.presence.insert(name, id);
+        let lobby = self.channels.lobby().clone();
+        let mask = format!("{name}!{name}@native");
+        // The lobby takes every native user: it has no modes, and a
+        // native user is in no other channel.
+        let joined = self.channels.join(id, &lobby, None, &mask);
+        debug_assert!(joined.is_ok(), "{joined:?}");
         if let Some(conn) = self.conn_mut(id) {
             conn.phase = Phase::Registered(name);
         }
@@ -121,6 +158,11 @@ impl Server {
         self.scratch.clear();
         frame::encode_joined(&mut self.scratch, &name);
         self.broadcast(now);
+        for reader in irc {
+            self.send(now, reader, Delivery::Unasked, |out| {
+                out.extend_from_slice(&irc_join)
+            });
+        }
         // After the JOINED: the newcomer does not hear of itself.
         self.subscribe(id);
         self.events
@@ -154,7 +196,18 @@ impl Server {
     pub(super) fn send_roster(&mut self, now: Instant, id: ConnId) {
         let mut roster = std::mem::take(&mut self.scratch);
         roster.clear();
-        frame::encode_roster(&mut roster, self.presence.names());
+        let names: Vec<Name> = self
+            .channels
+            .get(self.channels.lobby())
+            .map(|lobby| {
+                lobby
+                    .members()
+                    .iter()
+                    .filter_map(|m| self.name_of(m.id))
+                    .collect()
+            })
+            .unwrap_or_default();
+        frame::encode_roster(&mut roster, &names);
         self.send(now, id, Delivery::Reply, |out| {
             out.extend_from_slice(&roster)
         });

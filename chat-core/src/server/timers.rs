@@ -178,8 +178,16 @@ impl Server {
         conn.pings_sent = u32::try_from(silent_for.as_nanos() / interval).unwrap_or(u32::MAX);
         let token = self.next_ping_token;
         self.next_ping_token = self.next_ping_token.wrapping_add(1);
-        self.send(now, id, Delivery::Unasked, |out| {
-            frame::encode_ping(out, token);
+        let irc = self.is_irc(id);
+        let server = &self.config.irc.server_name;
+        let mut out = Vec::new();
+        if irc {
+            crate::irc::write_message(&mut out, None, "PING", &[server]);
+        } else {
+            frame::encode_ping(&mut out, token);
+        }
+        self.send(now, id, Delivery::Unasked, |queue| {
+            queue.extend_from_slice(&out);
         });
     }
 }

@@ -1,0 +1,1807 @@
+//! The IRC front door on the server core (`../shared/IRC.md`): an IRC
+//! connection's input path (lines instead of frames, paused and resumed
+//! like native input), registration, and every command, mapped onto the
+//! same names, channels and lobby as the native protocol.
+//!
+//! Invariants:
+//! - Names are global: a nick is registered in the same [`Presence`] as a
+//!   native name, so nobody holds a name twice across the protocols.
+//! - The lobby is one channel for both protocols: every native user is a
+//!   member from WELCOME until it leaves; an IRC user is one while it has
+//!   joined it. Every join to and departure from the lobby is announced to
+//!   native members as JOINED/LEFT (through the shared feed) and to IRC
+//!   members as IRC lines, in the same call, so both see one order.
+//! - A message is encoded once per wire format: once into the native feed,
+//!   once as IRC lines copied into each IRC recipient's queue.
+//! - Messages from a sender (PRIVMSG, NOTICE, JOIN, PART) are admitted
+//!   against every recipient's queue before anything changes, as native
+//!   SAY is: a reader that is still reading pauses the sender instead of
+//!   being dropped, and a line kept back runs again unchanged.
+//! - Every refusal is a numeric; nothing an IRC client sends closes its
+//!   connection except QUIT.
+
+use std::time::Instant;
+
+use super::*;
+use crate::channel::{ChannelError, ChannelName, Flag, List, ModeChange, Topic, mask_matches};
+use crate::irc::registration::{self, Lusers, Registration, ServerInfo, Step};
+use crate::irc::text::{split_lines, to_native};
+use crate::irc::{Line, LineReader, Message, echo, write_message};
+
+/// Software version in 002, 004 and 351.
+const VERSION: &str = concat!("sansio-chat-", env!("CARGO_PKG_VERSION"));
+/// Departures remembered for `WHOWAS`.
+const WHOWAS_HISTORY: usize = 128;
+/// Host part of an IRC user's mask (the core knows no addresses).
+const IRC_HOST: &str = "irc";
+/// Host part of a native user's mask.
+const NATIVE_HOST: &str = "native";
+
+/// What an IRC connection has beside the common [`Conn`].
+#[derive(Debug, Default)]
+pub(super) struct IrcConn {
+    reader: LineReader,
+    /// Input kept while paused: the line that waits, then what followed.
+    pending: Vec<u8>,
+    registration: Registration,
+    user: String,
+    realname: String,
+    away: Option<String>,
+    oper: bool,
+    invisible: bool,
+}
+
+impl IrcConn {
+    pub(super) fn capacity(&self) -> usize {
+        self.pending.capacity() + self.reader.buffered()
+    }
+}
+
+/// A user gone, for `WHOWAS`.
+#[derive(Debug, Clone)]
+pub(super) struct Gone {
+    nick: Name,
+    user: String,
+    host: &'static str,
+    realname: String,
+}
+
+/// What a user looks like to IRC.
+struct Who {
+    nick: Name,
+    user: String,
+    host: &'static str,
+    realname: String,
+    away: Option<String>,
+    oper: bool,
+}
+
+impl Who {
+    fn mask(&self) -> String {
+        format!("{}!{}@{}", self.nick, self.user, self.host)
+    }
+}
+
+/// Upper-case command word, as an owned string (commands are short).
+fn command_of(message: &Message<'_>) -> String {
+    String::from_utf8_lossy(message.command).to_ascii_uppercase()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The text IRC users see when a user leaves.
+fn quit_text(reason: Reason, detail: &str) -> String {
+    match reason {
+        Reason::Quit if detail.is_empty() => "Quit".into(),
+        Reason::Quit => format!("Quit: {detail}"),
+        Reason::Timeout => "Ping timeout".into(),
+        _ if !detail.is_empty() => detail.into(),
+        _ => reason.describe().into(),
+    }
+}
+
+/// The `ERROR` an IRC connection gets when the server closes it.
+pub(super) fn error_text(reason: Reason, detail: &str) -> String {
+    match reason {
+        Reason::Shutdown => "Server shutting down".into(),
+        Reason::SlowConsumer => "Closing link (slow consumer)".into(),
+        Reason::Quit => format!("Closing link ({})", quit_text(reason, detail)),
+        _ if detail.is_empty() => format!("Closing link ({})", reason.describe()),
+        _ => format!("Closing link ({detail})"),
+    }
+}
+
+/// IRC text made fit for a native user, if anything is left to deliver.
+fn native_text(irc: &str) -> Option<String> {
+    let text = to_native(irc)?;
+    let clean: String = text
+        .chars()
+        .filter(|&c| !c.is_control() || c == '\t')
+        .collect();
+    (validate_text(clean.as_bytes()).is_ok()).then_some(clean)
+}
+
+/// `unix` seconds as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian).
+fn format_time(unix: u64) -> String {
+    let (days, secs) = (unix / 86_400, unix % 86_400);
+    // Howard Hinnant's days-to-civil, shifted to start on 0000-03-01.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// Appends `:source COMMAND target :text` once per piece of `text` that
+/// fits in a line (each LF starts a new one; nothing is cut mid-character).
+fn write_text_lines(out: &mut Vec<u8>, source: &str, command: &str, target: &str, text: &str) {
+    // `:source COMMAND target :` and CRLF around the text.
+    let overhead = source.len() + command.len() + target.len() + 6;
+    let room = crate::irc::MAX_LINE.saturating_sub(overhead);
+    for piece in split_lines(text, room) {
+        write_message(out, Some(source), command, &[target, piece]);
+    }
+}
+
+impl Server {
+    // ----- input -----
+
+    /// [`process`](Self::process) for an IRC connection: acts on each line
+    /// of `bytes` (after any kept back) until one has to wait.
+    pub(super) fn process_irc(&mut self, now: Instant, id: ConnId, bytes: &[u8]) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        let paused = conn.paused.is_some();
+        let Some(irc) = conn.irc.as_mut() else { return };
+        if paused {
+            // The runtime's read that was already under way.
+            irc.pending.extend_from_slice(bytes);
+            return;
+        }
+        let mut reader = std::mem::take(&mut irc.reader);
+        let kept = std::mem::take(&mut irc.pending);
+        let joined;
+        let mut input: &[u8] = if kept.is_empty() {
+            bytes
+        } else {
+            let mut all = kept;
+            all.extend_from_slice(bytes);
+            joined = all;
+            &joined
+        };
+        loop {
+            let Some(conn) = self.conn(id) else { return };
+            if conn.is_closing() || conn.doomed {
+                return;
+            }
+            let queued = conn.stream.queued(&self.feed);
+            if queued > 0 && queued >= self.pace() && !input.is_empty() {
+                self.keep_irc_input(id, reader, &[], input);
+                self.pause_input(id, id);
+                return;
+            }
+            let flow = match reader.next_line(&mut input) {
+                None => break,
+                Some(Line::TooLong) => {
+                    self.numeric(now, id, "417", &["Input line was too long"]);
+                    Flow::Done
+                }
+                Some(Line::Complete(line)) => match self.irc_line(now, id, line) {
+                    Flow::Wait(blocker) => {
+                        let mut line = line.to_vec();
+                        line.push(b'\n');
+                        self.keep_irc_input(id, reader, &line, input);
+                        self.pause_input(id, blocker);
+                        return;
+                    }
+                    done => done,
+                },
+            };
+            if let Flow::Done = flow {
+                self.reap(now);
+            }
+        }
+        self.keep_irc_input(id, reader, &[], &[]);
+    }
+
+    fn keep_irc_input(&mut self, id: ConnId, reader: LineReader, line: &[u8], rest: &[u8]) {
+        if let Some(irc) = self.conn_mut(id).and_then(|c| c.irc.as_mut()) {
+            irc.reader = reader;
+            irc.pending.clear();
+            irc.pending.extend_from_slice(line);
+            irc.pending.extend_from_slice(rest);
+            if irc.pending.is_empty() {
+                irc.pending = Vec::new();
+            }
+        }
+    }
+
+    fn irc_line(&mut self, now: Instant, id: ConnId, line: &[u8]) -> Flow {
+        // An empty line (or one of spaces) is ignored, as servers do.
+        let Ok(message) = Message::parse(line) else {
+            return Flow::Done;
+        };
+        match self.name_of(id) {
+            None => {
+                self.register_irc(now, id, &message);
+                Flow::Done
+            }
+            Some(nick) => self.irc_command(now, id, nick, &message),
+        }
+    }
+
+    // ----- registration -----
+
+    fn register_irc(&mut self, now: Instant, id: ConnId, message: &Message<'_>) {
+        let mut out = Vec::new();
+        let Self {
+            slots,
+            presence,
+            config,
+            ..
+        } = self;
+        let Some(irc) = live_conn(slots, id).and_then(|c| c.irc.as_mut()) else {
+            return;
+        };
+        let step = irc.registration.handle(
+            &config.irc.server_name,
+            message,
+            |nick| presence.contains(nick),
+            &mut out,
+        );
+        self.reply_bytes(now, id, &out);
+        match step {
+            Step::Pending => {}
+            Step::Quit => {
+                let reason = message.param(0).map(text).unwrap_or_default();
+                self.depart(now, id, Reason::Quit, Farewell::Bye(&reason));
+            }
+            Step::Registered {
+                nick,
+                user,
+                realname,
+            } => {
+                if !self.presence.insert(nick, id) {
+                    return;
+                }
+                let Some(conn) = self.conn_mut(id) else {
+                    return;
+                };
+                conn.phase = Phase::Registered(nick);
+                if let Some(irc) = conn.irc.as_mut() {
+                    irc.user = user.clone();
+                    irc.realname = realname;
+                    irc.registration = Registration::new();
+                }
+                let mut out = Vec::new();
+                registration::welcome(
+                    &mut out,
+                    &self.server_info(),
+                    nick.as_str(),
+                    &user,
+                    IRC_HOST,
+                    self.lusers(),
+                    self.config.irc.motd.as_deref(),
+                );
+                self.reply_bytes(now, id, &out);
+                self.events.push_back(ServerEvent::Joined {
+                    conn: id,
+                    name: nick,
+                });
+            }
+        }
+    }
+
+    fn server_info(&self) -> ServerInfo {
+        let created = match self.wall_clock {
+            Some((_, unix)) => format_time(unix),
+            None => "at start-up".into(),
+        };
+        ServerInfo {
+            name: self.config.irc.server_name.clone(),
+            network: "sansio-chat".into(),
+            version: VERSION.into(),
+            created,
+        }
+    }
+
+    fn lusers(&self) -> Lusers {
+        Lusers {
+            users: self.presence.len(),
+            operators: self.opers_online,
+            unknown: self.open.saturating_sub(self.presence.len()),
+            channels: self.channels.iter().count(),
+        }
+    }
+
+    /// Seconds since the Unix epoch at `now`, if the runtime told the wall clock.
+    pub(super) fn unix_at(&self, now: Instant) -> u64 {
+        self.wall_clock.map_or(0, |(at, unix)| {
+            unix.saturating_add(now.saturating_duration_since(at).as_secs())
+        })
+    }
+
+    // ----- who is who -----
+
+    pub(super) fn is_irc(&self, id: ConnId) -> bool {
+        self.conn(id).is_some_and(|c| c.irc.is_some())
+    }
+
+    fn who(&self, id: ConnId) -> Option<Who> {
+        let nick = self.conn(id)?.name()?;
+        self.who_as(id, nick)
+    }
+
+    /// [`who`](Self::who) under `nick` (a user on its way out has no name
+    /// any more, but is announced under it).
+    fn who_as(&self, id: ConnId, nick: Name) -> Option<Who> {
+        let conn = self.conn(id)?;
+        Some(match conn.irc.as_deref() {
+            Some(irc) => Who {
+                nick,
+                user: irc.user.clone(),
+                host: IRC_HOST,
+                realname: irc.realname.clone(),
+                away: irc.away.clone(),
+                oper: irc.oper,
+            },
+            None => Who {
+                nick,
+                user: nick.as_str().to_owned(),
+                host: NATIVE_HOST,
+                realname: nick.as_str().to_owned(),
+                away: None,
+                oper: false,
+            },
+        })
+    }
+
+    /// `nick!user@host` of a registered user (what channel masks match).
+    pub(super) fn mask_of(&self, id: ConnId) -> String {
+        self.who(id).map(|w| w.mask()).unwrap_or_default()
+    }
+
+    fn irc_mut(&mut self, id: ConnId) -> Option<&mut IrcConn> {
+        self.conn_mut(id).and_then(|c| c.irc.as_deref_mut())
+    }
+
+    fn lookup_nick(&self, nick: &[u8]) -> Option<ConnId> {
+        Name::from_bytes(nick)
+            .ok()
+            .and_then(|n| self.presence.lookup(&n))
+    }
+
+    /// IRC connections in `channel`, in join order.
+    fn irc_members(&self, channel: &ChannelName) -> Vec<ConnId> {
+        self.channels.get(channel).map_or_else(Vec::new, |c| {
+            c.members()
+                .iter()
+                .map(|m| m.id)
+                .filter(|&m| self.is_irc(m))
+                .collect()
+        })
+    }
+
+    /// IRC connections sharing a channel with `id`, each once, `id` excluded.
+    fn irc_peers(&self, id: ConnId) -> Vec<ConnId> {
+        let mut peers: Vec<ConnId> = self
+            .channels
+            .of(id)
+            .flat_map(|c| c.members().iter().map(|m| m.id))
+            .filter(|&m| m != id && self.is_irc(m))
+            .collect();
+        peers.sort_unstable();
+        peers.dedup();
+        peers
+    }
+
+    // ----- output -----
+
+    fn reply_bytes(&mut self, now: Instant, id: ConnId, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.send(now, id, Delivery::Reply, |out| out.extend_from_slice(bytes));
+        }
+    }
+
+    /// `:server CODE nick params...` to `id`.
+    fn numeric(&mut self, now: Instant, id: ConnId, code: &str, params: &[&str]) {
+        let mut out = Vec::new();
+        self.write_numeric(&mut out, id, code, params);
+        self.reply_bytes(now, id, &out);
+    }
+
+    fn write_numeric(&self, out: &mut Vec<u8>, id: ConnId, code: &str, params: &[&str]) {
+        let nick = self.name_of(id);
+        let mut all = vec![nick.as_ref().map_or("*", Name::as_str)];
+        all.extend_from_slice(params);
+        if !write_message(out, Some(&self.config.irc.server_name), code, &all) {
+            // A parameter the client chose made the line too long or
+            // unwritable: say so without it rather than say nothing.
+            let last = params.last().copied().unwrap_or_default();
+            let nick = all.first().copied().unwrap_or("*");
+            write_message(out, Some(&self.config.irc.server_name), code, &[nick, last]);
+        }
+    }
+
+    fn channel_error(&mut self, now: Instant, id: ConnId, error: ChannelError, channel: &str) {
+        let message = match error {
+            ChannelError::NoSuchChannel => "No such channel".to_owned(),
+            other => {
+                let text = other.to_string();
+                let mut chars = text.chars();
+                chars
+                    .next()
+                    .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                    .unwrap_or_default()
+            }
+        };
+        let code = format!("{:03}", error.numeric());
+        self.numeric(now, id, &code, &[&echo(channel), &message]);
+    }
+
+    /// Admits one message: `native_len` bytes into the lobby feed (if any)
+    /// and `irc_len` bytes to each of `to`. `Err(reader)` when a reader that
+    /// is still reading must drain first.
+    fn admit_all(
+        &mut self,
+        now: Instant,
+        native_len: Option<usize>,
+        irc_len: usize,
+        to: &[ConnId],
+    ) -> Result<(), ConnId> {
+        if let Some(len) = native_len {
+            self.admit_broadcast(now, len)?;
+        }
+        for &reader in to {
+            self.admit_private(now, reader, irc_len)?;
+        }
+        Ok(())
+    }
+
+    /// Delivers what was admitted: `self.scratch` to the feed when `native`,
+    /// and `irc` to each of `to`.
+    fn deliver(&mut self, now: Instant, native: bool, irc: &[u8], to: &[ConnId]) {
+        if native {
+            self.broadcast(now);
+        }
+        if !irc.is_empty() {
+            for &reader in to {
+                self.send(now, reader, Delivery::Unasked, |out| {
+                    out.extend_from_slice(irc)
+                });
+            }
+        }
+    }
+
+    // ----- what native users do, seen by IRC users -----
+
+    /// IRC lines for a native SAY, for the lobby's IRC members.
+    pub(super) fn lobby_lines(&self, from: &Name, text: &str) -> (Vec<u8>, Vec<ConnId>) {
+        if self.lobby_irc.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        let mut out = Vec::new();
+        let source = format!("{from}!{from}@{NATIVE_HOST}");
+        write_text_lines(
+            &mut out,
+            &source,
+            "PRIVMSG",
+            self.channels.lobby().as_str(),
+            text,
+        );
+        (out, self.lobby_irc.clone())
+    }
+
+    /// IRC lines for a native user joining the lobby.
+    pub(super) fn lobby_join_line(&self, name: &Name) -> Vec<u8> {
+        let mut out = Vec::new();
+        if !self.lobby_irc.is_empty() {
+            let source = format!("{name}!{name}@{NATIVE_HOST}");
+            write_message(
+                &mut out,
+                Some(&source),
+                "JOIN",
+                &[self.channels.lobby().as_str()],
+            );
+        }
+        out
+    }
+
+    /// A native WHISPER to an IRC user, as PRIVMSG lines.
+    pub(super) fn private_lines(&self, from: &Name, to: ConnId, text: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        if let Some(nick) = self.name_of(to) {
+            let source = format!("{from}!{from}@{NATIVE_HOST}");
+            write_text_lines(&mut out, &source, "PRIVMSG", nick.as_str(), text);
+        }
+        out
+    }
+
+    /// Tells everyone who shares a channel with `id` that it left, and takes
+    /// it out of every channel. Native lobby members hear `LEFT(reason)`.
+    pub(super) fn announce_departure(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        name: Name,
+        reason: Reason,
+        detail: &str,
+    ) {
+        let peers = self.irc_peers(id);
+        let in_lobby = self
+            .channels
+            .get(&self.channels.lobby().clone())
+            .is_some_and(|c| c.member(id).is_some());
+        let gone = self.who_as(id, name);
+        let mask = gone.as_ref().map(Who::mask).unwrap_or_default();
+        if let Some(gone) = gone {
+            if self.whowas.len() >= WHOWAS_HISTORY {
+                self.whowas.pop_front();
+            }
+            self.whowas.push_back(Gone {
+                nick: gone.nick,
+                user: gone.user,
+                host: gone.host,
+                realname: gone.realname,
+            });
+            if gone.oper {
+                self.opers_online = self.opers_online.saturating_sub(1);
+            }
+        }
+        self.channels.remove(id);
+        self.lobby_irc.retain(|&m| m != id);
+        if in_lobby {
+            self.scratch.clear();
+            frame::encode_left(&mut self.scratch, &name, reason);
+            self.broadcast(now);
+        }
+        let mut line = Vec::new();
+        write_message(
+            &mut line,
+            Some(&mask),
+            "QUIT",
+            &[&quit_text(reason, detail)],
+        );
+        self.deliver(now, false, &line, &peers);
+    }
+
+    // ----- commands of a registered user -----
+
+    fn irc_command(&mut self, now: Instant, id: ConnId, nick: Name, message: &Message<'_>) -> Flow {
+        let command = command_of(message);
+        let param = |i: usize| message.param(i).map(text);
+        let count = message.params().len();
+        let needs = |n: usize| count >= n && message.param(n - 1).is_some_and(|p| !p.is_empty());
+        let too_few = |server: &mut Self| {
+            server.numeric(now, id, "461", &[&echo(&command), "Not enough parameters"]);
+            Flow::Done
+        };
+        match command.as_str() {
+            "PING" => match param(0) {
+                Some(token) => {
+                    let server = self.config.irc.server_name.clone();
+                    let mut out = Vec::new();
+                    write_message(&mut out, Some(&server), "PONG", &[&server, &token]);
+                    self.reply_bytes(now, id, &out);
+                }
+                None => return too_few(self),
+            },
+            "PONG" => {}
+            "PASS" | "USER" => self.numeric(now, id, "462", &["You may not reregister"]),
+            "CAP" => {
+                let sub = param(0).unwrap_or_default().to_ascii_uppercase();
+                if sub == "LS" || sub == "LIST" {
+                    let mut out = Vec::new();
+                    let server = self.config.irc.server_name.clone();
+                    write_message(&mut out, Some(&server), "CAP", &[nick.as_str(), &sub, ""]);
+                    self.reply_bytes(now, id, &out);
+                }
+            }
+            "QUIT" => {
+                let reason = param(0).unwrap_or_default();
+                self.depart(now, id, Reason::Quit, Farewell::Bye(&reason));
+            }
+            "NICK" => match param(0).filter(|p| !p.is_empty()) {
+                None => self.numeric(now, id, "431", &["No nickname given"]),
+                Some(wanted) => self.rename(now, id, nick, &wanted),
+            },
+            "JOIN" if !needs(1) => return too_few(self),
+            "JOIN" => return self.join(now, id, &param(0).unwrap_or_default(), param(1)),
+            "PART" if !needs(1) => return too_few(self),
+            "PART" => return self.part(now, id, &param(0).unwrap_or_default(), param(1)),
+            "PRIVMSG" | "NOTICE" => {
+                let notice = command == "NOTICE";
+                match (param(0).filter(|p| !p.is_empty()), message.param(1)) {
+                    (None, _) if !notice => {
+                        let text = format!("No recipient given ({command})");
+                        self.numeric(now, id, "411", &[&text]);
+                    }
+                    (Some(_), None) | (Some(_), Some(b"")) if !notice => {
+                        self.numeric(now, id, "412", &["No text to send"]);
+                    }
+                    (Some(targets), Some(body)) if !body.is_empty() => {
+                        let body = text(body);
+                        for target in targets.split(',').filter(|t| !t.is_empty()) {
+                            if let Flow::Wait(blocker) =
+                                self.message(now, id, &command, target, &body)
+                            {
+                                return Flow::Wait(blocker);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            "NAMES" => match param(0) {
+                Some(channels) => {
+                    for channel in channels.split(',').filter(|c| !c.is_empty()) {
+                        self.names_reply(now, id, channel);
+                    }
+                }
+                None => self.numeric(now, id, "366", &["*", "End of /NAMES list"]),
+            },
+            "TOPIC" if !needs(1) => return too_few(self),
+            "TOPIC" => self.topic(now, id, &param(0).unwrap_or_default(), param(1)),
+            "LIST" => self.list(now, id),
+            "KICK" if !needs(2) => return too_few(self),
+            "KICK" => {
+                let (channel, target) =
+                    (param(0).unwrap_or_default(), param(1).unwrap_or_default());
+                let reason = param(2)
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or_else(|| nick.as_str().to_owned());
+                for victim in target.split(',').filter(|t| !t.is_empty()) {
+                    self.kick(now, id, &channel, victim, &reason);
+                }
+            }
+            "INVITE" if !needs(2) => return too_few(self),
+            "INVITE" => self.invite(
+                now,
+                id,
+                &param(0).unwrap_or_default(),
+                &param(1).unwrap_or_default(),
+            ),
+            "MODE" if !needs(1) => return too_few(self),
+            "MODE" => {
+                let target = param(0).unwrap_or_default();
+                let args: Vec<String> = message.params().iter().skip(1).map(|p| text(p)).collect();
+                if target.starts_with('#') {
+                    self.channel_mode(now, id, &target, &args);
+                } else {
+                    self.user_mode(now, id, nick, &target, &args);
+                }
+            }
+            "WHO" => self.who_reply(now, id, &param(0).unwrap_or_else(|| "*".into())),
+            "WHOIS" if !needs(1) => {
+                self.numeric(now, id, "431", &["No nickname given"]);
+            }
+            "WHOIS" => {
+                let target = message.params().last().map(|p| text(p)).unwrap_or_default();
+                self.whois(now, id, &target);
+            }
+            "WHOWAS" if !needs(1) => return too_few(self),
+            "WHOWAS" => self.whowas_reply(now, id, &param(0).unwrap_or_default()),
+            "AWAY" => {
+                let away = param(0).filter(|a| !a.is_empty());
+                let (code, says) = match away {
+                    Some(_) => ("306", "You have been marked as being away"),
+                    None => ("305", "You are no longer marked as being away"),
+                };
+                if let Some(irc) = self.irc_mut(id) {
+                    irc.away = away;
+                }
+                self.numeric(now, id, code, &[says]);
+            }
+            "LUSERS" => {
+                let mut out = Vec::new();
+                let server = self.config.irc.server_name.clone();
+                registration::lusers(&mut out, &server, nick.as_str(), self.lusers());
+                self.reply_bytes(now, id, &out);
+            }
+            "MOTD" => self.motd(now, id, nick),
+            "VERSION" => {
+                let server = self.config.irc.server_name.clone();
+                self.numeric(
+                    now,
+                    id,
+                    "351",
+                    &[
+                        VERSION,
+                        &server,
+                        "sans-IO chat server with an IRC front door",
+                    ],
+                );
+                let mut out = Vec::new();
+                for chunk in registration::isupport(&self.server_info()).chunks(13) {
+                    let mut params: Vec<&str> = chunk.iter().map(String::as_str).collect();
+                    params.push("are supported by this server");
+                    self.write_numeric(&mut out, id, "005", &params);
+                }
+                self.reply_bytes(now, id, &out);
+            }
+            "TIME" => {
+                let server = self.config.irc.server_name.clone();
+                let time = format_time(self.unix_at(now));
+                self.numeric(now, id, "391", &[&server, &time]);
+            }
+            "INFO" => {
+                let mut out = Vec::new();
+                for line in [
+                    VERSION,
+                    "A chat server built as a sans-IO protocol core with thin runtimes.",
+                    "Native and IRC users share one lobby, one set of names and one order.",
+                ] {
+                    self.write_numeric(&mut out, id, "371", &[line]);
+                }
+                self.write_numeric(&mut out, id, "374", &["End of INFO list"]);
+                self.reply_bytes(now, id, &out);
+            }
+            "LINKS" => {
+                let server = self.config.irc.server_name.clone();
+                let mut out = Vec::new();
+                self.write_numeric(&mut out, id, "364", &["*", &server, "0 sans-IO chat"]);
+                self.write_numeric(&mut out, id, "365", &["*", "End of /LINKS list"]);
+                self.reply_bytes(now, id, &out);
+            }
+            "HELP" | "HELPOP" => self.help(now, id, param(0)),
+            "ISON" => {
+                let mut online = Vec::new();
+                for word in message
+                    .params()
+                    .iter()
+                    .flat_map(|p| p.split(|&b| b == b' '))
+                {
+                    if let Some(found) = self.lookup_nick(word).and_then(|c| self.name_of(c)) {
+                        online.push(found.as_str().to_owned());
+                    }
+                }
+                self.numeric(now, id, "303", &[&online.join(" ")]);
+            }
+            "USERHOST" if !needs(1) => return too_few(self),
+            "USERHOST" => {
+                let replies: Vec<String> = message
+                    .params()
+                    .iter()
+                    .take(5)
+                    .filter_map(|p| self.lookup_nick(p).and_then(|c| self.who(c)))
+                    .map(|w| {
+                        let oper = if w.oper { "*" } else { "" };
+                        let away = if w.away.is_some() { '-' } else { '+' };
+                        format!("{}{oper}={away}{}@{}", w.nick, w.user, w.host)
+                    })
+                    .collect();
+                self.numeric(now, id, "302", &[&replies.join(" ")]);
+            }
+            "OPER" if !needs(2) => return too_few(self),
+            "OPER" => self.oper(
+                now,
+                id,
+                nick,
+                &param(0).unwrap_or_default(),
+                &param(1).unwrap_or_default(),
+            ),
+            "KILL" if !needs(2) => return too_few(self),
+            "KILL" => self.kill(
+                now,
+                id,
+                nick,
+                &param(0).unwrap_or_default(),
+                &param(1).unwrap_or_default(),
+            ),
+            "WALLOPS" if !needs(1) => return too_few(self),
+            "WALLOPS" => self.wallops(now, id, &param(0).unwrap_or_default()),
+            _ => self.numeric(now, id, "421", &[&echo(&command), "Unknown command"]),
+        }
+        Flow::Done
+    }
+
+    fn rename(&mut self, now: Instant, id: ConnId, old: Name, wanted: &str) {
+        let new = match Name::new(wanted) {
+            Ok(name) => name,
+            Err(_) => {
+                return self.numeric(now, id, "432", &[&echo(wanted), "Erroneous nickname"]);
+            }
+        };
+        if new.as_str() == old.as_str() {
+            return;
+        }
+        if self
+            .presence
+            .lookup(&new)
+            .is_some_and(|holder| holder != id)
+        {
+            return self.numeric(
+                now,
+                id,
+                "433",
+                &[new.as_str(), "Nickname is already in use"],
+            );
+        }
+        let mask = self.mask_of(id);
+        let mut peers = self.irc_peers(id);
+        peers.push(id);
+        let in_lobby = self
+            .channels
+            .get(&self.channels.lobby().clone())
+            .is_some_and(|c| c.member(id).is_some());
+        self.presence.remove(&old);
+        self.presence.insert(new, id);
+        if let Some(conn) = self.conn_mut(id) {
+            conn.phase = Phase::Registered(new);
+        }
+        if in_lobby {
+            // Native users know no renames: the old name leaves, the new joins.
+            self.scratch.clear();
+            frame::encode_left(&mut self.scratch, &old, Reason::Quit);
+            self.broadcast(now);
+            self.scratch.clear();
+            frame::encode_joined(&mut self.scratch, &new);
+            self.broadcast(now);
+        }
+        let mut line = Vec::new();
+        write_message(&mut line, Some(&mask), "NICK", &[new.as_str()]);
+        self.deliver(now, false, &line, &peers);
+    }
+
+    fn join(&mut self, now: Instant, id: ConnId, channels: &str, keys: Option<String>) -> Flow {
+        if channels == "0" {
+            let mine: Vec<String> = self
+                .channels
+                .of(id)
+                .map(|c| c.name().as_str().to_owned())
+                .collect();
+            return self.part(now, id, &mine.join(","), Some("Left all channels".into()));
+        }
+        let keys: Vec<String> = keys
+            .map(|k| k.split(',').map(str::to_owned).collect())
+            .unwrap_or_default();
+        for (i, wanted) in channels.split(',').filter(|c| !c.is_empty()).enumerate() {
+            let Ok(name) = ChannelName::new(wanted) else {
+                self.numeric(now, id, "403", &[&echo(wanted), "No such channel"]);
+                continue;
+            };
+            if self
+                .channels
+                .get(&name)
+                .is_some_and(|c| c.member(id).is_some())
+            {
+                continue; // Already there: nothing to say (a JOIN that waited runs again).
+            }
+            let lobby = name == *self.channels.lobby();
+            let mask = self.mask_of(id);
+            let mut to = self.irc_members(&name);
+            to.push(id);
+            let mut line = Vec::new();
+            write_message(&mut line, Some(&mask), "JOIN", &[name.as_str()]);
+            let nick = self.name_of(id);
+            let native_len = (lobby && self.feed.slowest().is_some())
+                .then(|| HEADER_LEN + 1 + nick.map_or(0, |n| n.as_str().len()));
+            if let Err(blocker) = self.admit_all(now, native_len, line.len(), &to) {
+                return Flow::Wait(blocker);
+            }
+            let key = keys.get(i).map(String::as_str);
+            if let Err(error) = self.channels.join(id, &name, key, &mask) {
+                self.channel_error(now, id, error, name.as_str());
+                continue;
+            }
+            let Some(channel) = self.channels.get(&name) else {
+                continue;
+            };
+            let shown = channel.name().as_str().to_owned();
+            if lobby {
+                self.lobby_irc.push(id);
+                if let Some(nick) = nick {
+                    self.scratch.clear();
+                    frame::encode_joined(&mut self.scratch, &nick);
+                }
+            }
+            line.clear();
+            write_message(&mut line, Some(&mask), "JOIN", &[&shown]);
+            self.deliver(now, lobby && nick.is_some(), &line, &to);
+            self.topic_reply(now, id, &name, false);
+            self.names_reply(now, id, &shown);
+        }
+        Flow::Done
+    }
+
+    fn part(&mut self, now: Instant, id: ConnId, channels: &str, reason: Option<String>) -> Flow {
+        for wanted in channels.split(',').filter(|c| !c.is_empty()) {
+            let Some(channel) = ChannelName::new(wanted)
+                .ok()
+                .and_then(|n| self.channels.get(&n))
+            else {
+                self.numeric(now, id, "403", &[&echo(wanted), "No such channel"]);
+                continue;
+            };
+            let name = channel.name().clone();
+            if channel.member(id).is_none() {
+                self.channel_error(now, id, ChannelError::NotOnChannel, name.as_str());
+                continue;
+            }
+            let lobby = name == *self.channels.lobby();
+            let mask = self.mask_of(id);
+            let to = self.irc_members(&name);
+            let mut line = Vec::new();
+            match reason.as_deref().filter(|r| !r.is_empty()) {
+                Some(reason) => {
+                    write_message(&mut line, Some(&mask), "PART", &[name.as_str(), reason])
+                }
+                None => write_message(&mut line, Some(&mask), "PART", &[name.as_str()]),
+            };
+            let nick = self.name_of(id);
+            let native_len = (lobby && self.feed.slowest().is_some())
+                .then(|| HEADER_LEN + 2 + nick.map_or(0, |n| n.as_str().len()));
+            if let Err(blocker) = self.admit_all(now, native_len, line.len(), &to) {
+                return Flow::Wait(blocker);
+            }
+            if self.channels.part(id, &name).is_err() {
+                continue;
+            }
+            if lobby {
+                self.lobby_irc.retain(|&m| m != id);
+                if let Some(nick) = nick {
+                    self.scratch.clear();
+                    frame::encode_left(&mut self.scratch, &nick, Reason::Quit);
+                }
+            }
+            self.deliver(now, lobby && nick.is_some(), &line, &to);
+        }
+        Flow::Done
+    }
+
+    /// PRIVMSG or NOTICE to one target.
+    fn message(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        command: &str,
+        target: &str,
+        body: &str,
+    ) -> Flow {
+        let notice = command == "NOTICE";
+        let Some(from) = self.name_of(id) else {
+            return Flow::Done;
+        };
+        let mask = self.mask_of(id);
+        if target.starts_with('#') {
+            let channel = ChannelName::new(target)
+                .ok()
+                .and_then(|n| self.channels.get(&n));
+            let Some(channel) = channel else {
+                if !notice {
+                    self.numeric(now, id, "403", &[&echo(target), "No such channel"]);
+                }
+                return Flow::Done;
+            };
+            let name = channel.name().clone();
+            if !channel.may_speak(id, &mask) {
+                if !notice {
+                    self.numeric(now, id, "404", &[name.as_str(), "Cannot send to channel"]);
+                }
+                return Flow::Done;
+            }
+            let lobby = name == *self.channels.lobby();
+            let mut to = self.irc_members(&name);
+            to.retain(|&m| m != id);
+            let mut lines = Vec::new();
+            write_text_lines(&mut lines, &mask, command, name.as_str(), body);
+            let native = (lobby && !notice && self.feed.slowest().is_some())
+                .then(|| native_text(body))
+                .flatten();
+            if let Some(text) = &native {
+                self.scratch.clear();
+                frame::encode_message(&mut self.scratch, &from, text.as_bytes());
+            }
+            let native_len = native.as_ref().map(|_| self.scratch.len());
+            if let Err(blocker) = self.admit_all(now, native_len, lines.len(), &to) {
+                return Flow::Wait(blocker);
+            }
+            if self.is_doomed(id) {
+                return Flow::Done;
+            }
+            if native.is_some() {
+                // Admission may have dropped a stalled reader, whose LEFT
+                // used the scratch buffer: encode again.
+                if let Some(text) = &native {
+                    self.scratch.clear();
+                    frame::encode_message(&mut self.scratch, &from, text.as_bytes());
+                }
+            }
+            self.deliver(now, native.is_some(), &lines, &to);
+            return Flow::Done;
+        }
+        let Some(to) = self.lookup_nick(target.as_bytes()) else {
+            if !notice {
+                self.numeric(now, id, "401", &[&echo(target), "No such nick/channel"]);
+            }
+            return Flow::Done;
+        };
+        if self.is_irc(to) {
+            let mut lines = Vec::new();
+            let shown = self
+                .name_of(to)
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_default();
+            write_text_lines(&mut lines, &mask, command, &shown, body);
+            if let Err(blocker) = self.admit_private(now, to, lines.len()) {
+                return Flow::Wait(blocker);
+            }
+            self.deliver(now, false, &lines, &[to]);
+            let away = self.who(to).and_then(|w| w.away);
+            if let (false, Some(away)) = (notice, away) {
+                self.numeric(now, id, "301", &[&shown, &away]);
+            }
+        } else if let (false, Some(text)) = (notice, native_text(body)) {
+            let len = HEADER_LEN + 2 + from.as_str().len() + text.len();
+            if let Err(blocker) = self.admit_private(now, to, len) {
+                return Flow::Wait(blocker);
+            }
+            self.send(now, to, Delivery::Unasked, |out| {
+                frame::encode_private(out, &from, text.as_bytes());
+            });
+        }
+        Flow::Done
+    }
+
+    /// 353 lines and 366 for `wanted` (only 366 for a channel that is not).
+    fn names_reply(&mut self, now: Instant, id: ConnId, wanted: &str) {
+        let mut out = Vec::new();
+        let channel = ChannelName::new(wanted)
+            .ok()
+            .and_then(|n| self.channels.get(&n));
+        let shown = channel.map_or_else(|| echo(wanted), |c| c.name().as_str().to_owned());
+        if let Some(channel) = channel {
+            let visible = !channel.has(Flag::Secret) || channel.member(id).is_some();
+            if visible {
+                let symbol = if channel.has(Flag::Secret) { "@" } else { "=" };
+                let names: Vec<String> = channel
+                    .members()
+                    .iter()
+                    .filter_map(|m| {
+                        let name = self.name_of(m.id)?;
+                        let prefix = if m.op {
+                            "@"
+                        } else if m.voice {
+                            "+"
+                        } else {
+                            ""
+                        };
+                        Some(format!("{prefix}{name}"))
+                    })
+                    .collect();
+                let nick = self.name_of(id).map(|n| n.as_str().len()).unwrap_or(1);
+                // `:server 353 nick = #channel :` and CRLF around the names.
+                let room = crate::irc::MAX_LINE
+                    .saturating_sub(self.config.irc.server_name.len() + nick + shown.len() + 14);
+                let mut line = String::new();
+                for name in names {
+                    if !line.is_empty() && line.len() + 1 + name.len() > room {
+                        self.write_numeric(&mut out, id, "353", &[symbol, &shown, &line]);
+                        line.clear();
+                    }
+                    if !line.is_empty() {
+                        line.push(' ');
+                    }
+                    line.push_str(&name);
+                }
+                if !line.is_empty() {
+                    self.write_numeric(&mut out, id, "353", &[symbol, &shown, &line]);
+                }
+            }
+        }
+        self.write_numeric(&mut out, id, "366", &[&shown, "End of /NAMES list"]);
+        self.reply_bytes(now, id, &out);
+    }
+
+    /// 332 and 333, or 331 when asked and there is no topic.
+    fn topic_reply(&mut self, now: Instant, id: ConnId, name: &ChannelName, asked: bool) {
+        let Some(channel) = self.channels.get(name) else {
+            return;
+        };
+        let shown = channel.name().as_str().to_owned();
+        let mut out = Vec::new();
+        match channel.topic() {
+            Some(topic) => {
+                self.write_numeric(&mut out, id, "332", &[&shown, &topic.text]);
+                let at = topic.set_at.to_string();
+                self.write_numeric(&mut out, id, "333", &[&shown, &topic.set_by, &at]);
+            }
+            None if asked => self.write_numeric(&mut out, id, "331", &[&shown, "No topic is set"]),
+            None => {}
+        }
+        self.reply_bytes(now, id, &out);
+    }
+
+    fn topic(&mut self, now: Instant, id: ConnId, wanted: &str, new: Option<String>) {
+        let Some(name) = ChannelName::new(wanted)
+            .ok()
+            .and_then(|n| self.channels.get(&n))
+            .map(|c| c.name().clone())
+        else {
+            return self.numeric(now, id, "403", &[&echo(wanted), "No such channel"]);
+        };
+        let Some(text) = new else {
+            return self.topic_reply(now, id, &name, true);
+        };
+        let mask = self.mask_of(id);
+        let topic = Topic {
+            text,
+            set_by: mask.clone(),
+            set_at: self.unix_at(now),
+        };
+        if let Err(error) = self.channels.set_topic(id, &name, topic) {
+            return self.channel_error(now, id, error, name.as_str());
+        }
+        let shown = self
+            .channels
+            .get(&name)
+            .and_then(|c| c.topic())
+            .map(|t| t.text.clone())
+            .unwrap_or_default();
+        let mut line = Vec::new();
+        write_message(&mut line, Some(&mask), "TOPIC", &[name.as_str(), &shown]);
+        let to = self.irc_members(&name);
+        self.deliver(now, false, &line, &to);
+    }
+
+    fn list(&mut self, now: Instant, id: ConnId) {
+        let mut out = Vec::new();
+        self.write_numeric(&mut out, id, "321", &["Channel", "Users  Name"]);
+        let mut rows: Vec<(String, String, String)> = self
+            .channels
+            .iter()
+            .filter(|c| !c.has(Flag::Secret) || c.member(id).is_some())
+            .map(|c| {
+                (
+                    c.name().as_str().to_owned(),
+                    c.members().len().to_string(),
+                    c.topic().map(|t| t.text.clone()).unwrap_or_default(),
+                )
+            })
+            .collect();
+        rows.sort();
+        for (name, count, topic) in rows {
+            self.write_numeric(&mut out, id, "322", &[&name, &count, &topic]);
+        }
+        self.write_numeric(&mut out, id, "323", &["End of /LIST"]);
+        self.reply_bytes(now, id, &out);
+    }
+
+    fn kick(&mut self, now: Instant, id: ConnId, wanted: &str, victim: &str, reason: &str) {
+        let Some(name) = ChannelName::new(wanted)
+            .ok()
+            .and_then(|n| self.channels.get(&n))
+            .map(|c| c.name().clone())
+        else {
+            return self.numeric(now, id, "403", &[&echo(wanted), "No such channel"]);
+        };
+        let Some(target) = self.lookup_nick(victim.as_bytes()) else {
+            return self.numeric(now, id, "401", &[&echo(victim), "No such nick/channel"]);
+        };
+        let to = self.irc_members(&name);
+        match self.channels.kick(id, target, &name) {
+            Err(ChannelError::TargetNotOnChannel) => {
+                let shown = self
+                    .name_of(target)
+                    .map(|n| n.as_str().to_owned())
+                    .unwrap_or_default();
+                self.numeric(
+                    now,
+                    id,
+                    "441",
+                    &[&shown, name.as_str(), "They aren't on that channel"],
+                );
+            }
+            Err(error) => self.channel_error(now, id, error, name.as_str()),
+            Ok(()) => {
+                let shown = self
+                    .name_of(target)
+                    .map(|n| n.as_str().to_owned())
+                    .unwrap_or_default();
+                let mask = self.mask_of(id);
+                let mut line = Vec::new();
+                write_message(
+                    &mut line,
+                    Some(&mask),
+                    "KICK",
+                    &[name.as_str(), &shown, reason],
+                );
+                self.deliver(now, false, &line, &to);
+            }
+        }
+    }
+
+    fn invite(&mut self, now: Instant, id: ConnId, invitee: &str, wanted: &str) {
+        let Some(target) = self.lookup_nick(invitee.as_bytes()) else {
+            return self.numeric(now, id, "401", &[&echo(invitee), "No such nick/channel"]);
+        };
+        let Some(name) = ChannelName::new(wanted)
+            .ok()
+            .and_then(|n| self.channels.get(&n))
+            .map(|c| c.name().clone())
+        else {
+            return self.numeric(now, id, "403", &[&echo(wanted), "No such channel"]);
+        };
+        let shown = self
+            .name_of(target)
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or_default();
+        match self.channels.invite(id, target, &name) {
+            Err(ChannelError::AlreadyOnChannel) => {
+                self.numeric(
+                    now,
+                    id,
+                    "443",
+                    &[&shown, name.as_str(), "is already on channel"],
+                );
+            }
+            Err(error) => self.channel_error(now, id, error, name.as_str()),
+            Ok(()) => {
+                self.numeric(now, id, "341", &[&shown, name.as_str()]);
+                if self.is_irc(target) {
+                    let mask = self.mask_of(id);
+                    let mut line = Vec::new();
+                    write_message(&mut line, Some(&mask), "INVITE", &[&shown, name.as_str()]);
+                    self.deliver(now, false, &line, &[target]);
+                }
+            }
+        }
+    }
+
+    fn channel_mode(&mut self, now: Instant, id: ConnId, wanted: &str, args: &[String]) {
+        let Some(channel) = ChannelName::new(wanted)
+            .ok()
+            .and_then(|n| self.channels.get(&n))
+        else {
+            return self.numeric(now, id, "403", &[&echo(wanted), "No such channel"]);
+        };
+        let name = channel.name().clone();
+        let Some((modes, rest)) = args.split_first() else {
+            let (letters, values) = channel.mode_string(channel.member(id).is_some());
+            let mut params = vec![name.as_str(), letters.as_str()];
+            params.extend(values.iter().map(String::as_str));
+            return self.numeric(now, id, "324", &params);
+        };
+        let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+        let request = crate::irc::mode::parse_channel_modes(modes, &rest);
+        let mut out = Vec::new();
+        for letter in &request.unknown {
+            let letter = letter.to_string();
+            self.write_numeric(
+                &mut out,
+                id,
+                "472",
+                &[&letter, "is unknown mode char to me"],
+            );
+        }
+        if request.missing_argument {
+            self.write_numeric(&mut out, id, "461", &["MODE", "Not enough parameters"]);
+        }
+        for list in &request.queries {
+            let (item, end, what) = match list {
+                List::Ban => ("367", "368", "End of channel ban list"),
+                List::Except => ("348", "349", "End of channel exception list"),
+                List::Invite => ("346", "347", "End of channel invite list"),
+            };
+            let masks: Vec<String> = channel.list(*list).to_vec();
+            for mask in &masks {
+                self.write_numeric(&mut out, id, item, &[name.as_str(), mask]);
+            }
+            self.write_numeric(&mut out, id, end, &[name.as_str(), what]);
+        }
+        self.reply_bytes(now, id, &out);
+        if request.changes.is_empty() {
+            return;
+        }
+        let mut changes = Vec::with_capacity(request.changes.len());
+        for change in request.changes {
+            let member = |nick: &str| {
+                self.lookup_nick(nick.as_bytes())
+                    .ok_or_else(|| nick.to_owned())
+            };
+            let resolved = match change {
+                ModeChange::Op(nick, on) => member(&nick).map(|m| ModeChange::Op(m, on)),
+                ModeChange::Voice(nick, on) => member(&nick).map(|m| ModeChange::Voice(m, on)),
+                ModeChange::Flag(flag, on) => Ok(ModeChange::Flag(flag, on)),
+                ModeChange::Key(key) => Ok(ModeChange::Key(key)),
+                ModeChange::Limit(limit) => Ok(ModeChange::Limit(limit)),
+                ModeChange::Mask(list, mask, add) => Ok(ModeChange::Mask(list, mask, add)),
+            };
+            match resolved {
+                Ok(change) => changes.push(change),
+                Err(nick) => self.numeric(now, id, "401", &[&echo(&nick), "No such nick/channel"]),
+            }
+        }
+        let applied = match self.channels.change_modes(id, &name, changes) {
+            Ok(applied) => applied,
+            Err(ChannelError::TargetNotOnChannel) => {
+                return self.numeric(
+                    now,
+                    id,
+                    "441",
+                    &["*", name.as_str(), "They aren't on that channel"],
+                );
+            }
+            Err(error) => return self.channel_error(now, id, error, name.as_str()),
+        };
+        if applied.is_empty() {
+            return;
+        }
+        let (letters, values) = self.mode_line(&applied);
+        let mut params = vec![name.as_str(), letters.as_str()];
+        params.extend(values.iter().map(String::as_str));
+        let mask = self.mask_of(id);
+        let mut line = Vec::new();
+        write_message(&mut line, Some(&mask), "MODE", &params);
+        let to = self.irc_members(&name);
+        self.deliver(now, false, &line, &to);
+    }
+
+    /// `+o-k+b alice *!*@x` for applied changes.
+    fn mode_line(&self, applied: &[ModeChange<ConnId>]) -> (String, Vec<String>) {
+        let mut letters = String::new();
+        let mut values = Vec::new();
+        let mut sign = None;
+        for change in applied {
+            let (on, letter, value) = match change {
+                ModeChange::Op(m, on) => {
+                    (*on, 'o', self.name_of(*m).map(|n| n.as_str().to_owned()))
+                }
+                ModeChange::Voice(m, on) => {
+                    (*on, 'v', self.name_of(*m).map(|n| n.as_str().to_owned()))
+                }
+                ModeChange::Flag(flag, on) => {
+                    let letter = Flag::ALL
+                        .iter()
+                        .find(|(f, _)| f == flag)
+                        .map_or('?', |(_, l)| *l);
+                    (*on, letter, None)
+                }
+                ModeChange::Key(key) => (
+                    key.is_some(),
+                    'k',
+                    Some(key.clone().unwrap_or_else(|| "*".into())),
+                ),
+                ModeChange::Limit(limit) => (limit.is_some(), 'l', limit.map(|l| l.to_string())),
+                ModeChange::Mask(list, mask, add) => {
+                    let letter = match list {
+                        List::Ban => 'b',
+                        List::Except => 'e',
+                        List::Invite => 'I',
+                    };
+                    (*add, letter, Some(mask.clone()))
+                }
+            };
+            if sign != Some(on) {
+                letters.push(if on { '+' } else { '-' });
+                sign = Some(on);
+            }
+            letters.push(letter);
+            values.extend(value);
+        }
+        (letters, values)
+    }
+
+    fn user_mode(&mut self, now: Instant, id: ConnId, nick: Name, target: &str, args: &[String]) {
+        let Some(holder) = self.lookup_nick(target.as_bytes()) else {
+            return self.numeric(now, id, "401", &[&echo(target), "No such nick/channel"]);
+        };
+        if holder != id {
+            return self.numeric(now, id, "502", &["Cant change mode for other users"]);
+        }
+        let Some(modes) = args.first() else {
+            let (invisible, oper) = self
+                .conn(id)
+                .and_then(|c| c.irc.as_deref())
+                .map_or((false, false), |i| (i.invisible, i.oper));
+            let mut letters = String::from("+");
+            if invisible {
+                letters.push('i');
+            }
+            if oper {
+                letters.push('o');
+            }
+            return self.numeric(now, id, "221", &[&letters]);
+        };
+        let mut on = true;
+        let mut changed = String::new();
+        let mut unknown = false;
+        let mut sign = None;
+        for letter in modes.chars() {
+            let applied = match letter {
+                '+' => {
+                    on = true;
+                    continue;
+                }
+                '-' => {
+                    on = false;
+                    continue;
+                }
+                'i' => self
+                    .irc_mut(id)
+                    .is_some_and(|irc| std::mem::replace(&mut irc.invisible, on) != on),
+                // Operator status comes from OPER only; it can be dropped.
+                'o' if !on => {
+                    let was = self
+                        .irc_mut(id)
+                        .is_some_and(|irc| std::mem::take(&mut irc.oper));
+                    if was {
+                        self.opers_online = self.opers_online.saturating_sub(1);
+                    }
+                    was
+                }
+                'o' => false,
+                _ => {
+                    unknown = true;
+                    false
+                }
+            };
+            if applied {
+                if sign != Some(on) {
+                    changed.push(if on { '+' } else { '-' });
+                    sign = Some(on);
+                }
+                changed.push(letter);
+            }
+        }
+        let mut out = Vec::new();
+        if unknown {
+            self.write_numeric(&mut out, id, "501", &["Unknown MODE flag"]);
+        }
+        if !changed.is_empty() {
+            write_message(
+                &mut out,
+                Some(nick.as_str()),
+                "MODE",
+                &[nick.as_str(), &changed],
+            );
+        }
+        self.reply_bytes(now, id, &out);
+    }
+
+    fn who_reply(&mut self, now: Instant, id: ConnId, mask: &str) {
+        let server = self.config.irc.server_name.clone();
+        let mut rows: Vec<(String, ConnId, bool, bool)> = Vec::new();
+        if let Some(channel) = ChannelName::new(mask)
+            .ok()
+            .and_then(|n| self.channels.get(&n))
+        {
+            if !channel.has(Flag::Secret) || channel.member(id).is_some() {
+                let shown = channel.name().as_str().to_owned();
+                rows.extend(
+                    channel
+                        .members()
+                        .iter()
+                        .map(|m| (shown.clone(), m.id, m.op, m.voice)),
+                );
+            }
+        } else if let Some(user) = self.lookup_nick(mask.as_bytes()) {
+            rows.push(("*".into(), user, false, false));
+        } else if mask.contains(['*', '?']) {
+            for &user in self.presence.conns() {
+                let visible = user == id
+                    || self
+                        .conn(user)
+                        .and_then(|c| c.irc.as_deref())
+                        .is_none_or(|i| !i.invisible);
+                if visible
+                    && self.who(user).is_some_and(|w| {
+                        mask_matches(mask, w.nick.as_str()) || mask_matches(mask, &w.mask())
+                    })
+                {
+                    rows.push(("*".into(), user, false, false));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (channel, user, op, voice) in rows {
+            let Some(w) = self.who(user) else { continue };
+            let mut flags = String::from(if w.away.is_some() { "G" } else { "H" });
+            if w.oper {
+                flags.push('*');
+            }
+            if op {
+                flags.push('@');
+            } else if voice {
+                flags.push('+');
+            }
+            let real = format!("0 {}", w.realname);
+            self.write_numeric(
+                &mut out,
+                id,
+                "352",
+                &[
+                    &channel,
+                    &w.user,
+                    w.host,
+                    &server,
+                    w.nick.as_str(),
+                    &flags,
+                    &real,
+                ],
+            );
+        }
+        self.write_numeric(&mut out, id, "315", &[&echo(mask), "End of /WHO list"]);
+        self.reply_bytes(now, id, &out);
+    }
+
+    fn whois(&mut self, now: Instant, id: ConnId, target: &str) {
+        let mut out = Vec::new();
+        match self
+            .lookup_nick(target.as_bytes())
+            .and_then(|c| self.who(c).map(|w| (c, w)))
+        {
+            None => {
+                self.write_numeric(
+                    &mut out,
+                    id,
+                    "401",
+                    &[&echo(target), "No such nick/channel"],
+                );
+                self.write_numeric(&mut out, id, "318", &[&echo(target), "End of /WHOIS list"]);
+            }
+            Some((user, w)) => {
+                let nick = w.nick.as_str();
+                self.write_numeric(
+                    &mut out,
+                    id,
+                    "311",
+                    &[nick, &w.user, w.host, "*", &w.realname],
+                );
+                let channels: Vec<String> = self
+                    .channels
+                    .of(user)
+                    .filter(|c| !c.has(Flag::Secret) || c.member(id).is_some())
+                    .map(|c| {
+                        let role = c.member(user).map_or("", |m| {
+                            if m.op {
+                                "@"
+                            } else if m.voice {
+                                "+"
+                            } else {
+                                ""
+                            }
+                        });
+                        format!("{role}{}", c.name())
+                    })
+                    .collect();
+                if !channels.is_empty() {
+                    self.write_numeric(&mut out, id, "319", &[nick, &channels.join(" ")]);
+                }
+                let server = self.config.irc.server_name.clone();
+                let kind = if self.is_irc(user) {
+                    "via IRC"
+                } else {
+                    "via the native protocol"
+                };
+                self.write_numeric(&mut out, id, "312", &[nick, &server, kind]);
+                if w.oper {
+                    self.write_numeric(&mut out, id, "313", &[nick, "is an IRC operator"]);
+                }
+                if let Some(away) = &w.away {
+                    self.write_numeric(&mut out, id, "301", &[nick, away]);
+                }
+                self.write_numeric(&mut out, id, "318", &[nick, "End of /WHOIS list"]);
+            }
+        }
+        self.reply_bytes(now, id, &out);
+    }
+
+    fn whowas_reply(&mut self, now: Instant, id: ConnId, target: &str) {
+        let mut out = Vec::new();
+        let wanted = Name::new(target).ok();
+        let found: Vec<Gone> = self
+            .whowas
+            .iter()
+            .rev()
+            .filter(|g| wanted.is_some_and(|w| w == g.nick))
+            .cloned()
+            .collect();
+        if found.is_empty() {
+            self.write_numeric(
+                &mut out,
+                id,
+                "406",
+                &[&echo(target), "There was no such nickname"],
+            );
+        }
+        for gone in found {
+            self.write_numeric(
+                &mut out,
+                id,
+                "314",
+                &[
+                    gone.nick.as_str(),
+                    &gone.user,
+                    gone.host,
+                    "*",
+                    &gone.realname,
+                ],
+            );
+        }
+        self.write_numeric(&mut out, id, "369", &[&echo(target), "End of WHOWAS"]);
+        self.reply_bytes(now, id, &out);
+    }
+
+    fn motd(&mut self, now: Instant, id: ConnId, nick: Name) {
+        let mut out = Vec::new();
+        let info = self.server_info();
+        let mut welcome = Vec::new();
+        registration::welcome(
+            &mut welcome,
+            &info,
+            nick.as_str(),
+            "",
+            "",
+            self.lusers(),
+            self.config.irc.motd.as_deref(),
+        );
+        // The MOTD part of the burst: from 375 or 422 on.
+        let server = format!(":{} ", info.name);
+        for line in welcome.split_inclusive(|&b| b == b'\n') {
+            let code = line.get(server.len()..server.len() + 3);
+            if matches!(code, Some(b"375" | b"372" | b"376" | b"422")) {
+                out.extend_from_slice(line);
+            }
+        }
+        self.reply_bytes(now, id, &out);
+    }
+
+    fn help(&mut self, now: Instant, id: ConnId, subject: Option<String>) {
+        const COMMANDS: &str = "CAP PASS NICK USER PING PONG QUIT JOIN PART NAMES TOPIC LIST KICK INVITE MODE PRIVMSG NOTICE WHO WHOIS WHOWAS AWAY LUSERS MOTD VERSION TIME INFO LINKS HELP ISON USERHOST OPER KILL WALLOPS";
+        let subject = subject.unwrap_or_else(|| "index".into());
+        let known = subject == "index"
+            || COMMANDS
+                .split(' ')
+                .any(|c| c.eq_ignore_ascii_case(&subject));
+        if !known {
+            return self.numeric(
+                now,
+                id,
+                "524",
+                &[&echo(&subject), "No help available on this topic"],
+            );
+        }
+        let subject = echo(&subject);
+        let mut out = Vec::new();
+        let first = if subject == "index" {
+            "Commands this server knows:".to_owned()
+        } else {
+            format!(
+                "{} is supported; see the Modern IRC client protocol.",
+                subject.to_ascii_uppercase()
+            )
+        };
+        self.write_numeric(&mut out, id, "704", &[&subject, &first]);
+        if subject == "index" {
+            self.write_numeric(&mut out, id, "705", &[&subject, COMMANDS]);
+        }
+        self.write_numeric(&mut out, id, "706", &[&subject, "End of /HELP"]);
+        self.reply_bytes(now, id, &out);
+    }
+
+    fn oper(&mut self, now: Instant, id: ConnId, nick: Name, account: &str, password: &str) {
+        let ok = self
+            .config
+            .irc
+            .opers
+            .iter()
+            .any(|(name, secret)| name == account && secret == password);
+        if !ok {
+            return self.numeric(now, id, "464", &["Password incorrect"]);
+        }
+        let was = self
+            .irc_mut(id)
+            .is_some_and(|irc| std::mem::replace(&mut irc.oper, true));
+        if !was {
+            self.opers_online += 1;
+        }
+        let mut out = Vec::new();
+        self.write_numeric(&mut out, id, "381", &["You are now an IRC operator"]);
+        write_message(
+            &mut out,
+            Some(nick.as_str()),
+            "MODE",
+            &[nick.as_str(), "+o"],
+        );
+        self.reply_bytes(now, id, &out);
+    }
+
+    fn is_oper(&self, id: ConnId) -> bool {
+        self.conn(id)
+            .and_then(|c| c.irc.as_deref())
+            .is_some_and(|i| i.oper)
+    }
+
+    fn kill(&mut self, now: Instant, id: ConnId, nick: Name, victim: &str, reason: &str) {
+        if !self.is_oper(id) {
+            return self.numeric(
+                now,
+                id,
+                "481",
+                &["Permission Denied- You're not an IRC operator"],
+            );
+        }
+        let Some(target) = self.lookup_nick(victim.as_bytes()) else {
+            return self.numeric(now, id, "401", &[&echo(victim), "No such nick/channel"]);
+        };
+        let detail = format!("Killed by {nick} ({reason})");
+        self.depart(now, target, Reason::Disconnected, Farewell::Bye(&detail));
+    }
+
+    fn wallops(&mut self, now: Instant, id: ConnId, body: &str) {
+        if !self.is_oper(id) {
+            return self.numeric(
+                now,
+                id,
+                "481",
+                &["Permission Denied- You're not an IRC operator"],
+            );
+        }
+        let mask = self.mask_of(id);
+        let mut line = Vec::new();
+        let room = crate::irc::MAX_LINE.saturating_sub(mask.len() + 14);
+        for piece in split_lines(body, room) {
+            write_message(&mut line, Some(&mask), "WALLOPS", &[piece]);
+        }
+        let opers: Vec<ConnId> = self
+            .presence
+            .conns()
+            .iter()
+            .copied()
+            .filter(|&c| self.is_oper(c))
+            .collect();
+        self.deliver(now, false, &line, &opers);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_times_are_shown_as_calendar_dates() {
+        assert_eq!(format_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_time(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(format_time(1_796_215_445), "2026-12-02 12:44:05 UTC");
+    }
+
+    #[test]
+    fn irc_text_reaches_native_users_only_when_something_is_left() {
+        assert_eq!(native_text("\x02bold\x02 move"), Some("bold move".into()));
+        assert_eq!(
+            native_text("\x01ACTION waves\x01"),
+            Some("/me waves".into())
+        );
+        assert_eq!(native_text("\x01VERSION\x01"), None);
+        assert_eq!(native_text("bell\x07"), Some("bell".into()));
+        assert_eq!(native_text("\x07"), None);
+    }
+
+    #[test]
+    fn the_server_closes_irc_links_with_the_contract_words() {
+        assert_eq!(
+            error_text(Reason::Shutdown, "server shutting down"),
+            "Server shutting down"
+        );
+        assert_eq!(
+            error_text(Reason::SlowConsumer, ""),
+            "Closing link (slow consumer)"
+        );
+        assert_eq!(error_text(Reason::Quit, "bye"), "Closing link (Quit: bye)");
+        assert_eq!(quit_text(Reason::Quit, ""), "Quit");
+    }
+}
