@@ -145,6 +145,28 @@ pub fn write_message(
     command: &str,
     params: &[&str],
 ) -> bool {
+    write(out, source, command, params, false)
+}
+
+/// [`write_message`] with the last parameter always in the trailing form,
+/// as servers write free text (a message, a topic, a reason) so that
+/// clients that look for the `:` find it.
+pub fn write_text_message(
+    out: &mut Vec<u8>,
+    source: Option<&str>,
+    command: &str,
+    params: &[&str],
+) -> bool {
+    write(out, source, command, params, true)
+}
+
+fn write(
+    out: &mut Vec<u8>,
+    source: Option<&str>,
+    command: &str,
+    params: &[&str],
+    text: bool,
+) -> bool {
     let forbidden = |p: &str| p.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0));
     let needs_trailing = |p: &str| p.is_empty() || p.contains(' ') || p.starts_with(':');
     let (middle, last) = match params.split_last() {
@@ -164,7 +186,7 @@ pub fn write_message(
     let length = source.map_or(0, |s| s.len() + 2)
         + command.len()
         + params.iter().map(|p| p.len() + 1).sum::<usize>()
-        + usize::from(last.is_some_and(needs_trailing))
+        + usize::from(last.is_some_and(|p| text || needs_trailing(p)))
         + 2;
     if length > MAX_LINE {
         return false;
@@ -181,7 +203,7 @@ pub fn write_message(
     }
     if let Some(last) = last {
         out.push(b' ');
-        if needs_trailing(last) {
+        if text || needs_trailing(last) {
             out.push(b':');
         }
         out.extend_from_slice(last.as_bytes());

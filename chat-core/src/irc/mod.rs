@@ -14,8 +14,8 @@
 //!   changes; [`registration`] runs `CAP`/`PASS`/`NICK`/`USER` and writes the
 //!   welcome burst.
 //!
-//! Not here yet: the connection state machine that joins these to the
-//! server core (the servers do not accept IRC yet).
+//! The connection state machine that joins these to the server core lives
+//! with the server (`server/irc.rs`), which owns names and channels.
 //!
 //! Invariants: nothing here panics or allocates beyond one line on any
 //! input; a line is cut the same way whatever the read sizes were.
@@ -27,4 +27,4 @@ pub mod registration;
 pub mod text;
 
 pub use line::{Line, LineReader, MAX_LINE};
-pub use message::{MAX_PARAMS, Message, ParseError, echo, write_message};
+pub use message::{MAX_PARAMS, Message, ParseError, echo, write_message, write_text_message};

@@ -26,7 +26,7 @@ use super::*;
 use crate::channel::{ChannelError, ChannelName, Flag, List, ModeChange, Topic, mask_matches};
 use crate::irc::registration::{self, Lusers, Registration, ServerInfo, Step};
 use crate::irc::text::{split_lines, to_native};
-use crate::irc::{Line, LineReader, Message, echo, write_message};
+use crate::irc::{Line, LineReader, Message, echo, write_message, write_text_message};
 
 /// Software version in 002, 004 and 351.
 const VERSION: &str = concat!("sansio-chat-", env!("CARGO_PKG_VERSION"));
@@ -151,7 +151,7 @@ fn write_text_lines(out: &mut Vec<u8>, source: &str, command: &str, target: &str
     let overhead = source.len() + command.len() + target.len() + 6;
     let room = crate::irc::MAX_LINE.saturating_sub(overhead);
     for piece in split_lines(text, room) {
-        write_message(out, Some(source), command, &[target, piece]);
+        write_text_message(out, Some(source), command, &[target, piece]);
     }
 }
 
@@ -569,7 +569,7 @@ impl Server {
             self.broadcast(now);
         }
         let mut line = Vec::new();
-        write_message(
+        write_text_message(
             &mut line,
             Some(&mask),
             "QUIT",
@@ -937,7 +937,7 @@ impl Server {
             let mut line = Vec::new();
             match reason.as_deref().filter(|r| !r.is_empty()) {
                 Some(reason) => {
-                    write_message(&mut line, Some(&mask), "PART", &[name.as_str(), reason])
+                    write_text_message(&mut line, Some(&mask), "PART", &[name.as_str(), reason])
                 }
                 None => write_message(&mut line, Some(&mask), "PART", &[name.as_str()]),
             };
@@ -1152,7 +1152,7 @@ impl Server {
             .map(|t| t.text.clone())
             .unwrap_or_default();
         let mut line = Vec::new();
-        write_message(&mut line, Some(&mask), "TOPIC", &[name.as_str(), &shown]);
+        write_text_message(&mut line, Some(&mask), "TOPIC", &[name.as_str(), &shown]);
         let to = self.irc_members(&name);
         self.deliver(now, false, &line, &to);
     }
@@ -1213,7 +1213,7 @@ impl Server {
                     .unwrap_or_default();
                 let mask = self.mask_of(id);
                 let mut line = Vec::new();
-                write_message(
+                write_text_message(
                     &mut line,
                     Some(&mask),
                     "KICK",
@@ -1755,7 +1755,7 @@ impl Server {
         let mut line = Vec::new();
         let room = crate::irc::MAX_LINE.saturating_sub(mask.len() + 14);
         for piece in split_lines(body, room) {
-            write_message(&mut line, Some(&mask), "WALLOPS", &[piece]);
+            write_text_message(&mut line, Some(&mask), "WALLOPS", &[piece]);
         }
         let opers: Vec<ConnId> = self
             .presence

@@ -888,7 +888,7 @@ impl Server {
                 }
                 self.send(now, id, Delivery::Farewell, |out| {
                     if irc {
-                        crate::irc::write_message(
+                        crate::irc::write_text_message(
                             out,
                             None,
                             "ERROR",
@@ -1095,5 +1095,7 @@ impl Server {
     }
 }
 
+#[cfg(test)]
+mod irc_tests;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,694 @@
+//! The IRC front door driven through the server core: IRC and native
+//! connections side by side, scripted lines and frames, a virtual clock.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use super::*;
+use crate::frame::{ClientFrame, ServerFrame};
+use crate::text::Text;
+
+/// A server with connections whose output is collected as it is written.
+struct Net {
+    server: Server,
+    now: Instant,
+    out: HashMap<ConnId, Vec<u8>>,
+    /// Connections whose output is not written (a reader that stopped).
+    stalled: HashSet<ConnId>,
+    closed: Vec<ConnId>,
+}
+
+fn name(s: &str) -> Name {
+    Name::new(s).unwrap()
+}
+
+impl Net {
+    fn new(config: ServerConfig) -> Self {
+        Self {
+            server: Server::new(config),
+            now: Instant::now(),
+            out: HashMap::new(),
+            stalled: HashSet::new(),
+            closed: Vec::new(),
+        }
+    }
+
+    fn default() -> Self {
+        Self::new(ServerConfig::default())
+    }
+
+    /// An IRC user registered as `nick`, its welcome burst read.
+    fn irc(&mut self, nick: &str) -> ConnId {
+        let id = self.server.handle_accept_irc(self.now);
+        self.line(id, &format!("NICK {nick}"));
+        self.line(id, &format!("USER {nick} 0 * :{nick} the tester"));
+        let burst = self.lines(id);
+        assert!(burst.iter().any(|l| l.contains(" 001 ")), "{burst:?}");
+        id
+    }
+
+    /// A native user registered as `name`, its welcome and roster read.
+    fn native(&mut self, user: &str) -> ConnId {
+        let id = self.server.handle_accept(self.now);
+        self.frame(id, &ClientFrame::Hello { name: name(user) });
+        let frames = self.frames(id);
+        assert!(
+            matches!(frames.first(), Some(ServerFrame::Welcome { .. })),
+            "{frames:?}"
+        );
+        id
+    }
+
+    fn line(&mut self, id: ConnId, line: &str) {
+        self.bytes(id, format!("{line}\r\n").as_bytes());
+    }
+
+    fn bytes(&mut self, id: ConnId, bytes: &[u8]) {
+        self.server.handle_input(self.now, id, bytes);
+        self.pump();
+    }
+
+    fn frame(&mut self, id: ConnId, frame: &ClientFrame) {
+        self.bytes(id, &frame.to_bytes());
+    }
+
+    fn say(&mut self, id: ConnId, text: &str) {
+        let text = Text::new(text).unwrap();
+        self.frame(id, &ClientFrame::Say { text });
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.pump();
+    }
+
+    /// Writes every connection's output (but the stalled ones'), runs due
+    /// timers and paused input, until nothing moves.
+    fn pump(&mut self) {
+        for _ in 0..10_000 {
+            let mut moved = false;
+            while let Some(id) = self.server.poll_transmit() {
+                if !self.stalled.contains(&id) {
+                    moved |= self.write(id);
+                }
+            }
+            for id in self.server.live_ids().collect::<Vec<_>>() {
+                if !self.stalled.contains(&id) && self.server.queued(id) > 0 {
+                    moved |= self.write(id);
+                }
+            }
+            while let Some(event) = self.server.poll_event() {
+                if let ServerEvent::Close { conn, .. } = event {
+                    self.closed.push(conn);
+                }
+                moved = true;
+            }
+            if self.server.poll_timeout().is_some_and(|t| t <= self.now) {
+                self.server.handle_timeout(self.now);
+                moved = true;
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the server never settles");
+    }
+
+    fn write(&mut self, id: ConnId) -> bool {
+        let mut wrote = false;
+        loop {
+            let bytes = self.server.outbound(id).to_vec();
+            if bytes.is_empty() {
+                return wrote;
+            }
+            self.out.entry(id).or_default().extend_from_slice(&bytes);
+            self.server.handle_written(self.now, id, bytes.len());
+            wrote = true;
+        }
+    }
+
+    /// Everything written to an IRC connection since last asked, by line.
+    fn lines(&mut self, id: ConnId) -> Vec<String> {
+        let bytes = self.out.remove(&id).unwrap_or_default();
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.is_empty() || text.ends_with("\r\n"), "{text:?}");
+        text.split_terminator("\r\n").map(str::to_owned).collect()
+    }
+
+    /// Everything written to a native connection since last asked.
+    fn frames(&mut self, id: ConnId) -> Vec<ServerFrame> {
+        let bytes = self.out.remove(&id).unwrap_or_default();
+        let mut deframer = Deframer::new();
+        let mut input = bytes.as_slice();
+        let mut frames = Vec::new();
+        while let Some(frame) = deframer.next_frame(&mut input).unwrap() {
+            frames.push(ServerFrame::decode(frame).unwrap());
+        }
+        frames
+    }
+
+    fn numerics(&mut self, id: ConnId) -> Vec<String> {
+        self.lines(id)
+            .iter()
+            .filter_map(|l| l.split(' ').nth(1).map(str::to_owned))
+            .collect()
+    }
+
+    fn is_closed(&self, id: ConnId) -> bool {
+        self.closed.contains(&id)
+    }
+}
+
+#[test]
+fn registration_refuses_what_the_contract_says_then_welcomes() {
+    let mut n = Net::default();
+    n.native("alice");
+    let c = n.server.handle_accept_irc(n.now);
+    n.line(c, "JOIN #lobby");
+    assert_eq!(n.numerics(c), ["451"]);
+    n.line(c, "NICK bad!nick");
+    assert_eq!(n.numerics(c), ["432"]);
+    n.line(c, "NICK ALICE");
+    assert_eq!(n.numerics(c), ["433"], "names are global and case-blind");
+    n.line(c, "NICK carol");
+    n.line(c, "USER c 0 * :Carol");
+    let burst = n.numerics(c);
+    for code in [
+        "001", "002", "003", "004", "005", "251", "252", "253", "254", "255", "422",
+    ] {
+        assert!(burst.iter().any(|c| c == code), "{code} missing: {burst:?}");
+    }
+    assert_eq!(n.server.protocol(c), Some(Protocol::Irc));
+    assert_eq!(n.server.registered_count(), 2);
+    let h = n.server.handle_accept(n.now);
+    n.frame(
+        h,
+        &ClientFrame::Hello {
+            name: name("Carol"),
+        },
+    );
+    assert!(matches!(
+        n.frames(h).as_slice(),
+        [ServerFrame::Error {
+            code: ErrorCode::NameTaken,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn the_lobby_is_one_chat_for_both_protocols() {
+    let mut n = Net::default();
+    let alice = n.native("alice");
+    let bob = n.irc("bob");
+    assert!(n.frames(alice).is_empty(), "bob is not in the lobby yet");
+    n.line(bob, "JOIN #lobby");
+    assert_eq!(n.frames(alice), [ServerFrame::Joined { name: name("bob") }]);
+    let joined = n.lines(bob);
+    assert_eq!(joined[0], ":bob!bob@irc JOIN #lobby");
+    assert!(
+        joined[1].ends_with(" 353 bob = #lobby :alice bob"),
+        "{joined:?}"
+    );
+    assert!(joined[2].contains(" 366 bob #lobby "), "{joined:?}");
+
+    n.say(alice, "hi\nthere");
+    assert_eq!(
+        n.lines(bob),
+        [
+            ":alice!alice@native PRIVMSG #lobby :hi",
+            ":alice!alice@native PRIVMSG #lobby :there"
+        ]
+    );
+    n.line(bob, "PRIVMSG #lobby :\x02bold\x02 \x0304,12red\x0f move");
+    n.line(bob, "PRIVMSG #lobby :\x01ACTION waves\x01");
+    n.line(bob, "PRIVMSG #lobby :\x01VERSION\x01");
+    n.line(bob, "PRIVMSG #lobby :\x02\x02");
+    n.line(bob, "NOTICE #lobby :IRC only");
+    let message = |s: &str| ServerFrame::Message {
+        from: name("bob"),
+        text: Text::new(s).unwrap(),
+    };
+    let own = ServerFrame::Message {
+        from: name("alice"),
+        text: Text::new("hi\nthere").unwrap(),
+    };
+    assert_eq!(
+        n.frames(alice),
+        [own, message("bold red move"), message("/me waves")],
+        "the sender's own SAY comes back, as in the native protocol"
+    );
+    assert!(n.lines(bob).is_empty(), "no echo to the sender");
+
+    n.frame(alice, &ClientFrame::Who);
+    let Some(ServerFrame::Users { names, .. }) = n.frames(alice).pop() else {
+        panic!("no roster")
+    };
+    let names: Vec<&str> = names.iter().map(Name::as_str).collect();
+    assert_eq!(
+        names,
+        ["alice", "bob"],
+        "WHO is the lobby, IRC users included"
+    );
+}
+
+#[test]
+fn native_users_see_irc_users_come_and_go_in_the_lobby_only() {
+    let mut n = Net::default();
+    let alice = n.native("alice");
+    let bob = n.irc("bob");
+    let carol = n.irc("carol");
+    n.line(bob, "JOIN #lobby,#side");
+    n.line(carol, "JOIN #side");
+    n.frames(alice);
+    n.lines(bob);
+    n.line(carol, "PRIVMSG #side :elsewhere");
+    assert!(n.frames(alice).is_empty());
+    assert_eq!(n.lines(bob), [":carol!carol@irc PRIVMSG #side :elsewhere"]);
+
+    n.line(bob, "PART #lobby :later");
+    assert_eq!(
+        n.frames(alice),
+        [ServerFrame::Left {
+            name: name("bob"),
+            reason: Reason::Quit
+        }]
+    );
+    n.line(bob, "JOIN #lobby");
+    n.frames(alice);
+    n.line(bob, "NICK robert");
+    assert_eq!(
+        n.frames(alice),
+        [
+            ServerFrame::Left {
+                name: name("bob"),
+                reason: Reason::Quit
+            },
+            ServerFrame::Joined {
+                name: name("robert")
+            }
+        ],
+        "a rename is a departure and a join to native users"
+    );
+    let carol_saw = n.lines(carol);
+    assert!(
+        carol_saw.contains(&":bob!bob@irc NICK robert".to_owned()),
+        "{carol_saw:?}"
+    );
+
+    n.lines(bob);
+    n.line(bob, "QUIT :gone fishing");
+    assert_eq!(
+        n.frames(alice),
+        [ServerFrame::Left {
+            name: name("robert"),
+            reason: Reason::Quit
+        }]
+    );
+    assert_eq!(n.lines(bob), ["ERROR :Closing link (Quit: gone fishing)"]);
+    assert!(n.is_closed(bob));
+    assert_eq!(n.lines(carol), [":robert!bob@irc QUIT :Quit: gone fishing"]);
+
+    // A lost connection is DISCONNECTED; a native departure is a QUIT line.
+    n.line(carol, "JOIN #lobby");
+    n.frames(alice);
+    n.server.handle_eof(n.now, carol);
+    n.pump();
+    assert_eq!(
+        n.frames(alice),
+        [ServerFrame::Left {
+            name: name("carol"),
+            reason: Reason::Disconnected
+        }]
+    );
+    let dave = n.irc("dave");
+    n.line(dave, "JOIN #lobby");
+    n.lines(dave);
+    n.frame(alice, &ClientFrame::Bye);
+    assert_eq!(n.lines(dave), [":alice!alice@native QUIT :Quit"]);
+}
+
+#[test]
+fn private_messages_cross_protocols_and_unknown_nicks_are_refused() {
+    let mut n = Net::default();
+    let alice = n.native("alice");
+    let bob = n.irc("bob");
+    n.frame(
+        alice,
+        &ClientFrame::Whisper {
+            to: name("BOB"),
+            text: Text::new("psst").unwrap(),
+        },
+    );
+    assert_eq!(n.lines(bob), [":alice!alice@native PRIVMSG bob :psst"]);
+    n.line(bob, "PRIVMSG Alice :\x1fback\x1f at you");
+    assert_eq!(
+        n.frames(alice),
+        [ServerFrame::Private {
+            from: name("bob"),
+            text: Text::new("back at you").unwrap()
+        }]
+    );
+    n.line(bob, "NOTICE alice :not for natives");
+    assert!(n.frames(alice).is_empty());
+    n.line(bob, "PRIVMSG nobody :x");
+    assert_eq!(n.numerics(bob), ["401"]);
+    n.line(bob, "PRIVMSG");
+    n.line(bob, "PRIVMSG alice");
+    assert_eq!(n.numerics(bob), ["411", "412"]);
+    let carol = n.irc("carol");
+    n.line(carol, "AWAY :lunch");
+    assert_eq!(n.numerics(carol), ["306"]);
+    n.line(bob, "PRIVMSG carol :there?");
+    assert_eq!(n.numerics(bob), ["301"]);
+    assert_eq!(n.lines(carol), [":bob!bob@irc PRIVMSG carol :there?"]);
+}
+
+#[test]
+fn channels_have_operators_modes_and_lists() {
+    let mut n = Net::default();
+    let op = n.irc("op");
+    let joe = n.irc("joe");
+    n.line(op, "JOIN #rust");
+    assert!(
+        n.lines(op)
+            .iter()
+            .any(|l| l.ends_with(" 353 op = #rust @op"))
+    );
+    n.line(op, "MODE #rust +tk sesame");
+    assert_eq!(n.lines(op), [":op!op@irc MODE #rust +tk sesame"]);
+    n.line(joe, "JOIN #rust");
+    assert_eq!(n.numerics(joe), ["475"]);
+    n.line(joe, "JOIN #rust sesame");
+    n.lines(joe);
+    assert_eq!(n.lines(op), [":joe!joe@irc JOIN #rust"]);
+    n.line(joe, "TOPIC #rust :mine");
+    assert_eq!(n.numerics(joe), ["482"]);
+    n.line(op, "TOPIC #rust :Rust talk");
+    assert_eq!(n.lines(joe), [":op!op@irc TOPIC #rust :Rust talk"]);
+    n.line(joe, "TOPIC #rust");
+    let topic = n.lines(joe);
+    assert!(topic[0].ends_with(" 332 joe #rust :Rust talk"), "{topic:?}");
+    assert!(topic[1].contains(" 333 joe #rust op!op@irc "), "{topic:?}");
+    n.line(op, "MODE #rust +b joe!*@*");
+    n.line(op, "MODE #rust b");
+    let bans = n.lines(op);
+    assert!(
+        bans.iter().any(|l| l.ends_with(" 367 op #rust joe!*@*")),
+        "{bans:?}"
+    );
+    assert!(
+        bans.iter().any(|l| l.contains(" 368 op #rust ")),
+        "{bans:?}"
+    );
+    n.line(op, "KICK #rust joe :behave");
+    assert_eq!(
+        n.lines(joe).last().unwrap(),
+        ":op!op@irc KICK #rust joe :behave"
+    );
+    n.line(joe, "JOIN #rust sesame");
+    assert_eq!(n.numerics(joe), ["474"]);
+    n.line(op, "MODE #rust -b+i joe!*@*");
+    n.line(joe, "JOIN #rust sesame");
+    assert_eq!(n.numerics(joe), ["473"]);
+    n.line(op, "INVITE joe #rust");
+    assert_eq!(n.numerics(op).last().map(String::as_str), Some("341"));
+    assert_eq!(n.lines(joe), [":op!op@irc INVITE joe #rust"]);
+    n.line(joe, "JOIN #rust sesame");
+    assert_eq!(n.lines(joe)[0], ":joe!joe@irc JOIN #rust");
+    n.line(op, "MODE #rust +o joe");
+    n.line(op, "NAMES #rust");
+    let names = n.lines(op);
+    assert!(
+        names
+            .iter()
+            .any(|l| l.ends_with(" 353 op = #rust :@op @joe")),
+        "{names:?}"
+    );
+    n.line(op, "MODE #rust +z");
+    assert_eq!(n.numerics(op), ["472"]);
+    n.line(joe, "LIST");
+    let list = n.lines(joe);
+    assert!(
+        list.iter()
+            .any(|l| l.ends_with(" 322 joe #rust 2 :Rust talk")),
+        "{list:?}"
+    );
+}
+
+#[test]
+fn nobody_runs_the_lobby() {
+    let mut n = Net::default();
+    n.native("alice");
+    let bob = n.irc("bob");
+    n.line(bob, "JOIN #lobby");
+    n.lines(bob);
+    n.line(bob, "TOPIC #lobby :mine");
+    n.line(bob, "MODE #lobby +m");
+    n.line(bob, "KICK #lobby alice");
+    assert_eq!(n.numerics(bob), ["482", "482", "482"]);
+    n.line(bob, "NAMES #lobby");
+    assert!(
+        n.lines(bob)[0].ends_with(":alice bob"),
+        "nobody is @ in the lobby"
+    );
+}
+
+#[test]
+fn bad_input_gets_its_numeric_and_the_connection_goes_on() {
+    let mut n = Net::default();
+    let bob = n.irc("bob");
+    let long = format!("PRIVMSG bob :{}", "x".repeat(600));
+    n.line(bob, &long);
+    n.line(bob, "FROB");
+    n.line(bob, "JOIN");
+    n.line(bob, "KICK #x");
+    n.line(bob, "JOIN nochannel");
+    n.line(bob, "USER again 0 * :x");
+    n.line(bob, "");
+    n.line(bob, "PING :still here");
+    let lines = n.lines(bob);
+    let codes: Vec<&str> = lines.iter().filter_map(|l| l.split(' ').nth(1)).collect();
+    assert_eq!(codes, ["417", "421", "461", "461", "403", "462", "PONG"]);
+    assert_eq!(
+        lines.last().unwrap(),
+        ":chat.local PONG chat.local :still here"
+    );
+    assert!(!n.is_closed(bob));
+}
+
+#[test]
+fn irc_connections_get_the_same_timers_in_irc_words() {
+    let mut n = Net::new(ServerConfig {
+        handshake_timeout: Duration::from_secs(5),
+        ping_interval: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(25),
+        ..ServerConfig::default()
+    });
+    let lurker = n.server.handle_accept_irc(n.now);
+    n.line(lurker, "NICK lurker");
+    let bob = n.irc("bob");
+    n.advance(Duration::from_secs(5));
+    assert_eq!(n.lines(lurker), ["ERROR :Closing link (handshake timeout)"]);
+    assert!(n.is_closed(lurker));
+    n.advance(Duration::from_secs(5));
+    assert_eq!(n.lines(bob), ["PING chat.local"]);
+    n.line(bob, "PONG chat.local");
+    for _ in 0..24 {
+        n.advance(Duration::from_secs(1));
+    }
+    assert_eq!(n.lines(bob), ["PING chat.local", "PING chat.local"]);
+    assert!(!n.is_closed(bob));
+    n.advance(Duration::from_secs(1));
+    assert_eq!(n.lines(bob), ["ERROR :Closing link (idle timeout)"]);
+    assert!(n.is_closed(bob));
+}
+
+#[test]
+fn a_stalled_irc_reader_is_dropped_with_an_error_and_others_go_on() {
+    let mut n = Net::new(ServerConfig {
+        max_outbound: 4096,
+        ..ServerConfig::default()
+    });
+    let alice = n.native("alice");
+    let slow = n.irc("slow");
+    let fast = n.irc("fast");
+    n.line(slow, "JOIN #lobby");
+    n.line(fast, "JOIN #lobby");
+    n.lines(slow);
+    n.lines(fast);
+    n.frames(alice);
+    n.stalled.insert(slow);
+    n.advance(Duration::from_secs(1));
+    let text = "y".repeat(200);
+    let mut said = 0;
+    while !n.server.is_closing(slow) {
+        assert!(
+            n.server.queued(slow) <= 4096 + 512,
+            "bounded while it stalls"
+        );
+        n.say(alice, &text);
+        n.advance(Duration::from_millis(100));
+        said += 1;
+        assert!(said < 100, "never dropped");
+    }
+    n.stalled.remove(&slow);
+    n.pump();
+    assert_eq!(
+        n.lines(slow),
+        ["ERROR :Closing link (slow consumer)"],
+        "its backlog went, its ERROR came"
+    );
+    assert!(n.is_closed(slow));
+    assert_eq!(
+        n.lines(fast)
+            .iter()
+            .filter(|l| l.contains("PRIVMSG"))
+            .count(),
+        said
+    );
+    let left: Vec<ServerFrame> = n
+        .frames(alice)
+        .into_iter()
+        .filter(|f| !matches!(f, ServerFrame::Message { .. }))
+        .collect();
+    assert_eq!(
+        left,
+        [ServerFrame::Left {
+            name: name("slow"),
+            reason: Reason::SlowConsumer
+        }]
+    );
+}
+
+#[test]
+fn an_irc_flood_waits_for_a_reader_that_still_reads_and_loses_nothing() {
+    let mut n = Net::new(ServerConfig {
+        max_outbound: 2048,
+        ..ServerConfig::default()
+    });
+    let alice = n.native("alice");
+    let bob = n.irc("bob");
+    n.line(bob, "JOIN #lobby");
+    n.lines(bob);
+    n.frames(alice);
+    n.stalled.insert(alice);
+    let flood: String = (0..100)
+        .map(|i| format!("PRIVMSG #lobby :message {i:03}\r\n"))
+        .collect();
+    n.bytes(bob, flood.as_bytes());
+    assert!(!n.server.wants_read(bob), "paused while alice is behind");
+    let mut got = Vec::new();
+    for _ in 0..200 {
+        // Alice reads a little at a time, never stalling for the grace.
+        n.stalled.remove(&alice);
+        n.pump();
+        n.stalled.insert(alice);
+        got.extend(n.frames(alice));
+        n.advance(Duration::from_millis(100));
+        if n.server.wants_read(bob) && got.len() == 100 {
+            break;
+        }
+    }
+    let texts: Vec<String> = got
+        .iter()
+        .map(|f| match f {
+            ServerFrame::Message { text, .. } => text.as_str().to_owned(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let wanted: Vec<String> = (0..100).map(|i| format!("message {i:03}")).collect();
+    assert_eq!(texts, wanted);
+    assert!(!n.is_closed(alice));
+}
+
+#[test]
+fn operators_kill_on_either_protocol_and_shutdown_says_so_in_irc() {
+    let mut config = ServerConfig::default();
+    config.irc.opers = vec![("root".into(), "hunter2".into())];
+    let mut n = Net::new(config);
+    let alice = n.native("alice");
+    let bob = n.irc("bob");
+    let carol = n.irc("carol");
+    n.line(carol, "JOIN #lobby");
+    n.lines(carol);
+    n.frames(alice);
+    n.line(bob, "KILL alice :spam");
+    assert_eq!(n.numerics(bob), ["481"]);
+    n.line(bob, "OPER root wrong");
+    assert_eq!(n.numerics(bob), ["464"]);
+    n.line(bob, "OPER root hunter2");
+    assert_eq!(
+        n.lines(bob),
+        [
+            ":chat.local 381 bob :You are now an IRC operator",
+            ":bob MODE bob +o"
+        ]
+    );
+    n.line(bob, "KILL alice :spam");
+    let frames = n.frames(alice);
+    assert!(
+        matches!(
+            frames.as_slice(),
+            [ServerFrame::Bye {
+                reason: Reason::Disconnected,
+                ..
+            }]
+        ),
+        "{frames:?}"
+    );
+    assert_eq!(
+        n.lines(carol),
+        [":alice!alice@native QUIT :Killed by bob (spam)"]
+    );
+    n.line(bob, "KILL carol :enough");
+    assert_eq!(
+        n.lines(carol),
+        ["ERROR :Closing link (Killed by bob (enough))"]
+    );
+    n.line(bob, "WHOWAS carol");
+    let whowas = n.numerics(bob);
+    assert_eq!(whowas, ["314", "369"]);
+
+    n.server.shutdown(n.now);
+    n.pump();
+    assert_eq!(n.lines(bob), ["ERROR :Server shutting down"]);
+    assert!(n.server.is_shut_down());
+}
+
+#[test]
+fn queries_answer_for_both_protocols() {
+    let mut n = Net::default();
+    n.native("alice");
+    let bob = n.irc("bob");
+    n.line(bob, "ISON alice nobody BOB");
+    assert_eq!(n.lines(bob), [":chat.local 303 bob :alice bob"]);
+    n.line(bob, "USERHOST alice bob");
+    assert_eq!(
+        n.lines(bob),
+        [":chat.local 302 bob :alice=+alice@native bob=+bob@irc"]
+    );
+    n.line(bob, "WHOIS alice");
+    assert_eq!(n.numerics(bob), ["311", "319", "312", "318"]);
+    n.line(bob, "WHO #lobby");
+    let who = n.lines(bob);
+    assert!(
+        who[0].ends_with(" 352 bob #lobby alice native chat.local alice H :0 alice"),
+        "{who:?}"
+    );
+    n.line(bob, "LUSERS");
+    n.line(bob, "MOTD");
+    n.line(bob, "VERSION");
+    n.line(bob, "TIME");
+    n.line(bob, "INFO");
+    n.line(bob, "LINKS");
+    n.line(bob, "HELP");
+    n.line(bob, "MODE bob");
+    n.line(bob, "MODE bob +i");
+    let codes = n.numerics(bob);
+    for code in [
+        "251", "422", "351", "005", "391", "371", "374", "364", "365", "704", "706", "221", "MODE",
+    ] {
+        assert!(codes.iter().any(|c| c == code), "{code} missing: {codes:?}");
+    }
+}
