@@ -17,6 +17,7 @@
 
 pub mod cases;
 pub mod hardening;
+pub mod irc;
 pub mod proc;
 pub mod tls;
 
@@ -47,6 +48,9 @@ pub enum Target {
 /// A started server.
 pub struct Running {
     pub addr: SocketAddr,
+    /// The IRC listener, when the server has one (every server the harness
+    /// starts in the clear has).
+    pub irc: Option<SocketAddr>,
     /// Taken by `stop_with`; `Drop` kills a process still here.
     stop: Option<Stop>,
 }
@@ -68,6 +72,7 @@ impl Running {
     ) -> Self {
         Self {
             addr,
+            irc: None,
             stop: Some(Stop::Thread { stop, thread }),
         }
     }
@@ -195,6 +200,7 @@ pub fn spawn_binary_args(
     };
     let mut child = command
         .args(flags(config))
+        .args(["--irc-listen", "127.0.0.1:0"])
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -211,8 +217,17 @@ pub fn spawn_binary_args(
         .strip_prefix("listening on ")
         .and_then(|rest| rest.trim_end().parse().ok())
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    line.clear();
+    stdout
+        .read_line(&mut line)
+        .expect("read the irc listening line");
+    let irc = line
+        .strip_prefix("irc listening on ")
+        .and_then(|rest| rest.trim_end().parse().ok())
+        .unwrap_or_else(|| panic!("unexpected second line {line:?}"));
     let running = Running {
         addr,
+        irc: Some(irc),
         stop: Some(Stop::Process(child)),
     };
     (running, stdout)
@@ -223,11 +238,16 @@ pub fn spawn_binary_args(
 /// [`Target::InProcess`].
 pub fn in_process<S: runtime_common::cli::ChatServer>(config: ServerConfig) -> Running {
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    let server = S::bind(addr, config).expect("bind");
+    let server = S::bind(addr, config)
+        .and_then(|server| server.listen_door(addr, runtime_common::Door::irc()))
+        .expect("bind");
     let addr = server.local_addr();
+    let irc = server.door_addr(chat_core::server::Protocol::Irc, false);
     let stop = server.stopper();
     let thread = std::thread::spawn(move || server.run());
-    Running::thread(addr, Box::new(stop), thread)
+    let mut running = Running::thread(addr, Box::new(stop), thread);
+    running.irc = irc;
+    running
 }
 
 /// Raises this process's soft descriptor limit to its hard limit, once: the

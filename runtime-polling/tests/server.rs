@@ -63,3 +63,14 @@ mod tls_binary {
 fn tls_command_line() {
     harness::tls::command_line(env!("CARGO_BIN_EXE_chat-server"));
 }
+
+/// The IRC cases, in-process and against the binary.
+mod irc_in_process {
+    harness::irc_cases!(harness::Target::InProcess(
+        harness::in_process::<runtime_polling::PollingServer>
+    ));
+}
+
+mod irc_binary {
+    harness::irc_cases!(harness::Target::Binary(env!("CARGO_BIN_EXE_chat-server")));
+}

@@ -121,7 +121,7 @@ impl Registration {
             "PING" => match param(0) {
                 Some(token) => {
                     let token = realname_of(&token);
-                    write_message(out, Some(server), "PONG", &[server, &token]);
+                    crate::irc::write_text_message(out, Some(server), "PONG", &[server, &token]);
                 }
                 None => reply(out, "461", &["PING", "Not enough parameters"]),
             },
@@ -414,7 +414,7 @@ mod tests {
         );
         assert_eq!(
             run(&mut r, "PING abc", &[]).1,
-            ":chat.local PONG chat.local abc\r\n"
+            ":chat.local PONG chat.local :abc\r\n"
         );
         run(&mut r, "NICK carol", &[]);
         // Taken by the time USER completes registration: asked again.

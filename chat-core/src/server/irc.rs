@@ -594,7 +594,7 @@ impl Server {
                 Some(token) => {
                     let server = self.config.irc.server_name.clone();
                     let mut out = Vec::new();
-                    write_message(&mut out, Some(&server), "PONG", &[&server, &token]);
+                    write_text_message(&mut out, Some(&server), "PONG", &[&server, &token]);
                     self.reply_bytes(now, id, &out);
                 }
                 None => return too_few(self),

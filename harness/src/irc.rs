@@ -1,0 +1,289 @@
+//! IRC cases (`IRC.md`), run against every server runtime like the native
+//! ones: real IRC connections on the server's IRC listener beside native
+//! clients, checking what each side sees.
+//!
+//! Every wait is for a line (or the end of the stream) with [`PATIENCE`] as
+//! the bound that only fails a broken server.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use chat_core::{Name, Reason, ServerConfig, ServerFrame, Text};
+
+use crate::{Client, PATIENCE, Target};
+
+/// A blocking IRC client that reads line by line.
+pub struct IrcClient {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl IrcClient {
+    pub fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+        let writer = stream.try_clone().expect("clone");
+        Self {
+            reader: BufReader::new(stream),
+            writer,
+        }
+    }
+
+    /// Connects and registers as `nick`; returns once the welcome burst
+    /// has ended (376 or 422).
+    pub fn register(addr: SocketAddr, nick: &str) -> Self {
+        let mut client = Self::connect(addr);
+        client.send(&format!("NICK {nick}"));
+        client.send(&format!("USER {nick} 0 * :{nick} tester"));
+        client.expect(|l| numeric(l) == Some("422") || numeric(l) == Some("376"));
+        client
+    }
+
+    pub fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\r\n").as_bytes());
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("write");
+    }
+
+    /// The next line without its CRLF; `None` at the end of the stream.
+    pub fn line(&mut self) -> Option<String> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => None,
+            Ok(_) => Some(line.trim_end_matches(['\r', '\n']).to_owned()),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
+            Err(e) => panic!("no line within {PATIENCE:?}: {e}"),
+        }
+    }
+
+    /// Reads until a line matches, answering the server's PINGs; returns it.
+    pub fn expect(&mut self, wanted: impl Fn(&str) -> bool) -> String {
+        loop {
+            let line = self.line().expect("the stream ended first");
+            if wanted(&line) {
+                return line;
+            }
+            if let Some(token) = line.strip_prefix("PING ") {
+                self.send(&format!("PONG {token}"));
+            }
+        }
+    }
+
+    /// Reads until the end of the stream; returns what came before it.
+    pub fn expect_closed(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Some(line) = self.line() {
+            lines.push(line);
+        }
+        lines
+    }
+}
+
+/// The command or numeric of a line with a source.
+pub fn numeric(line: &str) -> Option<&str> {
+    line.strip_prefix(':')?.split(' ').nth(1)
+}
+
+fn irc_addr(server: &crate::Running) -> SocketAddr {
+    server.irc.expect("the server has an IRC listener")
+}
+
+fn name(s: &str) -> Name {
+    Name::new(s).unwrap()
+}
+
+/// Expands to one `#[test]` per IRC case, each run against `$target`.
+#[macro_export]
+macro_rules! irc_cases {
+    ($target:expr) => {
+        $crate::server_cases!(@each_in irc; $target;
+            irc_and_native_users_share_the_lobby, irc_bad_input_gets_numerics,
+            irc_registration_times_out, irc_stalled_reader_is_dropped,
+            irc_flood_is_served_in_order, irc_shutdown_says_error);
+    };
+}
+
+/// A native user and an IRC user in one lobby: joins, messages both ways,
+/// a private message each way, the departure.
+pub fn irc_and_native_users_share_the_lobby(target: &Target) {
+    let server = target.start(ServerConfig::default());
+    let (mut alice, _) = Client::join(server.addr, "alice");
+    let mut bob = IrcClient::register(irc_addr(&server), "bob");
+    bob.send("JOIN #lobby");
+    let names = bob.expect(|l| numeric(l) == Some("353"));
+    assert!(names.ends_with(":alice bob"), "{names}");
+    assert_eq!(alice.recv(), ServerFrame::Joined { name: name("bob") });
+    bob.send("PRIVMSG #lobby :hello \x02natives\x02");
+    assert_eq!(
+        alice.recv(),
+        ServerFrame::Message {
+            from: name("bob"),
+            text: Text::new("hello natives").unwrap()
+        }
+    );
+    alice.say("hello irc");
+    assert_eq!(
+        bob.expect(|l| l.contains("PRIVMSG")),
+        ":alice!alice@native PRIVMSG #lobby :hello irc"
+    );
+    bob.send("PRIVMSG alice :psst");
+    assert_eq!(
+        alice.recv(),
+        ServerFrame::Message {
+            from: name("alice"),
+            text: Text::new("hello irc").unwrap()
+        }
+    );
+    assert_eq!(
+        alice.recv(),
+        ServerFrame::Private {
+            from: name("bob"),
+            text: Text::new("psst").unwrap()
+        }
+    );
+    bob.send("QUIT :bye");
+    assert_eq!(
+        alice.recv(),
+        ServerFrame::Left {
+            name: name("bob"),
+            reason: Reason::Quit
+        }
+    );
+    let last = bob.expect_closed();
+    assert_eq!(
+        last.last().map(String::as_str),
+        Some("ERROR :Closing link (Quit: bye)")
+    );
+    server.stop();
+}
+
+/// A line too long, an unknown command, too few parameters: each gets its
+/// numeric and the connection goes on.
+pub fn irc_bad_input_gets_numerics(target: &Target) {
+    let server = target.start(ServerConfig::default());
+    let mut bob = IrcClient::register(irc_addr(&server), "bob");
+    let mut flood = format!("PRIVMSG bob :{}\r\n", "x".repeat(1000)).into_bytes();
+    flood.extend_from_slice(b"FROBNICATE\r\nJOIN\r\nPING :alive\r\n");
+    bob.send_raw(&flood);
+    let mut codes = Vec::new();
+    loop {
+        let line = bob.expect(|_| true);
+        codes.push(numeric(&line).unwrap_or_default().to_owned());
+        if line.ends_with(":alive") {
+            break;
+        }
+    }
+    assert_eq!(codes, ["417", "421", "461", "PONG"]);
+    server.stop();
+}
+
+/// Registration must finish within the handshake timeout.
+pub fn irc_registration_times_out(target: &Target) {
+    let server = target.start(ServerConfig {
+        handshake_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    });
+    let mut lurker = IrcClient::connect(irc_addr(&server));
+    lurker.send("NICK lurker");
+    let last = lurker.expect_closed();
+    assert_eq!(
+        last.last().map(String::as_str),
+        Some("ERROR :Closing link (handshake timeout)")
+    );
+    server.stop();
+}
+
+/// An IRC client that stops reading is dropped at the output limit; the
+/// native users go on and hear it left as a slow consumer.
+pub fn irc_stalled_reader_is_dropped(target: &Target) {
+    let server = target.start(ServerConfig {
+        max_outbound: 8 * 1024,
+        ..ServerConfig::default()
+    });
+    let (mut alice, _) = Client::join(server.addr, "alice");
+    let mut stalled = IrcClient::register(irc_addr(&server), "stalled");
+    stalled.send("JOIN #lobby");
+    stalled.expect(|l| numeric(l) == Some("366"));
+    assert_eq!(
+        alice.recv(),
+        ServerFrame::Joined {
+            name: name("stalled")
+        }
+    );
+    // Far more than the socket buffers and the limit hold together.
+    let text = "z".repeat(1000);
+    let mut sent = 0;
+    loop {
+        alice.say(&text);
+        sent += 1;
+        match alice.recv() {
+            ServerFrame::Message { .. } => {}
+            ServerFrame::Left { name: who, reason } => {
+                assert_eq!((who.as_str(), reason), ("stalled", Reason::SlowConsumer));
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(sent < 20_000, "the stalled reader was never dropped");
+    }
+    alice.say("still here");
+    assert!(matches!(alice.recv(), ServerFrame::Message { .. }));
+    server.stop();
+}
+
+/// A flood of PRIVMSGs in one write reaches a native reader whole and in
+/// order, while another native user's messages still get through.
+pub fn irc_flood_is_served_in_order(target: &Target) {
+    let server = target.start(ServerConfig {
+        max_outbound: 16 * 1024,
+        ..ServerConfig::default()
+    });
+    let (mut reader, _) = Client::join(server.addr, "reader");
+    let mut flooder = IrcClient::register(irc_addr(&server), "flooder");
+    flooder.send("JOIN #lobby");
+    flooder.expect(|l| numeric(l) == Some("366"));
+    assert_eq!(
+        reader.recv(),
+        ServerFrame::Joined {
+            name: name("flooder")
+        }
+    );
+    let count = 3000;
+    let burst: String = (0..count)
+        .map(|i| format!("PRIVMSG #lobby :flood {i:05}\r\n"))
+        .collect();
+    let mut writer = flooder.writer.try_clone().expect("clone");
+    let sender = std::thread::spawn(move || writer.write_all(burst.as_bytes()));
+    for i in 0..count {
+        match reader.recv() {
+            ServerFrame::Message { from, text } => {
+                assert_eq!(from.as_str(), "flooder");
+                assert_eq!(text.as_str(), format!("flood {i:05}"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    sender.join().expect("writer").expect("write");
+    server.stop();
+}
+
+/// SIGTERM (or the stop handle): every IRC connection gets its ERROR.
+pub fn irc_shutdown_says_error(target: &Target) {
+    let server = target.start(ServerConfig::default());
+    let mut bob = IrcClient::register(irc_addr(&server), "bob");
+    let mut carol = IrcClient::register(irc_addr(&server), "carol");
+    carol.send("JOIN #lobby");
+    carol.expect(|l| numeric(l) == Some("366"));
+    assert_eq!(server.stop(), 0);
+    for client in [&mut bob, &mut carol] {
+        let last = client.expect_closed();
+        assert_eq!(
+            last.last().map(String::as_str),
+            Some("ERROR :Server shutting down")
+        );
+    }
+}
