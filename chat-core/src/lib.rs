@@ -109,6 +109,8 @@ mod presence;
 pub mod server;
 #[cfg(any(test, feature = "fuzzing"))]
 mod sim;
+#[cfg(any(test, feature = "fuzzing"))]
+mod sim_mixed;
 mod text;
 
 pub use client::{Client, ClientConfig, ClientEvent, CloseReason, ProtocolError, UsageError};
@@ -142,4 +144,5 @@ where
 pub mod fuzzing {
     pub use crate::client::fuzzing::drive as drive_client;
     pub use crate::sim::run_ops as drive_server;
+    pub use crate::sim_mixed::run_mixed as drive_mixed;
 }

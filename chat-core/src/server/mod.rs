@@ -394,6 +394,21 @@ impl Server {
         self.presence.names()
     }
 
+    /// The lobby's members (every native user, and the IRC users who joined
+    /// it), in the order they joined: what a native WHO lists.
+    pub fn lobby_names(&self) -> Vec<Name> {
+        self.channels
+            .get(self.channels.lobby())
+            .map(|lobby| {
+                lobby
+                    .members()
+                    .iter()
+                    .filter_map(|m| self.name_of(m.id))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The wire format `conn` speaks, while it lives.
     pub fn protocol(&self, conn: ConnId) -> Option<Protocol> {
         self.conn(conn).map(|c| match c.irc {

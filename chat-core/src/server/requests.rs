@@ -196,17 +196,7 @@ impl Server {
     pub(super) fn send_roster(&mut self, now: Instant, id: ConnId) {
         let mut roster = std::mem::take(&mut self.scratch);
         roster.clear();
-        let names: Vec<Name> = self
-            .channels
-            .get(self.channels.lobby())
-            .map(|lobby| {
-                lobby
-                    .members()
-                    .iter()
-                    .filter_map(|m| self.name_of(m.id))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let names = self.lobby_names();
         frame::encode_roster(&mut roster, &names);
         self.send(now, id, Delivery::Reply, |out| {
             out.extend_from_slice(&roster)
