@@ -64,10 +64,6 @@ struct Peer {
 }
 
 impl Peer {
-    fn in_lobby(&self) -> bool {
-        self.roster.is_some()
-    }
-
     fn receive(&mut self, bytes: &[u8], lobby: &str) {
         if self.irc {
             self.partial.extend_from_slice(bytes);
@@ -101,10 +97,8 @@ impl Peer {
                     if *last {
                         self.roster = self.users_reply.take();
                     }
-                } else if let Some(roster) = self.roster.as_mut() {
-                    // A WHO answer: checked at the end instead.
-                    let _ = roster;
                 }
+                // Otherwise a WHO answer: the roster is checked at the end.
             }
             ServerFrame::Joined { name } => {
                 let roster = self.roster.as_mut().expect("JOINED before the roster");
@@ -117,10 +111,8 @@ impl Peer {
                     "LEFT({name}) for nobody"
                 );
             }
-            ServerFrame::Message { text, .. } => {
-                if text.as_str().starts_with('§') {
-                    self.seen.push(text.as_str().to_owned());
-                }
+            ServerFrame::Message { text, .. } if text.as_str().starts_with('§') => {
+                self.seen.push(text.as_str().to_owned());
             }
             ServerFrame::Bye { .. } => self.roster = None,
             _ => {}
