@@ -117,7 +117,7 @@ pub use client::{Client, ClientConfig, ClientEvent, CloseReason, ProtocolError, 
 pub use codec::{Deframer, FrameError, MAX_FRAME};
 pub use frame::{ClientFrame, DecodeError, EncodeError, ErrorCode, Malformed, Reason, ServerFrame};
 pub use name::{MAX_NAME, Name, NameError};
-pub use server::{ConfigError, ConnId, Server, ServerConfig, ServerEvent};
+pub use server::{ConfigError, ConnId, IrcConfig, Protocol, Server, ServerConfig, ServerEvent};
 pub use text::{MAX_TEXT, Text, TextError, validate_text};
 
 /// `slice[range]` for a range that an internal invariant keeps in bounds

@@ -1,6 +1,7 @@
 //! [`ConnId`], the handle of one connection, and [`ServerEvent`], what the server
 //! asks of the runtime or tells it.
 
+use super::Protocol;
 use crate::frame::Reason;
 use crate::name::Name;
 
@@ -48,6 +49,8 @@ pub enum ServerEvent {
         conn: ConnId,
         /// The name as registered.
         name: Name,
+        /// The wire format it speaks.
+        protocol: Protocol,
     },
     /// Reading from this connection may resume: [`Server::wants_read`]
     /// turned true again (the input it had paused has all been acted on).
@@ -93,7 +96,11 @@ impl std::fmt::Display for ServerEvent {
                 write!(f, "closing {conn}: {}{how}", reason.describe())
             }
             Self::Resume { conn } => write!(f, "reading {conn} again"),
-            Self::Joined { conn, name } => write!(f, "{name} joined ({conn})"),
+            Self::Joined {
+                conn,
+                name,
+                protocol,
+            } => write!(f, "{name} joined ({conn}, {protocol})"),
             Self::Left { conn, name, reason } => {
                 write!(f, "{name} left ({conn}): {}", reason.describe())
             }

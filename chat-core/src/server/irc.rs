@@ -300,6 +300,7 @@ impl Server {
                 self.events.push_back(ServerEvent::Joined {
                     conn: id,
                     name: nick,
+                    protocol: Protocol::Irc,
                 });
             }
         }

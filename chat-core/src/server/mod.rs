@@ -159,6 +159,15 @@ pub enum Protocol {
     Irc,
 }
 
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Native => "native",
+            Self::Irc => "irc",
+        })
+    }
+}
+
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy)]
 enum Phase {

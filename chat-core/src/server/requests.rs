@@ -165,8 +165,11 @@ impl Server {
         }
         // After the JOINED: the newcomer does not hear of itself.
         self.subscribe(id);
-        self.events
-            .push_back(ServerEvent::Joined { conn: id, name });
+        self.events.push_back(ServerEvent::Joined {
+            conn: id,
+            name,
+            protocol: Protocol::Native,
+        });
         Flow::Done
     }
 
