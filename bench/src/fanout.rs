@@ -146,10 +146,16 @@ impl Fanout {
                 let seq = self.next_seq[sender];
                 let at = sender * self.ring + (seq & self.mask) as usize;
                 let stamp = stamp(seq, now_ns);
-                put_stamped_say(out, self.size, &stamp);
+                // IRC senders hear no echo of their own messages.
+                let irc = is_irc(sender as u64);
+                if irc {
+                    put_irc_say(out, self.size, &stamp);
+                } else {
+                    put_stamped_say(out, self.size, &stamp);
+                }
                 self.stamps[at] = stamp;
                 self.sent_ns[at] = now_ns;
-                self.remaining[at] = self.n as u32;
+                self.remaining[at] = self.n as u32 - u32::from(irc);
                 self.next_seq[sender] += 1;
             }
             if self.measuring {
@@ -162,6 +168,9 @@ impl Fanout {
         let mut missing = 0;
         for r in 0..self.n {
             for s in 0..self.s {
+                if r == s && is_irc(s as u64) {
+                    continue;
+                }
                 missing += self.next_seq[s].saturating_sub(self.expected[r * self.s + s]);
             }
         }
@@ -262,8 +271,10 @@ pub(crate) fn fanout(
 
     // Drain: everything sent must reach everyone, in order.
     let drain_end = (Instant::now() + DRAIN_TIMEOUT).min(deadline);
-    let sent_total: u64 = h.next_seq.iter().sum();
-    while h.received_total < sent_total * n as u64 && Instant::now() < drain_end {
+    let expected_total: u64 = (0..s)
+        .map(|sender| h.next_seq[sender] * (n as u64 - u64::from(is_irc(sender as u64))))
+        .sum();
+    while h.received_total < expected_total && Instant::now() < drain_end {
         if !h.closed.is_empty() {
             break;
         }

@@ -27,6 +27,14 @@
 //!   `--say-every` seconds) while `--rate` clients per second join and as many
 //!   of the oldest leave with BYE; one line per second.
 //!
+//! With `--irc-connect ADDR`, a share of the fanout clients (`--irc-ratio`,
+//! all by default) speak IRC to that address instead: `NICK`/`USER`, `JOIN
+//! #lobby`, texts as `PRIVMSG #lobby`, registered once the JOIN's names
+//! end (366). Their lines are handed to the scenario as the frames a native
+//! client would have got, and since IRC senders hear no echo of their own
+//! messages, their texts are expected by everyone else. Pointed at an IRC
+//! server such as ngIRCd, this measures that server the same way.
+//!
 //! Each run ends with one JSON line starting with `{"scenario":`.
 //!
 //! Latency is measured with one clock read per `read` call, so it includes the
@@ -149,6 +157,14 @@ pub(crate) struct Args {
     /// host of --connect.
     #[arg(long, value_name = "FILE")]
     tls_ca: Option<std::path::PathBuf>,
+    /// IRC listener of the server (or an IRC server such as ngIRCd) for the
+    /// clients that speak IRC (fanout): NICK/USER, JOIN #lobby, PRIVMSG.
+    #[arg(long, value_name = "ADDR")]
+    irc_connect: Option<String>,
+    /// Share of the clients that speak IRC, spread evenly (0 to 1; with
+    /// --irc-connect, default 1: all of them).
+    #[arg(long, value_name = "R")]
+    irc_ratio: Option<f64>,
     /// Overall deadline in seconds (default: warm-up + duration + 60).
     #[arg(long, value_name = "SECS")]
     timeout: Option<f64>,
@@ -196,6 +212,32 @@ fn run(args: &Args) -> Result<(), String> {
         let name = runtime_common::tls::server_name_of(&args.connect).map_err(|e| e.to_string())?;
         net::use_tls(config, name);
         println!("over TLS (CA {})", ca.display());
+    }
+    let resolve = |addr: &str| {
+        addr.to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| format!("{addr} is not a valid address"))
+    };
+    match (&args.irc_connect, args.irc_ratio) {
+        (None, None) => {}
+        (None, Some(_)) => return Err("--irc-ratio needs --irc-connect".into()),
+        (Some(irc), ratio) => {
+            let ratio = ratio.unwrap_or(1.0);
+            if !(0.0..=1.0).contains(&ratio) {
+                return Err("--irc-ratio must be between 0 and 1".into());
+            }
+            if args.scenario != Scenario::Fanout || args.pacing != Pacing::All {
+                return Err("IRC clients take part in fanout with --pacing all only".into());
+            }
+            if args.size > 400 {
+                return Err(
+                    "--size must be at most 400 with IRC clients (a line is 512 bytes)".into(),
+                );
+            }
+            net::use_irc(resolve(irc)?, ratio);
+            println!("IRC clients: {:.0} % of them, on {irc}", ratio * 100.0);
+        }
     }
     let deadline = Instant::now() + Duration::from_secs_f64(timeout);
     raise_fd_limit(args.clients + 64)?;

@@ -17,6 +17,25 @@ pub(crate) fn use_tls(
     let _ = TLS.set((config, name));
 }
 
+/// The IRC listener and the share of clients that use it, on a run with IRC.
+static IRC: std::sync::OnceLock<(SocketAddr, f64)> = std::sync::OnceLock::new();
+
+/// Makes a share of this run's clients speak IRC to `addr`.
+pub(crate) fn use_irc(addr: SocketAddr, ratio: f64) {
+    let _ = IRC.set((addr, ratio));
+}
+
+/// Whether client `id` speaks IRC: spread evenly, `ratio` of them.
+pub(crate) fn is_irc(id: u64) -> bool {
+    IRC.get().is_some_and(|&(_, ratio)| {
+        let share = |i: u64| (i as f64 * ratio).floor();
+        share(id + 1) > share(id)
+    })
+}
+
+/// The channel IRC clients talk in (the server's lobby).
+pub(crate) const IRC_CHANNEL: &str = "#lobby";
+
 /// A scenario that registers its clients with [`register_all`].
 pub(crate) trait Registers {
     /// Clients WELCOMEd so far, and the first client closed, if any.
@@ -43,6 +62,8 @@ pub(crate) struct Conn {
     pub(crate) tls: Option<Box<TlsSession>>,
     /// Writable interest registered.
     pub(crate) writable: bool,
+    /// It speaks IRC: lines are translated into the frames scenarios see.
+    pub(crate) irc: bool,
     /// Listed in `Net::dirty`.
     pub(crate) dirty: bool,
 }
@@ -103,15 +124,20 @@ impl Net {
             };
             format!("cannot connect to {}: {e}{hint}", self.addr)
         };
+        let irc = is_irc(id);
+        let addr = match IRC.get() {
+            Some(&(irc_addr, _)) if irc => irc_addr,
+            _ => self.addr,
+        };
         let socket = socket2::Socket::new(
-            socket2::Domain::for_address(self.addr),
+            socket2::Domain::for_address(addr),
             socket2::Type::STREAM,
             None,
         )
         .map_err(fail)?;
         socket.set_nonblocking(true).map_err(fail)?;
         socket.set_tcp_nodelay(true).map_err(fail)?;
-        match socket.connect(&self.addr.into()) {
+        match socket.connect(&addr.into()) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(115) || e.kind() == ErrorKind::WouldBlock => {}
             Err(e) => return Err(fail(e)),
@@ -143,10 +169,15 @@ impl Net {
         };
         let name = format!("b{id}");
         let mut out = Vec::with_capacity(64);
-        put_header(&mut out, op::HELLO, 2 + name.len());
-        out.push(chat_core::frame::PROTOCOL_VERSION);
-        out.push(name.len() as u8);
-        out.extend_from_slice(name.as_bytes());
+        if irc {
+            let lines = format!("NICK {name}\r\nUSER {name} 0 * :{name}\r\nJOIN {IRC_CHANNEL}\r\n");
+            out.extend_from_slice(lines.as_bytes());
+        } else {
+            put_header(&mut out, op::HELLO, 2 + name.len());
+            out.push(chat_core::frame::PROTOCOL_VERSION);
+            out.push(name.len() as u8);
+            out.extend_from_slice(name.as_bytes());
+        }
         self.conns[slot] = Some(Conn {
             stream,
             id,
@@ -156,6 +187,7 @@ impl Net {
             tls,
             writable: false,
             dirty: true,
+            irc,
         });
         self.dirty.push(slot);
         self.open += 1;
@@ -199,6 +231,7 @@ impl Net {
     pub(crate) fn read<H: Handler>(&mut self, h: &mut H, slot: usize) {
         let mut buf = std::mem::take(&mut self.rbuf);
         let mut plain = std::mem::take(&mut self.plain);
+        let mut payload = Vec::new();
         let t0 = self.t0;
         for _ in 0..READS_PER_EVENT {
             let Some(Some(conn)) = self.conns.get_mut(slot) else {
@@ -235,9 +268,16 @@ impl Net {
                         self.dirty.push(slot);
                     }
                     let data = if is_tls { &plain[..] } else { &buf[..kept + n] };
-                    match scan(data, |op, payload| {
-                        h.on_frame(self, slot, op, payload, now_ns);
-                    }) {
+                    let scanned = if conn.irc {
+                        scan_irc(data, &mut payload, |op, payload| {
+                            h.on_frame(self, slot, op, payload, now_ns);
+                        })
+                    } else {
+                        scan(data, |op, payload| {
+                            h.on_frame(self, slot, op, payload, now_ns);
+                        })
+                    };
+                    match scanned {
                         Ok(used) => {
                             if let Some(Some(conn)) = self.conns.get_mut(slot) {
                                 conn.partial.extend_from_slice(&data[used..]);
@@ -367,6 +407,63 @@ pub(crate) fn scan(data: &[u8], mut f: impl FnMut(u8, &[u8])) -> Result<usize, S
     Ok(pos)
 }
 
+/// [`scan`] for IRC: each whole line at the front of `data` is handed on as
+/// the frame a native client would have got (`PRIVMSG #lobby` as MESSAGE,
+/// the end of the JOIN's names as WELCOME, `PING` as PING, `ERROR` as BYE);
+/// other lines are skipped. Returns the bytes used.
+pub(crate) fn scan_irc(
+    data: &[u8],
+    payload: &mut Vec<u8>,
+    mut f: impl FnMut(u8, &[u8]),
+) -> Result<usize, String> {
+    let mut pos = 0;
+    while let Some(end) = data[pos..].iter().position(|&b| b == b'\n') {
+        let line = &data[pos..pos + end];
+        pos += end + 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(rest) = line.strip_prefix(b":") else {
+            if let Some(token) = line.strip_prefix(b"PING ") {
+                payload.clear();
+                payload.extend_from_slice(token);
+                f(op::PING, payload);
+            } else if line.starts_with(b"ERROR") {
+                f(op::SERVER_BYE, line);
+            }
+            continue;
+        };
+        let mut words = rest.splitn(4, |&b| b == b' ');
+        let (Some(source), Some(command)) = (words.next(), words.next()) else {
+            continue;
+        };
+        match command {
+            b"PRIVMSG" => {
+                let nick = source.split(|&b| b == b'!').next().unwrap_or_default();
+                let text = words.nth(1).unwrap_or_default();
+                let text = text.strip_prefix(b":").unwrap_or(text);
+                payload.clear();
+                payload.push(nick.len() as u8);
+                payload.extend_from_slice(nick);
+                payload.extend_from_slice(text);
+                f(op::MESSAGE, payload);
+            }
+            b"366" => f(op::WELCOME, &[]),
+            b"PING" => {
+                payload.clear();
+                payload.extend_from_slice(words.next().unwrap_or_default());
+                f(op::PING, payload);
+            }
+            b"432" | b"433" | b"451" | b"461" | b"421" | b"404" | b"403" => {
+                f(op::ERROR, line);
+            }
+            _ => {}
+        }
+    }
+    if data.len() - pos > 4096 {
+        return Err("protocol error: an IRC line without its end".into());
+    }
+    Ok(pos)
+}
+
 /// Splits a MESSAGE payload into the sender's number and the text's sequence
 /// number and send time.
 pub(crate) fn parse_message(payload: &[u8]) -> Option<(u64, u64, u64)> {
@@ -445,6 +542,16 @@ pub(crate) fn put_say(out: &mut Vec<u8>, size: usize, seq: u64, ts: u64) {
     put_stamped_say(out, size, &stamp(seq, ts));
 }
 
+/// Appends the IRC form of a stamped SAY: a PRIVMSG to the lobby.
+pub(crate) fn put_irc_say(out: &mut Vec<u8>, size: usize, stamp: &[u8; STAMP_LEN]) {
+    out.extend_from_slice(b"PRIVMSG ");
+    out.extend_from_slice(IRC_CHANNEL.as_bytes());
+    out.extend_from_slice(b" :");
+    out.extend_from_slice(stamp);
+    out.resize(out.len() + size - STAMP_LEN, b'x');
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Appends a SAY whose text is `stamp` padded with `x` to `size`.
 pub(crate) fn put_stamped_say(out: &mut Vec<u8>, size: usize, stamp: &[u8; STAMP_LEN]) {
     put_header(out, op::SAY, size);
@@ -496,6 +603,19 @@ pub(crate) fn answer_or_count(
     errors: &mut u64,
 ) {
     match op {
+        op::PING
+            if net
+                .conns
+                .get(slot)
+                .and_then(Option::as_ref)
+                .is_some_and(|c| c.irc) =>
+        {
+            if let Some(out) = net.out(slot) {
+                out.extend_from_slice(b"PONG ");
+                out.extend_from_slice(payload);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
         op::PING => {
             if let (Some(out), Some(token)) = (net.out(slot), payload.first_chunk::<8>()) {
                 chat_core::ClientFrame::Pong {
@@ -553,5 +673,29 @@ mod tests {
         assert_eq!(parse_stamp(&text), None);
         assert_eq!(parse_stamp(&text[..20]), None);
         assert_eq!(split_message(&[2, b'x', b'7']), None, "names are b<number>");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod irc_tests {
+    use super::*;
+
+    #[test]
+    fn irc_lines_reach_scenarios_as_the_frames_native_clients_get() {
+        let text = stamp(5, 77);
+        let mut data = b":b3!b3@irc PRIVMSG #lobby :".to_vec();
+        data.extend_from_slice(&text);
+        data.extend_from_slice(
+            b"xx\r\n:chat.local 366 b1 #lobby :End\r\nPING :chat.local\r\n:partial",
+        );
+        let mut seen = Vec::new();
+        let mut payload = Vec::new();
+        let used = scan_irc(&data, &mut payload, |op, p| seen.push((op, p.to_vec()))).unwrap();
+        assert_eq!(&data[used..], b":partial");
+        assert_eq!(seen[0].0, op::MESSAGE);
+        assert_eq!(parse_message(&seen[0].1), Some((3, 5, 77)));
+        assert_eq!(seen[1].0, op::WELCOME);
+        assert_eq!(seen[2], (op::PING, b":chat.local".to_vec()));
     }
 }

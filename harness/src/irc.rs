@@ -88,6 +88,23 @@ pub fn numeric(line: &str) -> Option<&str> {
     line.strip_prefix(':')?.split(' ').nth(1)
 }
 
+/// Starts a server binary with `--irc-listen 127.0.0.1:0` and reads its
+/// `irc listening on IP:PORT` line, which comes right after the native one.
+pub fn spawn_binary(path: &str, config: &ServerConfig) -> crate::Running {
+    let irc = ["--irc-listen".to_owned(), "127.0.0.1:0".to_owned()];
+    let (mut running, mut stdout) = crate::spawn_binary_args(&[], path, config, &irc);
+    let mut line = String::new();
+    stdout
+        .read_line(&mut line)
+        .expect("read the irc listening line");
+    let addr = line
+        .strip_prefix("irc listening on ")
+        .and_then(|rest| rest.trim_end().parse().ok())
+        .unwrap_or_else(|| panic!("unexpected second line {line:?}"));
+    running.irc = Some(addr);
+    running
+}
+
 fn irc_addr(server: &crate::Running) -> SocketAddr {
     server.irc.expect("the server has an IRC listener")
 }

@@ -43,6 +43,8 @@ pub enum Target {
     Binary(&'static str),
     /// A server binary, by path, with the cases' clients on its TLS listener.
     BinaryTls(&'static str),
+    /// A server binary, by path, with an IRC listener beside the native one.
+    BinaryIrc(&'static str),
 }
 
 /// A started server.
@@ -200,7 +202,6 @@ pub fn spawn_binary_args(
     };
     let mut child = command
         .args(flags(config))
-        .args(["--irc-listen", "127.0.0.1:0"])
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -217,17 +218,9 @@ pub fn spawn_binary_args(
         .strip_prefix("listening on ")
         .and_then(|rest| rest.trim_end().parse().ok())
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    line.clear();
-    stdout
-        .read_line(&mut line)
-        .expect("read the irc listening line");
-    let irc = line
-        .strip_prefix("irc listening on ")
-        .and_then(|rest| rest.trim_end().parse().ok())
-        .unwrap_or_else(|| panic!("unexpected second line {line:?}"));
     let running = Running {
         addr,
-        irc: Some(irc),
+        irc: None,
         stop: Some(Stop::Process(child)),
     };
     (running, stdout)
@@ -301,11 +294,15 @@ impl Target {
             Target::InProcess(start) => start(config),
             Target::Binary(path) => spawn_binary(path, &config),
             Target::BinaryTls(path) => tls::spawn_binary(path, &config),
+            Target::BinaryIrc(path) => irc::spawn_binary(path, &config),
         }
     }
 
     pub fn is_binary(&self) -> bool {
-        matches!(self, Target::Binary(_) | Target::BinaryTls(_))
+        matches!(
+            self,
+            Target::Binary(_) | Target::BinaryTls(_) | Target::BinaryIrc(_)
+        )
     }
 }
 

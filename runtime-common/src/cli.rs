@@ -299,8 +299,17 @@ pub fn parse_args(name: &'static str) -> Result<ServerArgs, ExitCode> {
 /// The start of a server with an event loop of its own (see the tokio
 /// example): [`parse_args`], then the listening socket bound (non-blocking)
 /// and `listening on IP:PORT` printed; a message and exit 1 if it cannot bind.
+/// Extra listeners (TLS, IRC) are refused with exit 2: such a server has
+/// only the one.
 pub fn start(name: &'static str) -> Result<(ServerArgs, std::net::TcpListener), ExitCode> {
     let args = parse_args(name)?;
+    // One listener only: refuse what would otherwise be silently ignored.
+    if args.tls_listen.is_some() || args.irc_listen.is_some() || args.irc_tls_listen.is_some() {
+        eprintln!(
+            "{name}: serves the native protocol in the clear only (no --tls-listen, --irc-listen or --irc-tls-listen)"
+        );
+        return Err(ExitCode::from(2));
+    }
     let bound = crate::listen(&args.listen).and_then(|listener| {
         listener.set_nonblocking(true)?;
         Ok((listener.local_addr()?, listener))

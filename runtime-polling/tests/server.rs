@@ -72,5 +72,7 @@ mod irc_in_process {
 }
 
 mod irc_binary {
-    harness::irc_cases!(harness::Target::Binary(env!("CARGO_BIN_EXE_chat-server")));
+    harness::irc_cases!(harness::Target::BinaryIrc(env!(
+        "CARGO_BIN_EXE_chat-server"
+    )));
 }
