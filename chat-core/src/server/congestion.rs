@@ -33,7 +33,7 @@ impl Server {
             if conn.is_closing() || conn.doomed {
                 return;
             }
-            let queued = conn.stream.queued(&self.feed);
+            let queued = conn.stream.queued(&self.feeds);
             if queued > 0 && queued >= self.pace() {
                 // Its own output is backed up: slow it down.
                 deframer.stash(input);
@@ -186,13 +186,18 @@ impl Server {
                 .is_some_and(|stalled_at| now >= stalled_at)
     }
 
-    /// Whether a broadcast of `len` bytes may go now: `Err(reader)` when it
-    /// would take a reader that is still reading past the pace. Stalled
-    /// readers it would take past the limit are dropped.
-    pub(super) fn admit_broadcast(&mut self, now: Instant, len: usize) -> Result<(), ConnId> {
+    /// Whether a broadcast of `len` bytes to `feed` may go now:
+    /// `Err(reader)` when it would take a reader that is still reading past
+    /// the pace. Stalled readers it would take past the limit are dropped.
+    pub(super) fn admit_broadcast(
+        &mut self,
+        now: Instant,
+        feed: FeedId,
+        len: usize,
+    ) -> Result<(), ConnId> {
         let max = self.config.max_outbound;
         let mut over = Vec::new();
-        for (id, queued) in self.queues_over(self.pace().saturating_sub(len)) {
+        for (id, queued) in self.queues_over(feed, self.pace().saturating_sub(len)) {
             let Some(conn) = self.conn(id) else { continue };
             if !self.is_stalled(conn, queued, now) {
                 return Err(id);
@@ -217,15 +222,23 @@ impl Server {
     /// true of everything after it; entries found overstated on the way are
     /// brought up to date, so each write costs at most one update, and only
     /// when the queue is looked at.
-    pub(super) fn queues_over(&mut self, threshold: usize) -> Vec<(ConnId, usize)> {
-        let end = i128::from(self.feed.end());
+    pub(super) fn queues_over(&mut self, feed: FeedId, threshold: usize) -> Vec<(ConnId, usize)> {
+        let end = i128::from(self.feeds.get(feed).end());
         let (mut over, mut stale) = (Vec::new(), Vec::new());
-        for &(key, id) in &self.load {
+        let first = ConnId {
+            index: 0,
+            generation: 0,
+        };
+        for &(_, key, id) in self
+            .load
+            .range((feed, i128::MIN, first)..)
+            .take_while(|(f, _, _)| *f == feed)
+        {
             let bound = usize::try_from(end - key).unwrap_or(usize::MAX);
             if bound <= threshold {
                 break;
             }
-            let queued = self.conn(id).map_or(0, |c| c.stream.queued(&self.feed));
+            let queued = self.conn(id).map_or(0, |c| c.stream.queued(&self.feeds));
             if queued > threshold && queued > 0 {
                 over.push((id, queued));
             } else {
@@ -248,7 +261,7 @@ impl Server {
         let Some(conn) = self.conn(to) else {
             return Ok(());
         };
-        let queued = conn.stream.queued(&self.feed);
+        let queued = conn.stream.queued(&self.feeds);
         if queued == 0 || queued.saturating_add(len) <= self.pace() {
             return Ok(());
         }

@@ -187,7 +187,7 @@ impl Server {
             if conn.is_closing() || conn.doomed {
                 return;
             }
-            let queued = conn.stream.queued(&self.feed);
+            let queued = conn.stream.queued(&self.feeds);
             if queued > 0 && queued >= self.pace() && !input.is_empty() {
                 self.keep_irc_input(id, reader, &[], input);
                 self.pause_input(id, id);
@@ -396,19 +396,6 @@ impl Server {
         })
     }
 
-    /// IRC connections sharing a channel with `id`, each once, `id` excluded.
-    fn irc_peers(&self, id: ConnId) -> Vec<ConnId> {
-        let mut peers: Vec<ConnId> = self
-            .channels
-            .of(id)
-            .flat_map(|c| c.members().iter().map(|m| m.id))
-            .filter(|&m| m != id && self.is_irc(m))
-            .collect();
-        peers.sort_unstable();
-        peers.dedup();
-        peers
-    }
-
     // ----- output -----
 
     fn reply_bytes(&mut self, now: Instant, id: ConnId, bytes: &[u8]) {
@@ -453,31 +440,17 @@ impl Server {
         self.numeric(now, id, &code, &[&echo(channel), &message]);
     }
 
-    /// Admits one message: `native_len` bytes into the lobby feed (if any)
-    /// and `irc_len` bytes to each of `to`. `Err(reader)` when a reader that
-    /// is still reading must drain first.
-    fn admit_all(
-        &mut self,
-        now: Instant,
-        native_len: Option<usize>,
-        irc_len: usize,
-        to: &[ConnId],
-    ) -> Result<(), ConnId> {
-        if let Some(len) = native_len {
-            self.admit_broadcast(now, len)?;
-        }
+    /// Admits a message of `irc_len` bytes to each of `to` (copies).
+    /// `Err(reader)` when a reader that is still reading must drain first.
+    fn admit_copies(&mut self, now: Instant, irc_len: usize, to: &[ConnId]) -> Result<(), ConnId> {
         for &reader in to {
             self.admit_private(now, reader, irc_len)?;
         }
         Ok(())
     }
 
-    /// Delivers what was admitted: `self.scratch` to the feed when `native`,
-    /// and `irc` to each of `to`.
-    fn deliver(&mut self, now: Instant, native: bool, irc: &[u8], to: &[ConnId]) {
-        if native {
-            self.broadcast(now);
-        }
+    /// Queues `irc` (encoded once) for each of `to`.
+    fn deliver(&mut self, now: Instant, irc: &[u8], to: &[ConnId]) {
         if !irc.is_empty() {
             for &reader in to {
                 self.send(now, reader, Delivery::Unasked, |out| {
@@ -487,29 +460,138 @@ impl Server {
         }
     }
 
+    /// Whether anyone on IRC is in the lobby (reading its feed or not).
+    pub(super) fn lobby_has_irc(&self) -> bool {
+        self.feeds.get(FeedId::Irc).slowest().is_some() || !self.lobby_irc.is_empty()
+    }
+
+    /// Whether `id` is in the lobby.
+    fn in_lobby(&self, id: ConnId) -> bool {
+        self.channels
+            .get(self.channels.lobby())
+            .is_some_and(|c| c.member(id).is_some())
+    }
+
+    /// Admits one lobby event before anything changes: `native_len` bytes
+    /// into the native feed and `irc_len` into the IRC feed and to each IRC
+    /// member reading by copy (`sender` excepted).
+    pub(super) fn admit_lobby(
+        &mut self,
+        now: Instant,
+        sender: ConnId,
+        native_len: usize,
+        irc_len: usize,
+    ) -> Result<(), ConnId> {
+        if native_len > 0 && self.feeds.get(FeedId::Native).slowest().is_some() {
+            self.admit_broadcast(now, FeedId::Native, native_len)?;
+        }
+        if irc_len > 0 {
+            if self.feeds.get(FeedId::Irc).slowest().is_some() {
+                self.admit_broadcast(now, FeedId::Irc, irc_len)?;
+            }
+            let copies: Vec<ConnId> = self
+                .lobby_irc
+                .iter()
+                .copied()
+                .filter(|&m| m != sender)
+                .collect();
+            self.admit_copies(now, irc_len, &copies)?;
+        }
+        Ok(())
+    }
+
+    /// One lobby event in both wire formats, each encoded once: `native` (a
+    /// frame) into the native feed, `irc` (lines) into the IRC feed and to
+    /// each IRC member reading by copy. `sender` gets the IRC lines only
+    /// with `echo` (IRC echoes a JOIN, never a PRIVMSG).
+    pub(super) fn deliver_lobby(
+        &mut self,
+        now: Instant,
+        sender: ConnId,
+        echo: bool,
+        native: &[u8],
+        irc: &[u8],
+    ) {
+        if !native.is_empty() {
+            self.scratch.clear();
+            self.scratch.extend_from_slice(native);
+            self.broadcast(now, FeedId::Native);
+        }
+        if irc.is_empty() {
+            return;
+        }
+        if self.feeds.get(FeedId::Irc).slowest().is_some() {
+            self.scratch.clear();
+            self.scratch.extend_from_slice(irc);
+            let (from, to) = self.broadcast(now, FeedId::Irc);
+            let Self { slots, feeds, .. } = self;
+            if let Some(conn) = live_conn(slots, sender).filter(|_| !echo) {
+                if conn.stream.receiving() && conn.stream.feed_id() == Some(FeedId::Irc) {
+                    conn.stream.skip(feeds, from, to);
+                    self.reindex(sender);
+                }
+            }
+        }
+        let copies: Vec<ConnId> = self
+            .lobby_irc
+            .iter()
+            .copied()
+            .filter(|&m| echo || m != sender)
+            .collect();
+        self.deliver(now, irc, &copies);
+    }
+
+    /// Makes IRC connection `id`, just in the lobby, receive its events:
+    /// from the IRC feed when it reads no feed now, else by copy.
+    fn enter_lobby(&mut self, id: ConnId) {
+        if self.conn(id).is_some_and(|c| c.stream.feed_id().is_none()) {
+            self.subscribe(id, FeedId::Irc);
+        } else {
+            self.lobby_irc.push(id);
+        }
+    }
+
+    /// IRC connection `id` left the lobby (PART): no more lobby events, but
+    /// what was sent before still arrives.
+    fn leave_lobby(&mut self, id: ConnId) {
+        self.lobby_irc.retain(|&m| m != id);
+        let Self { slots, feeds, .. } = self;
+        let Some(conn) = live_conn(slots, id) else {
+            return;
+        };
+        if conn.stream.receiving() && conn.stream.feed_id() == Some(FeedId::Irc) {
+            conn.stream.stop_receiving(feeds);
+            let still_reading = conn.stream.in_feed();
+            self.leave_load(id);
+            if still_reading {
+                // Bounded like a closing reader: far behind, it is dropped.
+                self.closing_readers.push(id);
+            }
+        }
+    }
+
     // ----- what native users do, seen by IRC users -----
 
-    /// IRC lines for a native SAY, for the lobby's IRC members.
-    pub(super) fn lobby_lines(&self, from: &Name, text: &str) -> (Vec<u8>, Vec<ConnId>) {
-        if self.lobby_irc.is_empty() {
-            return (Vec::new(), Vec::new());
-        }
+    /// IRC lines for a native SAY, if any IRC user is in the lobby.
+    pub(super) fn lobby_lines(&self, from: &Name, text: &str) -> Vec<u8> {
         let mut out = Vec::new();
-        let source = format!("{from}!{from}@{NATIVE_HOST}");
-        write_text_lines(
-            &mut out,
-            &source,
-            "PRIVMSG",
-            self.channels.lobby().as_str(),
-            text,
-        );
-        (out, self.lobby_irc.clone())
+        if self.lobby_has_irc() {
+            let source = format!("{from}!{from}@{NATIVE_HOST}");
+            write_text_lines(
+                &mut out,
+                &source,
+                "PRIVMSG",
+                self.channels.lobby().as_str(),
+                text,
+            );
+        }
+        out
     }
 
     /// IRC lines for a native user joining the lobby.
     pub(super) fn lobby_join_line(&self, name: &Name) -> Vec<u8> {
         let mut out = Vec::new();
-        if !self.lobby_irc.is_empty() {
+        if self.lobby_has_irc() {
             let source = format!("{name}!{name}@{NATIVE_HOST}");
             write_message(
                 &mut out,
@@ -541,11 +623,8 @@ impl Server {
         reason: Reason,
         detail: &str,
     ) {
-        let peers = self.irc_peers(id);
-        let in_lobby = self
-            .channels
-            .get(&self.channels.lobby().clone())
-            .is_some_and(|c| c.member(id).is_some());
+        let in_lobby = self.in_lobby(id);
+        let peers = self.irc_peers_outside_lobby(id);
         let gone = self.who_as(id, name);
         let mask = gone.as_ref().map(Who::mask).unwrap_or_default();
         if let Some(gone) = gone {
@@ -564,11 +643,6 @@ impl Server {
         }
         self.channels.remove(id);
         self.lobby_irc.retain(|&m| m != id);
-        if in_lobby {
-            self.scratch.clear();
-            frame::encode_left(&mut self.scratch, &name, reason);
-            self.broadcast(now);
-        }
         let mut line = Vec::new();
         write_text_message(
             &mut line,
@@ -576,7 +650,45 @@ impl Server {
             "QUIT",
             &[&quit_text(reason, detail)],
         );
-        self.deliver(now, false, &line, &peers);
+        if in_lobby {
+            // Never held back: a departure drops stalled readers instead.
+            let mut native = Vec::new();
+            frame::encode_left(&mut native, &name, reason);
+            let irc = if self.lobby_has_irc() {
+                line.clone()
+            } else {
+                Vec::new()
+            };
+            self.deliver_lobby(now, id, false, &native, &irc);
+        }
+        self.deliver(now, &line, &peers);
+    }
+
+    /// IRC connections sharing a channel other than the lobby with `id`,
+    /// each once, lobby members excepted (they hear it in the lobby).
+    fn irc_peers_outside_lobby(&self, id: ConnId) -> Vec<ConnId> {
+        let lobby = self.channels.lobby();
+        let mut peers: Vec<ConnId> = self
+            .channels
+            .of(id)
+            .filter(|c| c.name() != lobby)
+            .flat_map(|c| c.members().iter().map(|m| m.id))
+            .filter(|&m| m != id && self.is_irc(m))
+            .collect();
+        if peers.is_empty() || !self.in_lobby(id) {
+            peers.sort_unstable();
+            peers.dedup();
+            return peers;
+        }
+        let in_lobby: std::collections::HashSet<ConnId> = self
+            .channels
+            .get(lobby)
+            .map(|c| c.members().iter().map(|m| m.id).collect())
+            .unwrap_or_default();
+        peers.retain(|m| !in_lobby.contains(m));
+        peers.sort_unstable();
+        peers.dedup();
+        peers
     }
 
     // ----- commands of a registered user -----
@@ -832,29 +944,29 @@ impl Server {
             );
         }
         let mask = self.mask_of(id);
-        let mut peers = self.irc_peers(id);
-        peers.push(id);
-        let in_lobby = self
-            .channels
-            .get(&self.channels.lobby().clone())
-            .is_some_and(|c| c.member(id).is_some());
+        let in_lobby = self.in_lobby(id);
+        let mut peers = self.irc_peers_outside_lobby(id);
+        if !in_lobby {
+            peers.push(id);
+        }
         self.presence.remove(&old);
         self.presence.insert(new, id);
         if let Some(conn) = self.conn_mut(id) {
             conn.phase = Phase::Registered(new);
         }
-        if in_lobby {
-            // Native users know no renames: the old name leaves, the new joins.
-            self.scratch.clear();
-            frame::encode_left(&mut self.scratch, &old, Reason::Quit);
-            self.broadcast(now);
-            self.scratch.clear();
-            frame::encode_joined(&mut self.scratch, &new);
-            self.broadcast(now);
-        }
         let mut line = Vec::new();
         write_message(&mut line, Some(&mask), "NICK", &[new.as_str()]);
-        self.deliver(now, false, &line, &peers);
+        if in_lobby {
+            // Native users know no renames: the old name leaves, the new
+            // joins. IRC members of the lobby, the renamer too, get NICK.
+            let mut native = Vec::new();
+            frame::encode_left(&mut native, &old, Reason::Quit);
+            self.deliver_lobby(now, id, true, &native, &line);
+            native.clear();
+            frame::encode_joined(&mut native, &new);
+            self.deliver_lobby(now, id, true, &native, &[]);
+        }
+        self.deliver(now, &line, &peers);
     }
 
     fn join(&mut self, now: Instant, id: ConnId, channels: &str, keys: Option<String>) -> Flow {
@@ -883,14 +995,22 @@ impl Server {
             }
             let lobby = name == *self.channels.lobby();
             let mask = self.mask_of(id);
-            let mut to = self.irc_members(&name);
-            to.push(id);
             let mut line = Vec::new();
             write_message(&mut line, Some(&mask), "JOIN", &[name.as_str()]);
-            let nick = self.name_of(id);
-            let native_len = (lobby && self.feed.slowest().is_some())
-                .then(|| HEADER_LEN + 1 + nick.map_or(0, |n| n.as_str().len()));
-            if let Err(blocker) = self.admit_all(now, native_len, line.len(), &to) {
+            let Some(nick) = self.name_of(id) else {
+                return Flow::Done;
+            };
+            let mut native = Vec::new();
+            let mut to = Vec::new();
+            let admitted = if lobby {
+                frame::encode_joined(&mut native, &nick);
+                self.admit_lobby(now, id, native.len(), line.len())
+            } else {
+                to = self.irc_members(&name);
+                to.push(id);
+                self.admit_copies(now, line.len(), &to)
+            };
+            if let Err(blocker) = admitted {
                 return Flow::Wait(blocker);
             }
             let key = keys.get(i).map(String::as_str);
@@ -902,16 +1022,15 @@ impl Server {
                 continue;
             };
             let shown = channel.name().as_str().to_owned();
-            if lobby {
-                self.lobby_irc.push(id);
-                if let Some(nick) = nick {
-                    self.scratch.clear();
-                    frame::encode_joined(&mut self.scratch, &nick);
-                }
-            }
             line.clear();
             write_message(&mut line, Some(&mask), "JOIN", &[&shown]);
-            self.deliver(now, lobby && nick.is_some(), &line, &to);
+            if lobby {
+                // In first, so that its own JOIN reaches it like the others'.
+                self.enter_lobby(id);
+                self.deliver_lobby(now, id, true, &native, &line);
+            } else {
+                self.deliver(now, &line, &to);
+            }
             self.topic_reply(now, id, &name, false);
             self.names_reply(now, id, &shown);
         }
@@ -934,7 +1053,6 @@ impl Server {
             }
             let lobby = name == *self.channels.lobby();
             let mask = self.mask_of(id);
-            let to = self.irc_members(&name);
             let mut line = Vec::new();
             match reason.as_deref().filter(|r| !r.is_empty()) {
                 Some(reason) => {
@@ -942,23 +1060,31 @@ impl Server {
                 }
                 None => write_message(&mut line, Some(&mask), "PART", &[name.as_str()]),
             };
-            let nick = self.name_of(id);
-            let native_len = (lobby && self.feed.slowest().is_some())
-                .then(|| HEADER_LEN + 2 + nick.map_or(0, |n| n.as_str().len()));
-            if let Err(blocker) = self.admit_all(now, native_len, line.len(), &to) {
+            let Some(nick) = self.name_of(id) else {
+                return Flow::Done;
+            };
+            let mut native = Vec::new();
+            let mut to = Vec::new();
+            let admitted = if lobby {
+                frame::encode_left(&mut native, &nick, Reason::Quit);
+                self.admit_lobby(now, id, native.len(), line.len())
+            } else {
+                to = self.irc_members(&name);
+                self.admit_copies(now, line.len(), &to)
+            };
+            if let Err(blocker) = admitted {
                 return Flow::Wait(blocker);
             }
             if self.channels.part(id, &name).is_err() {
                 continue;
             }
             if lobby {
-                self.lobby_irc.retain(|&m| m != id);
-                if let Some(nick) = nick {
-                    self.scratch.clear();
-                    frame::encode_left(&mut self.scratch, &nick, Reason::Quit);
-                }
+                // Its own PART still reaches it, then nothing more.
+                self.deliver_lobby(now, id, true, &native, &line);
+                self.leave_lobby(id);
+            } else {
+                self.deliver(now, &line, &to);
             }
-            self.deliver(now, lobby && nick.is_some(), &line, &to);
         }
         Flow::Done
     }
@@ -995,33 +1121,29 @@ impl Server {
                 return Flow::Done;
             }
             let lobby = name == *self.channels.lobby();
-            let mut to = self.irc_members(&name);
-            to.retain(|&m| m != id);
             let mut lines = Vec::new();
             write_text_lines(&mut lines, &mask, command, name.as_str(), body);
-            let native = (lobby && !notice && self.feed.slowest().is_some())
-                .then(|| native_text(body))
-                .flatten();
-            if let Some(text) = &native {
-                self.scratch.clear();
-                frame::encode_message(&mut self.scratch, &from, text.as_bytes());
-            }
-            let native_len = native.as_ref().map(|_| self.scratch.len());
-            if let Err(blocker) = self.admit_all(now, native_len, lines.len(), &to) {
-                return Flow::Wait(blocker);
-            }
-            if self.is_doomed(id) {
+            if lobby {
+                let mut native = Vec::new();
+                if let (false, Some(text)) = (notice, native_text(body)) {
+                    frame::encode_message(&mut native, &from, text.as_bytes());
+                }
+                if let Err(blocker) = self.admit_lobby(now, id, native.len(), lines.len()) {
+                    return Flow::Wait(blocker);
+                }
+                if !self.is_doomed(id) {
+                    self.deliver_lobby(now, id, false, &native, &lines);
+                }
                 return Flow::Done;
             }
-            if native.is_some() {
-                // Admission may have dropped a stalled reader, whose LEFT
-                // used the scratch buffer: encode again.
-                if let Some(text) = &native {
-                    self.scratch.clear();
-                    frame::encode_message(&mut self.scratch, &from, text.as_bytes());
-                }
+            let mut to = self.irc_members(&name);
+            to.retain(|&m| m != id);
+            if let Err(blocker) = self.admit_copies(now, lines.len(), &to) {
+                return Flow::Wait(blocker);
             }
-            self.deliver(now, native.is_some(), &lines, &to);
+            if !self.is_doomed(id) {
+                self.deliver(now, &lines, &to);
+            }
             return Flow::Done;
         }
         let Some(to) = self.lookup_nick(target.as_bytes()) else {
@@ -1040,7 +1162,7 @@ impl Server {
             if let Err(blocker) = self.admit_private(now, to, lines.len()) {
                 return Flow::Wait(blocker);
             }
-            self.deliver(now, false, &lines, &[to]);
+            self.deliver(now, &lines, &[to]);
             let away = self.who(to).and_then(|w| w.away);
             if let (false, Some(away)) = (notice, away) {
                 self.numeric(now, id, "301", &[&shown, &away]);
@@ -1155,7 +1277,7 @@ impl Server {
         let mut line = Vec::new();
         write_text_message(&mut line, Some(&mask), "TOPIC", &[name.as_str(), &shown]);
         let to = self.irc_members(&name);
-        self.deliver(now, false, &line, &to);
+        self.deliver(now, &line, &to);
     }
 
     fn list(&mut self, now: Instant, id: ConnId) {
@@ -1220,7 +1342,7 @@ impl Server {
                     "KICK",
                     &[name.as_str(), &shown, reason],
                 );
-                self.deliver(now, false, &line, &to);
+                self.deliver(now, &line, &to);
             }
         }
     }
@@ -1256,7 +1378,7 @@ impl Server {
                     let mask = self.mask_of(id);
                     let mut line = Vec::new();
                     write_message(&mut line, Some(&mask), "INVITE", &[&shown, name.as_str()]);
-                    self.deliver(now, false, &line, &[target]);
+                    self.deliver(now, &line, &[target]);
                 }
             }
         }
@@ -1348,7 +1470,7 @@ impl Server {
         let mut line = Vec::new();
         write_message(&mut line, Some(&mask), "MODE", &params);
         let to = self.irc_members(&name);
-        self.deliver(now, false, &line, &to);
+        self.deliver(now, &line, &to);
     }
 
     /// `+o-k+b alice *!*@x` for applied changes.
@@ -1765,7 +1887,7 @@ impl Server {
             .copied()
             .filter(|&c| self.is_oper(c))
             .collect();
-        self.deliver(now, false, &line, &opers);
+        self.deliver(now, &line, &opers);
     }
 }
 

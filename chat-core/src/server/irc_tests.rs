@@ -692,3 +692,77 @@ fn queries_answer_for_both_protocols() {
         assert!(codes.iter().any(|c| c == code), "{code} missing: {codes:?}");
     }
 }
+
+#[test]
+fn lobby_messages_are_shared_not_copied_and_never_echoed_to_their_irc_sender() {
+    let mut n = Net::default();
+    let alice = n.native("alice");
+    let irc: Vec<ConnId> = (0..50).map(|i| n.irc(&format!("u{i}"))).collect();
+    for &c in &irc {
+        n.line(c, "JOIN #lobby");
+    }
+    for &c in &irc {
+        n.lines(c);
+    }
+    n.frames(alice);
+    n.stalled.extend(irc.iter().copied());
+    n.line(irc[0], "PRIVMSG #lobby :one line for fifty readers");
+    let line = ":u0!u0@irc PRIVMSG #lobby :one line for fifty readers\r\n";
+    // Queued for 49 readers, held once.
+    assert_eq!(n.server.queued(irc[1]), line.len());
+    assert_eq!(n.server.queued(irc[0]), 0, "no echo");
+    assert!(
+        n.server.output_memory() < 2 * line.len(),
+        "{}",
+        n.server.output_memory()
+    );
+    n.stalled.clear();
+    n.pump();
+    assert!(n.lines(irc[0]).is_empty());
+    for &c in &irc[1..] {
+        assert_eq!(n.lines(c), [line.trim_end()]);
+    }
+}
+
+#[test]
+fn an_irc_user_that_leaves_the_lobby_unread_cannot_pin_it() {
+    let mut n = Net::new(ServerConfig {
+        max_outbound: 4096,
+        ..ServerConfig::default()
+    });
+    let alice = n.native("alice");
+    let gone = n.irc("gone");
+    let stays = n.irc("stays");
+    n.line(gone, "JOIN #lobby");
+    n.line(stays, "JOIN #lobby");
+    n.lines(gone);
+    n.lines(stays);
+    n.stalled.insert(gone);
+    n.say(alice, "before the part");
+    n.line(gone, "PART #lobby");
+    assert!(
+        n.server.queued(gone) > 0,
+        "its backlog and its PART wait for it"
+    );
+    for _ in 0..60 {
+        n.say(alice, &"z".repeat(200));
+        n.advance(Duration::from_millis(100));
+        assert!(
+            n.server.output_memory() <= 3 * 4096,
+            "{}",
+            n.server.output_memory()
+        );
+    }
+    assert!(n.is_closed(gone), "dropped as a slow consumer");
+    assert!(
+        !n.server.names().iter().any(|m| m.as_str() == "gone"),
+        "and its name freed: it departed, it was not just closed"
+    );
+    assert_eq!(
+        n.lines(stays)
+            .iter()
+            .filter(|l| l.contains("PRIVMSG"))
+            .count(),
+        61
+    );
+}

@@ -148,7 +148,7 @@ use crate::text::validate_text;
 pub use config::{ConfigError, IrcConfig, ServerConfig};
 pub use event::{ConnId, ServerEvent};
 use irc::IrcConn;
-use outbound::{BufferPool, Feed, Queue, Stream};
+use outbound::{BufferPool, FeedId, Feeds, Queue, Stream};
 
 /// The wire format a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,7 +222,7 @@ struct Conn {
     /// Its queue passed the limit; it is dropped at the next reaping.
     doomed: bool,
     /// Its key in `Server::load`, while it receives broadcasts.
-    load_key: Option<i128>,
+    load_key: Option<(FeedId, i128)>,
     /// When it last took output, or when its queue last became non-empty.
     progress_at: Instant,
     /// Its input waits (kept in its deframer) until a reader drains.
@@ -280,16 +280,17 @@ pub struct Server {
     transmits: Queue,
     /// Receiving connections whose queue emptied: the next broadcast makes
     /// them ready to transmit.
-    idle: Queue,
+    idle: [Queue; 2],
     doomed: Vec<ConnId>,
     /// A frame encoded once before it is queued (a broadcast, a roster).
     scratch: Vec<u8>,
-    feed: Feed,
+    feeds: Feeds,
     /// Every connection receiving broadcasts, by `Stream::load_key` (which
     /// may overstate a queue, never understate it: see `queues_over`): the
     /// first entries have the longest queues.
-    load: BTreeSet<(i128, ConnId)>,
-    /// Closing connections that still read the feed.
+    load: BTreeSet<(FeedId, i128, ConnId)>,
+    /// Connections that still read a feed up to a stop: closing ones, and
+    /// IRC users that left the lobby with lobby events unread.
     closing_readers: Vec<ConnId>,
     /// Connections whose input is paused (some entries stale).
     waiting: Vec<ConnId>,
@@ -311,6 +312,15 @@ fn live_conn(slots: &mut [Slot], id: ConnId) -> Option<&mut Conn> {
         .get_mut(id.index())
         .filter(|s| s.generation == id.generation)
         .and_then(|s| s.conn.as_mut())
+}
+
+/// The idle queue of `feed`.
+fn idle_of(idle: &mut [Queue; 2], feed: FeedId) -> &mut Queue {
+    let [native, irc] = idle;
+    match feed {
+        FeedId::Native => native,
+        FeedId::Irc => irc,
+    }
 }
 
 /// The earlier of two optional deadlines (`None` is never).
@@ -365,10 +375,10 @@ impl Server {
             timers: BinaryHeap::new(),
             events: VecDeque::new(),
             transmits: Queue::default(),
-            idle: Queue::default(),
+            idle: Default::default(),
             doomed: Vec::new(),
             scratch: Vec::new(),
-            feed: Feed::default(),
+            feeds: Feeds::default(),
             load: BTreeSet::new(),
             closing_readers: Vec::new(),
             waiting: Vec::new(),
@@ -439,12 +449,12 @@ impl Server {
     /// full write, call it again until it is empty.
     pub fn outbound(&self, conn: ConnId) -> &[u8] {
         self.conn(conn)
-            .map_or(&[], |c| c.stream.outbound(&self.feed))
+            .map_or(&[], |c| c.stream.outbound(&self.feeds))
     }
 
     /// Bytes queued for `conn` in all, not yet written.
     pub fn queued(&self, conn: ConnId) -> usize {
-        self.conn(conn).map_or(0, |c| c.stream.queued(&self.feed))
+        self.conn(conn).map_or(0, |c| c.stream.queued(&self.feeds))
     }
 
     /// Whether the runtime should read from `conn` now. False while the
@@ -464,13 +474,13 @@ impl Server {
     /// connection's share of the feed counted for it). O(number of
     /// connections): for monitoring, not for every turn.
     pub fn queued_bytes(&self) -> usize {
-        self.conns().map(|c| c.stream.queued(&self.feed)).sum()
+        self.conns().map(|c| c.stream.queued(&self.feeds)).sum()
     }
 
     /// Bytes of queued output the server actually holds: the shared feed once
     /// plus every connection's own frames. O(number of connections).
     pub fn output_memory(&self) -> usize {
-        self.feed.len() + self.conns().map(|c| c.stream.own_len()).sum::<usize>()
+        self.feeds.len() + self.conns().map(|c| c.stream.own_len()).sum::<usize>()
     }
 
     /// Capacity of drained output buffers kept warm for reuse. The pool is
@@ -610,7 +620,7 @@ impl Server {
         let low_water = self.pace() / 2;
         let Self {
             slots,
-            feed,
+            feeds,
             pool,
             idle,
             ..
@@ -618,16 +628,16 @@ impl Server {
         let Some(c) = live_conn(slots, conn) else {
             return;
         };
-        let before = c.stream.queued(feed);
-        c.stream.consume(n, feed, pool);
-        let after = c.stream.queued(feed);
+        let before = c.stream.queued(feeds);
+        c.stream.consume(n, feeds, pool);
+        let after = c.stream.queued(feeds);
         if after < before {
             c.progress_at = now;
         }
         if after == 0 {
             c.announced = false;
-            if c.stream.receiving() {
-                idle.push(conn, &mut c.idle_listed);
+            if let (true, Some(feed)) = (c.stream.receiving(), c.stream.feed_id()) {
+                idle_of(idle, feed).push(conn, &mut c.idle_listed);
             }
         }
         let closing = c.is_closing();
@@ -719,11 +729,11 @@ impl Server {
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<ConnId> {
         while let Some(id) = self.transmits.pop() {
-            let Self { slots, feed, .. } = self;
+            let Self { slots, feeds, .. } = self;
             let Some(conn) = live_conn(slots, id) else {
                 continue;
             };
-            if conn.stream.queued(feed) > 0 {
+            if conn.stream.queued(feeds) > 0 {
                 return Some(id);
             }
             conn.announced = false;
@@ -817,7 +827,7 @@ impl Server {
         self.wake_waiters(now, id);
         self.leave_load(id);
         let Self {
-            slots, feed, pool, ..
+            slots, feeds, pool, ..
         } = self;
         let Some(slot) = slots
             .get_mut(id.index())
@@ -829,7 +839,7 @@ impl Server {
             return;
         };
         slot.generation = slot.generation.wrapping_add(1);
-        conn.stream.discard(feed, pool);
+        conn.stream.discard(feeds, pool);
         self.closing_readers.retain(|&c| c != id);
         self.free.push(id.index);
         self.live -= 1;
@@ -853,7 +863,7 @@ impl Server {
     /// Removes `id` from the roster (telling the others), then says goodbye.
     fn depart(&mut self, now: Instant, id: ConnId, reason: Reason, farewell: Farewell<'_>) {
         let Self {
-            slots, feed, pool, ..
+            slots, feeds, pool, ..
         } = self;
         let Some(conn) = live_conn(slots, id) else {
             return;
@@ -867,7 +877,7 @@ impl Server {
         let farewell = match farewell {
             Farewell::Abort if irc && reason == Reason::SlowConsumer => {
                 conn.doomed = false;
-                conn.stream.discard(feed, pool);
+                conn.stream.discard(feeds, pool);
                 Farewell::Bye("")
             }
             other => other,
@@ -875,8 +885,8 @@ impl Server {
         // Out of the feed before the LEFT: a connection saying goodbye still
         // gets what was queued for it, then its BYE.
         match farewell {
-            Farewell::Bye(_) => conn.stream.stop_receiving(feed),
-            Farewell::Abort => conn.stream.discard(feed, pool),
+            Farewell::Bye(_) => conn.stream.stop_receiving(feeds),
+            Farewell::Abort => conn.stream.discard(feeds, pool),
         }
         self.leave_load(id);
         self.wake_waiters(now, id);
@@ -948,7 +958,7 @@ impl Server {
         self.leave_load(id);
         let Self {
             slots,
-            feed,
+            feeds,
             pool,
             doomed,
             ..
@@ -956,7 +966,7 @@ impl Server {
         if let Some(conn) = live_conn(slots, id) {
             if !conn.doomed {
                 conn.doomed = true;
-                conn.stream.discard(feed, pool);
+                conn.stream.discard(feeds, pool);
                 doomed.push(id);
             }
         }
@@ -974,7 +984,7 @@ impl Server {
     ) {
         let max = self.config.max_outbound;
         let Self {
-            slots, feed, pool, ..
+            slots, feeds, pool, ..
         } = self;
         let Some(conn) = live_conn(slots, id) else {
             return;
@@ -982,9 +992,9 @@ impl Server {
         if conn.doomed || (conn.is_closing() && delivery != Delivery::Farewell) {
             return;
         }
-        let before = conn.stream.queued(feed);
-        conn.stream.push_own(feed, pool, encode);
-        let after = conn.stream.queued(feed);
+        let before = conn.stream.queued(feeds);
+        conn.stream.push_own(feeds, pool, encode);
+        let after = conn.stream.queued(feeds);
         if delivery == Delivery::Unasked
             && before > 0
             && after > max
@@ -1003,16 +1013,17 @@ impl Server {
         self.reindex(id);
     }
 
-    /// Appends `scratch` (one encoded frame) to the feed, for every receiving
-    /// connection. Never held back: a reader whose non-empty queue it would
-    /// take past the limit is dropped first (paced requests were admitted
-    /// before they got here, so that only happens to stalled readers and for
-    /// frames nobody asked for).
-    fn broadcast(&mut self, now: Instant) {
+    /// Appends `scratch` (one encoded frame) to `feed`, for every
+    /// connection receiving it. Never held back: a reader whose non-empty
+    /// queue it would take past the limit is dropped first (paced requests
+    /// were admitted before they got here, so that only happens to stalled
+    /// readers and for frames nobody asked for). Returns where the frame
+    /// sits in the feed.
+    fn broadcast(&mut self, now: Instant, feed: FeedId) -> (u64, u64) {
         let len = self.scratch.len();
         let max = self.config.max_outbound;
         let over: Vec<ConnId> = self
-            .queues_over(max.saturating_sub(len))
+            .queues_over(feed, max.saturating_sub(len))
             .into_iter()
             .filter(|&(id, queued)| self.overflows(id, queued, len, now))
             .map(|(id, _)| id)
@@ -1020,16 +1031,18 @@ impl Server {
         for id in over {
             self.doom(now, id);
         }
-        self.bound_closing_readers(now, len);
+        self.bound_closing_readers(now, feed, len);
         let Self {
-            feed,
+            feeds,
             scratch,
             idle,
             slots,
             transmits,
             ..
         } = self;
-        feed.append(scratch);
+        let from = feeds.get(feed).end();
+        feeds.get_mut(feed).append(scratch);
+        let idle = idle_of(idle, feed);
         while let Some(id) = idle.pop() {
             let Some(conn) = live_conn(slots, id) else {
                 continue;
@@ -1040,17 +1053,23 @@ impl Server {
                 transmits.push(id, &mut conn.announced);
             }
         }
+        (from, from + len as u64)
     }
 
     /// Closes (without waiting for their BYE) closing connections so far
-    /// behind that the feed would hold more than the limit for them.
-    fn bound_closing_readers(&mut self, now: Instant, len: usize) {
+    /// behind that `feed` would hold more than the limit for them.
+    fn bound_closing_readers(&mut self, now: Instant, feed: FeedId, len: usize) {
         if self.closing_readers.is_empty() {
             return;
         }
         let limit = self.config.max_outbound as u64;
-        let end = self.feed.end() + len as u64;
-        if self.feed.slowest().is_none_or(|pos| end - pos <= limit) {
+        let end = self.feeds.get(feed).end() + len as u64;
+        if self
+            .feeds
+            .get(feed)
+            .slowest()
+            .is_none_or(|pos| end - pos <= limit)
+        {
             return;
         }
         let behind: Vec<ConnId> = self
@@ -1058,14 +1077,21 @@ impl Server {
             .iter()
             .copied()
             .filter(|&id| {
-                self.conn(id)
-                    .and_then(|c| c.stream.feed_pos())
-                    .is_some_and(|pos| end - pos > limit)
+                self.conn(id).is_some_and(|c| {
+                    c.stream.feed_id() == Some(feed)
+                        && c.stream.feed_pos().is_some_and(|pos| end - pos > limit)
+                })
             })
             .collect();
         for id in behind {
-            let reason = self.closing_reason(id);
-            self.release(now, id, reason, false);
+            if self.conn(id).is_some_and(Conn::is_closing) {
+                let reason = self.closing_reason(id);
+                self.release(now, id, reason, false);
+            } else {
+                // Left the lobby with its backlog unread, and still not
+                // reading: a slow consumer like any other.
+                self.doom(now, id);
+            }
         }
         let slots = &self.slots;
         self.closing_readers.retain(|&id| {
@@ -1077,17 +1103,17 @@ impl Server {
         });
     }
 
-    /// Starts giving `id` every broadcast from now on.
-    fn subscribe(&mut self, id: ConnId) {
+    /// Starts giving `id` every broadcast to `feed` from now on.
+    fn subscribe(&mut self, id: ConnId, feed: FeedId) {
         let Self {
-            slots, feed, idle, ..
+            slots, feeds, idle, ..
         } = self;
         let Some(conn) = live_conn(slots, id) else {
             return;
         };
-        conn.stream.subscribe(feed);
-        if conn.stream.queued(feed) == 0 {
-            idle.push(id, &mut conn.idle_listed);
+        conn.stream.subscribe(feeds, feed);
+        if conn.stream.queued(feeds) == 0 {
+            idle_of(idle, feed).push(id, &mut conn.idle_listed);
         }
         self.reindex(id);
     }
@@ -1101,19 +1127,19 @@ impl Server {
         if key == conn.load_key {
             return;
         }
-        if let Some(old) = conn.load_key {
-            self.load.remove(&(old, id));
+        if let Some((feed, old)) = conn.load_key {
+            self.load.remove(&(feed, old, id));
         }
-        if let Some(new) = key {
-            self.load.insert((new, id));
+        if let Some((feed, new)) = key {
+            self.load.insert((feed, new, id));
         }
         conn.load_key = key;
     }
 
     fn leave_load(&mut self, id: ConnId) {
         if let Some(conn) = live_conn(&mut self.slots, id) {
-            if let Some(old) = conn.load_key.take() {
-                self.load.remove(&(old, id));
+            if let Some((feed, old)) = conn.load_key.take() {
+                self.load.remove(&(feed, old, id));
             }
         }
     }

@@ -1,15 +1,19 @@
-//! Outbound bytes: each connection's [`Stream`], the [`Feed`] of broadcasts
-//! that every registered connection shares, and the [`BufferPool`] that keeps
-//! drained buffers warm.
+//! Outbound bytes: each connection's [`Stream`], the [`Feeds`] of broadcasts
+//! (one per wire format: native frames for native users, IRC lines for IRC
+//! users in the lobby), and the [`BufferPool`] that keeps drained buffers
+//! warm.
 //!
 //! Invariants:
 //!
-//! - A broadcast frame is stored once, in the feed. A connection's stream is
-//!   its own frames (replies, whispers, pings, its BYE) interleaved with its
-//!   unread part of the feed, in the order they were queued: a [`Mark`] says
-//!   after which feed offset a run of its own bytes comes. Nothing is ever
-//!   copied out of the feed, so dropping or closing a connection that is far
-//!   behind costs no memory.
+//! - A broadcast is stored once per wire format, in that format's feed. A
+//!   connection's stream is its own frames (replies, whispers, pings, its
+//!   BYE) interleaved with its unread part of one feed, in the order they
+//!   were queued: a [`Mark`] says after which feed offset a run of its own
+//!   bytes comes. Nothing is ever copied out of a feed, so dropping or
+//!   closing a connection that is far behind costs no memory.
+//! - A stream may skip ranges of its feed (an IRC user's own messages, which
+//!   IRC does not echo): skipped bytes are never written and never counted
+//!   as queued.
 //! - The feed keeps the bytes from its slowest reader's position onwards and
 //!   nothing before it; a reader's position only moves forward.
 //! - [`Stream::queued`] is exactly what the runtime still has to write for
@@ -20,6 +24,43 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::ConnId;
+
+/// Which feed a stream reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) enum FeedId {
+    /// Native frames, read by every registered native connection.
+    Native,
+    /// IRC lines of the lobby, read by IRC connections in the lobby.
+    Irc,
+}
+
+/// One [`Feed`] per wire format.
+#[derive(Debug, Default)]
+pub(super) struct Feeds {
+    native: Feed,
+    irc: Feed,
+}
+
+impl Feeds {
+    pub(super) fn get(&self, id: FeedId) -> &Feed {
+        match id {
+            FeedId::Native => &self.native,
+            FeedId::Irc => &self.irc,
+        }
+    }
+
+    pub(super) fn get_mut(&mut self, id: FeedId) -> &mut Feed {
+        match id {
+            FeedId::Native => &mut self.native,
+            FeedId::Irc => &mut self.irc,
+        }
+    }
+
+    /// Bytes held by every feed.
+    pub(super) fn len(&self) -> usize {
+        self.native.len() + self.irc.len()
+    }
+}
 
 /// Written bytes at the front of a buffer worth moving the rest down for.
 const COMPACT_AT: usize = 64 * 1024;
@@ -246,9 +287,10 @@ struct Mark {
     own_upto: u64,
 }
 
-/// Where a connection reads the feed.
+/// Where a connection reads its feed.
 #[derive(Debug, Clone, Copy)]
 struct Cursor {
+    feed: FeedId,
     pos: u64,
     /// A closing connection reads no further than this.
     stop: Option<u64>,
@@ -262,6 +304,11 @@ pub(super) struct Stream {
     /// feed; every own byte then belongs to a mark).
     marks: VecDeque<Mark>,
     cursor: Option<Cursor>,
+    /// Feed ranges after the cursor that this stream does not get, in
+    /// order; the first starts past the cursor (see `normalize`).
+    skips: VecDeque<(u64, u64)>,
+    /// Bytes in `skips`.
+    skipped: u64,
 }
 
 impl Stream {
@@ -275,25 +322,39 @@ impl Stream {
         self.cursor.is_some()
     }
 
-    /// Feed offset of this stream's reader, if it reads the feed.
+    /// Feed offset of this stream's reader, if it reads a feed.
     pub(super) fn feed_pos(&self) -> Option<u64> {
         self.cursor.map(|c| c.pos)
     }
 
+    /// The feed this stream reads, if any.
+    pub(super) fn feed_id(&self) -> Option<FeedId> {
+        self.cursor.map(|c| c.feed)
+    }
+
     /// Bytes queued in all.
-    pub(super) fn queued(&self, feed: &Feed) -> usize {
+    pub(super) fn queued(&self, feeds: &Feeds) -> usize {
         let from_feed = self.cursor.map_or(0, |c| {
-            let to = c.stop.unwrap_or(feed.end());
-            usize::try_from(to.saturating_sub(c.pos)).unwrap_or(usize::MAX)
+            let to = c.stop.unwrap_or(feeds.get(c.feed).end());
+            let unread = to.saturating_sub(c.pos).saturating_sub(self.skipped);
+            usize::try_from(unread).unwrap_or(usize::MAX)
         });
         self.own.len() + from_feed
     }
 
-    /// The key under which a receiving stream is indexed by load: the feed's
-    /// end minus the key is [`queued`](Self::queued), whatever is appended.
-    pub(super) fn load_key(&self) -> Option<i128> {
+    /// The key under which a receiving stream is indexed by load in its
+    /// feed: the feed's end minus the key is [`queued`](Self::queued),
+    /// whatever is appended.
+    pub(super) fn load_key(&self) -> Option<(FeedId, i128)> {
         match self.cursor {
-            Some(Cursor { pos, stop: None }) => Some(i128::from(pos) - self.own.len() as i128),
+            Some(Cursor {
+                feed,
+                pos,
+                stop: None,
+            }) => Some((
+                feed,
+                i128::from(pos) - self.own.len() as i128 + i128::from(self.skipped),
+            )),
             _ => None,
         }
     }
@@ -309,32 +370,35 @@ impl Stream {
     }
 
     /// The next bytes to write: a prefix of everything queued.
-    pub(super) fn outbound<'a>(&'a self, feed: &'a Feed) -> &'a [u8] {
+    pub(super) fn outbound<'a>(&'a self, feeds: &'a Feeds) -> &'a [u8] {
         let Some(cursor) = self.cursor else {
             return self.own.pending();
         };
-        match self.marks.front() {
+        let feed = feeds.get(cursor.feed);
+        let to = match self.marks.front() {
             Some(mark) if mark.feed_at <= cursor.pos => {
                 let run = mark.own_upto.saturating_sub(self.own.total_sent);
                 let run = usize::try_from(run).unwrap_or(usize::MAX);
                 let pending = self.own.pending();
-                pending.get(..run).unwrap_or(pending)
+                return pending.get(..run).unwrap_or(pending);
             }
-            Some(mark) => feed.slice(cursor.pos, mark.feed_at),
-            None => feed.slice(cursor.pos, cursor.stop.unwrap_or(feed.end())),
-        }
+            Some(mark) => mark.feed_at,
+            None => cursor.stop.unwrap_or(feed.end()),
+        };
+        let to = self.skips.front().map_or(to, |&(start, _)| to.min(start));
+        feed.slice(cursor.pos, to)
     }
 
     /// Queues an own frame after everything queued so far.
     pub(super) fn push_own(
         &mut self,
-        feed: &Feed,
+        feeds: &Feeds,
         pool: &mut BufferPool,
         encode: impl FnOnce(&mut Vec<u8>),
     ) {
         encode(self.own.ensure(pool));
         if let Some(cursor) = self.cursor {
-            let at = cursor.stop.unwrap_or(feed.end());
+            let at = cursor.stop.unwrap_or(feeds.get(cursor.feed).end());
             let upto = self.own.total_queued();
             match self.marks.back_mut() {
                 Some(mark) if mark.feed_at == at => mark.own_upto = upto,
@@ -347,9 +411,9 @@ impl Stream {
     }
 
     /// Takes `n` written bytes off the front.
-    pub(super) fn consume(&mut self, mut n: usize, feed: &mut Feed, pool: &mut BufferPool) {
+    pub(super) fn consume(&mut self, mut n: usize, feeds: &mut Feeds, pool: &mut BufferPool) {
         while n > 0 {
-            let run = self.outbound(feed).len();
+            let run = self.outbound(feeds).len();
             if run == 0 {
                 break;
             }
@@ -358,7 +422,7 @@ impl Stream {
             let mark = self.marks.front().copied();
             match (self.cursor.as_mut(), mark) {
                 (Some(cursor), Some(mark)) if mark.feed_at > cursor.pos => {
-                    advance(feed, cursor, taken);
+                    advance(feeds.get_mut(cursor.feed), cursor, taken);
                 }
                 (Some(_), Some(mark)) => {
                     self.own.consume(taken, pool);
@@ -366,40 +430,78 @@ impl Stream {
                         self.marks.pop_front();
                     }
                 }
-                (Some(cursor), None) => advance(feed, cursor, taken),
+                (Some(cursor), None) => advance(feeds.get_mut(cursor.feed), cursor, taken),
                 (None, _) => self.own.consume(taken, pool),
             }
+            self.normalize(feeds);
         }
-        self.leave_feed_if_done(feed);
+        self.leave_feed_if_done(feeds);
     }
 
-    /// A closing stream that has read the feed up to its stop is done with
+    /// Moves the cursor over skipped ranges it has reached: nothing of them
+    /// is ever written.
+    fn normalize(&mut self, feeds: &mut Feeds) {
+        let Some(cursor) = self.cursor.as_mut() else {
+            return;
+        };
+        while let Some(&(start, end)) = self.skips.front() {
+            if start > cursor.pos {
+                break;
+            }
+            debug_assert_eq!(start, cursor.pos, "a skip behind the cursor");
+            let len = end.saturating_sub(cursor.pos);
+            advance(
+                feeds.get_mut(cursor.feed),
+                cursor,
+                usize::try_from(len).unwrap_or(usize::MAX),
+            );
+            self.skipped = self.skipped.saturating_sub(end - start);
+            self.skips.pop_front();
+        }
+    }
+
+    /// This stream does not get `from..to` of its feed (just appended while
+    /// it receives): an IRC user's own message, which IRC does not echo.
+    pub(super) fn skip(&mut self, feeds: &mut Feeds, from: u64, to: u64) {
+        debug_assert!(self.receiving(), "skipping what is not received");
+        if to > from && self.receiving() {
+            self.skips.push_back((from, to));
+            self.skipped += to - from;
+            self.normalize(feeds);
+        }
+    }
+
+    /// A closing stream that has read its feed up to its stop is done with
     /// it: what is left is its own frames (its BYE), in order, and the feed
     /// need not keep anything for it any more.
-    fn leave_feed_if_done(&mut self, feed: &mut Feed) {
+    fn leave_feed_if_done(&mut self, feeds: &mut Feeds) {
         if let Some(cursor) = self.cursor {
             if cursor.stop == Some(cursor.pos)
                 && self.marks.iter().all(|mark| mark.feed_at <= cursor.pos)
             {
                 self.marks.clear();
+                self.skips.clear();
+                self.skipped = 0;
                 self.cursor = None;
-                feed.leave(cursor.pos);
+                feeds.get_mut(cursor.feed).leave(cursor.pos);
             }
         }
     }
 
-    /// Starts receiving every broadcast appended from now on, after what is
-    /// already queued.
-    pub(super) fn subscribe(&mut self, feed: &mut Feed) {
+    /// Starts receiving every broadcast appended to `feed` from now on,
+    /// after what is already queued. A stream reads one feed at a time: it
+    /// must have left any other.
+    pub(super) fn subscribe(&mut self, feeds: &mut Feeds, feed: FeedId) {
         if self.cursor.is_some() {
             return;
         }
-        let end = feed.end();
+        let end = feeds.get(feed).end();
         self.cursor = Some(Cursor {
+            feed,
             pos: end,
             stop: None,
         });
-        feed.enter(end);
+        feeds.get_mut(feed).enter(end);
         if self.own.len() > 0 {
             self.marks.push_back(Mark {
                 feed_at: end,
@@ -410,21 +512,23 @@ impl Stream {
 
     /// Stops receiving new broadcasts; what was appended so far is still
     /// delivered, and own frames queued later come after it.
-    pub(super) fn stop_receiving(&mut self, feed: &mut Feed) {
+    pub(super) fn stop_receiving(&mut self, feeds: &mut Feeds) {
         if let Some(cursor) = self.cursor.as_mut() {
             if cursor.stop.is_none() {
-                cursor.stop = Some(feed.end());
+                cursor.stop = Some(feeds.get(cursor.feed).end());
             }
         }
-        self.leave_feed_if_done(feed);
+        self.leave_feed_if_done(feeds);
     }
 
-    /// Drops everything queued and leaves the feed.
-    pub(super) fn discard(&mut self, feed: &mut Feed, pool: &mut BufferPool) {
+    /// Drops everything queued and leaves its feed.
+    pub(super) fn discard(&mut self, feeds: &mut Feeds, pool: &mut BufferPool) {
         if let Some(cursor) = self.cursor.take() {
-            feed.leave(cursor.pos);
+            feeds.get_mut(cursor.feed).leave(cursor.pos);
         }
         self.marks.clear();
+        self.skips.clear();
+        self.skipped = 0;
         self.own.discard(pool);
     }
 }
@@ -470,7 +574,12 @@ mod tests {
     use super::*;
 
     /// Writes everything queued in pieces of at most `chunk` bytes.
-    fn drain(stream: &mut Stream, feed: &mut Feed, pool: &mut BufferPool, chunk: usize) -> Vec<u8> {
+    fn drain(
+        stream: &mut Stream,
+        feed: &mut Feeds,
+        pool: &mut BufferPool,
+        chunk: usize,
+    ) -> Vec<u8> {
         let mut out = Vec::new();
         loop {
             let bytes = stream.outbound(feed);
@@ -487,40 +596,40 @@ mod tests {
     #[test]
     fn own_frames_and_broadcasts_keep_their_order_for_every_write_size() {
         for chunk in [1, 2, 3, 5, 100] {
-            let mut feed = Feed::default();
+            let mut feed = Feeds::default();
             let mut pool = BufferPool::default();
             let mut a = Stream::default();
             let mut b = Stream::default();
             a.push_own(&feed, &mut pool, |o| o.extend_from_slice(b"W"));
-            a.subscribe(&mut feed);
-            b.subscribe(&mut feed);
-            feed.append(b"1");
+            a.subscribe(&mut feed, FeedId::Native);
+            b.subscribe(&mut feed, FeedId::Native);
+            feed.native.append(b"1");
             a.push_own(&feed, &mut pool, |o| o.extend_from_slice(b"p"));
-            feed.append(b"22");
+            feed.native.append(b"22");
             a.push_own(&feed, &mut pool, |o| o.extend_from_slice(b"q"));
             a.push_own(&feed, &mut pool, |o| o.extend_from_slice(b"r"));
             assert_eq!(a.queued(&feed), 7);
             assert_eq!(drain(&mut a, &mut feed, &mut pool, chunk), b"W1p22qr");
-            feed.append(b"3");
+            feed.native.append(b"3");
             assert_eq!(drain(&mut a, &mut feed, &mut pool, chunk), b"3");
-            assert_eq!(feed.len(), 4, "b has read nothing yet");
+            assert_eq!(feed.native.len(), 4, "b has read nothing yet");
             assert_eq!(drain(&mut b, &mut feed, &mut pool, chunk), b"1223");
-            assert_eq!(feed.len(), 0, "read by everyone: gone");
+            assert_eq!(feed.native.len(), 0, "read by everyone: gone");
         }
     }
 
     #[test]
     fn a_closing_stream_reads_up_to_its_stop_then_its_farewell_then_leaves_the_feed() {
-        let mut feed = Feed::default();
+        let mut feed = Feeds::default();
         let mut pool = BufferPool::default();
         let mut a = Stream::default();
         let mut b = Stream::default();
-        a.subscribe(&mut feed);
-        b.subscribe(&mut feed);
-        feed.append(b"12");
+        a.subscribe(&mut feed, FeedId::Native);
+        b.subscribe(&mut feed, FeedId::Native);
+        feed.native.append(b"12");
         a.stop_receiving(&mut feed);
         a.push_own(&feed, &mut pool, |o| o.extend_from_slice(b"BYE"));
-        feed.append(b"3");
+        feed.native.append(b"3");
         assert!(!a.receiving() && a.in_feed());
         assert_eq!(a.queued(&feed), 5);
         assert_eq!(drain(&mut a, &mut feed, &mut pool, 2), b"12BYE");
@@ -530,35 +639,84 @@ mod tests {
 
     #[test]
     fn discarding_a_stream_far_behind_copies_nothing_and_frees_the_feed() {
-        let mut feed = Feed::default();
+        let mut feed = Feeds::default();
         let mut pool = BufferPool::default();
         let mut slow = Stream::default();
         let mut fast = Stream::default();
-        slow.subscribe(&mut feed);
-        fast.subscribe(&mut feed);
+        slow.subscribe(&mut feed, FeedId::Native);
+        fast.subscribe(&mut feed, FeedId::Native);
         for _ in 0..100 {
-            feed.append(&[7; 100]);
+            feed.native.append(&[7; 100]);
             drain(&mut fast, &mut feed, &mut pool, 1000);
         }
-        assert_eq!(feed.len(), 10_000);
+        assert_eq!(feed.native.len(), 10_000);
         slow.push_own(&feed, &mut pool, |o| o.extend_from_slice(b"PING"));
         slow.discard(&mut feed, &mut pool);
         assert_eq!(slow.queued(&feed), 0);
         assert_eq!(slow.capacity(), 0);
-        assert_eq!(feed.len(), 0, "nobody needs the backlog any more");
+        assert_eq!(feed.native.len(), 0, "nobody needs the backlog any more");
     }
 
     #[test]
     fn the_load_key_tracks_queued_bytes_as_the_feed_grows() {
-        let mut feed = Feed::default();
+        let mut feed = Feeds::default();
         let mut pool = BufferPool::default();
         let mut a = Stream::default();
-        a.subscribe(&mut feed);
-        feed.append(b"12345");
+        a.subscribe(&mut feed, FeedId::Native);
+        feed.native.append(b"12345");
         a.push_own(&feed, &mut pool, |o| o.extend_from_slice(b"ab"));
-        let key = a.load_key().unwrap();
-        feed.append(b"678");
-        assert_eq!(i128::from(feed.end()) - key, a.queued(&feed) as i128);
+        let (_, key) = a.load_key().unwrap();
+        feed.native.append(b"678");
+        assert_eq!(i128::from(feed.native.end()) - key, a.queued(&feed) as i128);
         assert_eq!(a.queued(&feed), 10);
+    }
+
+    #[test]
+    fn skipped_ranges_are_never_written_nor_counted() {
+        for chunk in [1, 2, 3, 100] {
+            let mut feeds = Feeds::default();
+            let mut pool = BufferPool::default();
+            let mut sender = Stream::default();
+            let mut other = Stream::default();
+            sender.subscribe(&mut feeds, FeedId::Irc);
+            other.subscribe(&mut feeds, FeedId::Irc);
+            feeds.irc.append(b"a1");
+            let from = feeds.irc.end();
+            feeds.irc.append(b"MINE");
+            let to = feeds.irc.end();
+            sender.skip(&mut feeds, from, to);
+            sender.push_own(&feeds, &mut pool, |o| o.extend_from_slice(b"r"));
+            feeds.irc.append(b"b2");
+            let from = feeds.irc.end();
+            feeds.irc.append(b"ME");
+            let to = feeds.irc.end();
+            sender.skip(&mut feeds, from, to);
+            assert_eq!(sender.queued(&feeds), 5, "a1, r, b2");
+            let (_, key) = sender.load_key().unwrap();
+            assert_eq!(i128::from(feeds.irc.end()) - key, 5);
+            assert_eq!(drain(&mut sender, &mut feeds, &mut pool, chunk), b"a1rb2");
+            assert_eq!(sender.queued(&feeds), 0);
+            assert_eq!(
+                drain(&mut other, &mut feeds, &mut pool, chunk),
+                b"a1MINEb2ME"
+            );
+            assert_eq!(feeds.irc.len(), 0, "read or skipped by everyone: gone");
+        }
+    }
+
+    #[test]
+    fn a_skip_at_the_cursor_is_passed_at_once() {
+        let mut feeds = Feeds::default();
+        let mut pool = BufferPool::default();
+        let mut sender = Stream::default();
+        sender.subscribe(&mut feeds, FeedId::Irc);
+        feeds.irc.append(b"MINE");
+        sender.skip(&mut feeds, 0, 4);
+        assert_eq!(sender.queued(&feeds), 0);
+        assert!(sender.outbound(&feeds).is_empty());
+        assert_eq!(sender.feed_pos(), Some(4));
+        sender.stop_receiving(&mut feeds);
+        assert!(!sender.in_feed());
+        assert_eq!(drain(&mut sender, &mut feeds, &mut pool, 9), b"");
     }
 }

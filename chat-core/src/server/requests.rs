@@ -31,34 +31,21 @@ impl Server {
                     self.reply_error(now, id, ErrorCode::BadText, &error.to_string());
                     return Flow::Done;
                 }
-                let (lines, irc) = match validate_text(text) {
+                // Encoded once per wire format, for everyone in the lobby.
+                let lines = match validate_text(text) {
                     Ok(text) => self.lobby_lines(&from, text),
-                    Err(_) => (Vec::new(), Vec::new()),
+                    Err(_) => Vec::new(),
                 };
-                self.scratch.clear();
-                frame::encode_message(&mut self.scratch, &from, text);
-                if let Err(blocker) = self.admit_broadcast(now, self.scratch.len()) {
+                let mut native = Vec::new();
+                frame::encode_message(&mut native, &from, text);
+                if let Err(blocker) = self.admit_lobby(now, id, native.len(), lines.len()) {
                     return Flow::Wait(blocker);
-                }
-                for &reader in &irc {
-                    if let Err(blocker) = self.admit_private(now, reader, lines.len()) {
-                        return Flow::Wait(blocker);
-                    }
                 }
                 if self.is_doomed(id) {
                     // The sender was the stalled reader admission dropped.
                     return Flow::Done;
                 }
-                // Admission may have dropped a stalled reader, whose LEFT
-                // used the scratch buffer.
-                self.scratch.clear();
-                frame::encode_message(&mut self.scratch, &from, text);
-                self.broadcast(now);
-                for reader in irc {
-                    self.send(now, reader, Delivery::Unasked, |out| {
-                        out.extend_from_slice(&lines)
-                    });
-                }
+                self.deliver_lobby(now, id, false, &native, &lines);
             }
             RawClientFrame::Whisper { to, text } => {
                 let Some(from) = self.require_registered(now, id, sender) else {
@@ -130,16 +117,11 @@ impl Server {
             self.reply_error(now, id, ErrorCode::NameTaken, "name taken");
             return Flow::Done;
         }
-        let joined_len = HEADER_LEN + 2 + name.as_str().len();
-        if let Err(blocker) = self.admit_broadcast(now, joined_len) {
-            return Flow::Wait(blocker);
-        }
+        let mut joined_frame = Vec::new();
+        frame::encode_joined(&mut joined_frame, &name);
         let irc_join = self.lobby_join_line(&name);
-        let irc = self.lobby_irc.clone();
-        for &reader in &irc {
-            if let Err(blocker) = self.admit_private(now, reader, irc_join.len()) {
-                return Flow::Wait(blocker);
-            }
+        if let Err(blocker) = self.admit_lobby(now, id, joined_frame.len(), irc_join.len()) {
+            return Flow::Wait(blocker);
         }
         self.presence.insert(name, id);
         let lobby = self.channels.lobby().clone();
@@ -155,16 +137,9 @@ impl Server {
             frame::encode_welcome(out, &name)
         });
         self.send_roster(now, id);
-        self.scratch.clear();
-        frame::encode_joined(&mut self.scratch, &name);
-        self.broadcast(now);
-        for reader in irc {
-            self.send(now, reader, Delivery::Unasked, |out| {
-                out.extend_from_slice(&irc_join)
-            });
-        }
+        self.deliver_lobby(now, id, true, &joined_frame, &irc_join);
         // After the JOINED: the newcomer does not hear of itself.
-        self.subscribe(id);
+        self.subscribe(id, FeedId::Native);
         self.events.push_back(ServerEvent::Joined {
             conn: id,
             name,
