@@ -117,6 +117,10 @@ pub(crate) struct World {
     pub(crate) ledger: Ledger,
     /// Most bytes the server is handed per read of a peer's input.
     pub(crate) read_chunk: usize,
+    /// Named by `poll_transmit` and not written empty yet: only these are
+    /// written, as a runtime does, so a connection the server forgets to
+    /// name is caught.
+    to_write: BTreeSet<ConnId>,
 }
 
 impl World {
@@ -129,6 +133,7 @@ impl World {
             events: Vec::new(),
             ledger: Ledger::default(),
             read_chunk: 64 * 1024,
+            to_write: BTreeSet::new(),
         }
     }
 
@@ -299,7 +304,8 @@ impl World {
                 self.server.handle_timeout(self.now);
                 progress = true;
             }
-            while self.server.poll_transmit().is_some() {
+            while let Some(conn) = self.server.poll_transmit() {
+                self.to_write.insert(conn);
                 progress = true;
             }
             while let Some(event) = self.server.poll_event() {
@@ -334,9 +340,16 @@ impl World {
                 }
                 let pending = self.server.outbound(peer.conn);
                 if pending.is_empty() {
+                    let conn = peer.conn;
                     self.peers[index].last_progress = self.now;
+                    self.to_write.remove(&conn);
                     continue;
                 }
+                assert!(
+                    self.to_write.contains(&peer.conn),
+                    "{} has output queued that the server never named",
+                    peer.conn
+                );
                 if !peer.reading {
                     continue;
                 }

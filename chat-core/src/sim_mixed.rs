@@ -210,6 +210,9 @@ pub(crate) struct Mixed {
     next_text: u64,
     lobby: String,
     closes: BTreeMap<ConnId, usize>,
+    /// Named by `poll_transmit` and not written empty yet: only these are
+    /// written, as a runtime does.
+    to_write: BTreeSet<ConnId>,
 }
 
 impl Mixed {
@@ -223,6 +226,7 @@ impl Mixed {
             next_text: 0,
             lobby,
             closes: BTreeMap::new(),
+            to_write: BTreeSet::new(),
         }
     }
 
@@ -322,7 +326,8 @@ impl Mixed {
                 self.server.handle_timeout(self.now);
                 progress = true;
             }
-            while self.server.poll_transmit().is_some() {
+            while let Some(conn) = self.server.poll_transmit() {
+                self.to_write.insert(conn);
                 progress = true;
             }
             while let Some(event) = self.server.poll_event() {
@@ -338,11 +343,12 @@ impl Mixed {
             }
             for index in 0..self.peers.len() {
                 let peer = &self.peers[index];
-                if peer.closed || !peer.reading {
+                if peer.closed || !peer.reading || !self.to_write.contains(&peer.conn) {
                     continue;
                 }
                 let pending = self.server.outbound(peer.conn).to_vec();
                 if pending.is_empty() {
+                    self.to_write.remove(&peer.conn);
                     continue;
                 }
                 let conn = peer.conn;
@@ -360,6 +366,13 @@ impl Mixed {
     }
 
     fn check_bounds(&self) {
+        for peer in self.peers.iter().filter(|p| !p.closed) {
+            assert!(
+                self.server.queued(peer.conn) == 0 || self.to_write.contains(&peer.conn),
+                "{} has output queued that the server never named",
+                peer.conn
+            );
+        }
         let max = self.server.config().max_outbound;
         // Own replies may pass half the limit by one burst (a NAMES reply of
         // every user, a WELCOME roster); unasked lines by the limit again.

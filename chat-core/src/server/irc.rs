@@ -524,10 +524,18 @@ impl Server {
             self.scratch.clear();
             self.scratch.extend_from_slice(irc);
             let (from, to) = self.broadcast(now, FeedId::Irc);
-            let Self { slots, feeds, .. } = self;
+            let Self {
+                slots, feeds, idle, ..
+            } = self;
             if let Some(conn) = live_conn(slots, sender).filter(|_| !echo) {
                 if conn.stream.receiving() && conn.stream.feed_id() == Some(FeedId::Irc) {
                     conn.stream.skip(feeds, from, to);
+                    if conn.stream.queued(feeds) == 0 {
+                        // The broadcast took it off the idle list for bytes
+                        // it does not get: back on, or the next one would
+                        // not name it.
+                        idle_of(idle, FeedId::Irc).push(sender, &mut conn.idle_listed);
+                    }
                     self.reindex(sender);
                 }
             }
