@@ -417,7 +417,8 @@ pub(crate) fn scan_irc(
     mut f: impl FnMut(u8, &[u8]),
 ) -> Result<usize, String> {
     let mut pos = 0;
-    while let Some(end) = data[pos..].iter().position(|&b| b == b'\n') {
+    let text_start = memchr::memmem::Finder::new(b" :");
+    while let Some(end) = memchr::memchr(b'\n', &data[pos..]) {
         let line = &data[pos..pos + end];
         pos += end + 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -431,15 +432,21 @@ pub(crate) fn scan_irc(
             }
             continue;
         };
-        let mut words = rest.splitn(4, |&b| b == b' ');
-        let (Some(source), Some(command)) = (words.next(), words.next()) else {
+        // `source COMMAND rest`: found by hand, this is the bench's hot loop.
+        let Some(space) = memchr::memchr(b' ', rest) else {
             continue;
         };
+        let (source, after) = rest.split_at(space);
+        let after = &after[1..];
+        let command_end = memchr::memchr(b' ', after).unwrap_or(after.len());
+        let (command, params) = after.split_at(command_end);
+        let params = params.get(1..).unwrap_or_default();
         match command {
             b"PRIVMSG" => {
-                let nick = source.split(|&b| b == b'!').next().unwrap_or_default();
-                let text = words.nth(1).unwrap_or_default();
-                let text = text.strip_prefix(b":").unwrap_or(text);
+                let nick_end = memchr::memchr(b'!', source).unwrap_or(source.len());
+                let nick = &source[..nick_end];
+                let text_at = text_start.find(params).map_or(params.len(), |at| at + 2);
+                let text = &params[text_at.min(params.len())..];
                 payload.clear();
                 payload.push(nick.len() as u8);
                 payload.extend_from_slice(nick);
@@ -449,7 +456,7 @@ pub(crate) fn scan_irc(
             b"366" => f(op::WELCOME, &[]),
             b"PING" => {
                 payload.clear();
-                payload.extend_from_slice(words.next().unwrap_or_default());
+                payload.extend_from_slice(params);
                 f(op::PING, payload);
             }
             b"432" | b"433" | b"451" | b"461" | b"421" | b"404" | b"403" => {
