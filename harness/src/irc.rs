@@ -304,3 +304,96 @@ pub fn irc_shutdown_says_error(target: &Target) {
         );
     }
 }
+
+/// The IRC flags of the command line: bad values are exit 2, an unreadable
+/// MOTD exit 1, and with everything on, the start-up lines come in order
+/// (`listening`, `irc listening`, `tls listening`, `irc tls listening`) and
+/// an IRC client over TLS registers and gets the MOTD.
+pub fn command_line(path: &str) {
+    use std::process::{Command, Stdio};
+    let run = |args: &[&str]| {
+        Command::new(path)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {path}: {e}"))
+    };
+    for bad in [
+        &["--lobby", "lobby"][..],
+        &["--lobby", "#a b"],
+        &["--server-name", "nodot"],
+        &["--server-name", "a b.c"],
+        &["--oper", "nopassword"],
+        &["--oper", ":x"],
+        &["--irc-tls-listen", "127.0.0.1:0"],
+    ] {
+        let out = run(bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(out.stdout.is_empty(), "{bad:?}: nothing listens");
+    }
+    let out = run(&["--irc-listen", "127.0.0.1:0", "--motd", "/nonexistent/motd"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/motd"));
+
+    let pki = crate::tls::pki();
+    let motd = pki.cert.with_file_name("motd.txt");
+    std::fs::write(&motd, "hello from the MOTD\n").expect("write the MOTD");
+    let mut flags = crate::tls::flags();
+    flags.extend(
+        [
+            "--irc-listen",
+            "127.0.0.1:0",
+            "--irc-tls-listen",
+            "127.0.0.1:0",
+            "--server-name",
+            "irc.example.org",
+            "--motd",
+        ]
+        .map(String::from),
+    );
+    flags.push(motd.display().to_string());
+    let (server, mut stdout) =
+        crate::spawn_binary_args(&[], path, &ServerConfig::default(), &flags);
+    let mut next = |prefix: &str| -> SocketAddr {
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("a start-up line");
+        line.strip_prefix(prefix)
+            .and_then(|rest| rest.trim_end().parse().ok())
+            .unwrap_or_else(|| panic!("expected {prefix:?}, got {line:?}"))
+    };
+    let _irc = next("irc listening on ");
+    let _tls = next("tls listening on ");
+    let irc_tls = next("irc tls listening on ");
+    let socket = TcpStream::connect(irc_tls).expect("connect");
+    socket.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("a valid name");
+    let conn = rustls::ClientConnection::new(crate::tls::client_config(), name).expect("TLS");
+    let mut tls = rustls::StreamOwned::new(conn, socket);
+    tls.write_all(b"NICK secure\r\nUSER secure 0 * :Secure\r\n")
+        .expect("write over TLS");
+    let mut reader = BufReader::new(tls);
+    let mut seen = Vec::new();
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => panic!("the stream ended after {seen:?}"),
+            Ok(_) => {}
+        }
+        let line = line.trim_end().to_owned();
+        let done = numeric(&line) == Some("376");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    assert!(
+        seen[0].starts_with(":irc.example.org 001 secure "),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|l| l.ends_with(":- hello from the MOTD")),
+        "{seen:?}"
+    );
+    drop(server);
+}

@@ -76,3 +76,8 @@ mod irc_binary {
         "CARGO_BIN_EXE_chat-server"
     )));
 }
+
+#[test]
+fn irc_command_line() {
+    harness::irc::command_line(env!("CARGO_BIN_EXE_chat-server"));
+}

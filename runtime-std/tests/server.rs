@@ -60,3 +60,8 @@ mod irc_binary {
         "CARGO_BIN_EXE_chat-server-std"
     )));
 }
+
+#[test]
+fn irc_command_line() {
+    harness::irc::command_line(env!("CARGO_BIN_EXE_chat-server-std"));
+}
