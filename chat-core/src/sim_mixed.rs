@@ -32,6 +32,9 @@ use crate::name::Name;
 use crate::server::{ConnId, Protocol, Server, ServerConfig, ServerEvent};
 use crate::text::Text;
 
+/// The other channel IRC users meet in.
+const SIDE: &str = "#side";
+
 /// Lowercased, as names compare.
 fn key(name: &str) -> String {
     name.to_ascii_lowercase()
@@ -55,6 +58,8 @@ struct Peer {
     users_reply: Option<BTreeSet<String>>,
     /// Ledger texts of lobby messages seen, in order.
     seen: Vec<String>,
+    /// Ledger texts of `#side` messages seen, in order (IRC only).
+    seen_side: Vec<String>,
     reading: bool,
     outgoing: Vec<u8>,
     ended: bool,
@@ -194,6 +199,12 @@ impl Peer {
                     self.seen.push(text);
                 }
             }
+            "PRIVMSG" if param(0).is_some_and(|c| c.eq_ignore_ascii_case(SIDE)) => {
+                let text = param(1).unwrap_or_default();
+                if text.starts_with('§') {
+                    self.seen_side.push(text);
+                }
+            }
             "ERROR" => self.roster = None,
             _ => {}
         }
@@ -246,6 +257,7 @@ impl Mixed {
             names_reply: None,
             users_reply: None,
             seen: Vec::new(),
+            seen_side: Vec::new(),
             reading: true,
             outgoing: Vec::new(),
             ended: false,
@@ -293,6 +305,14 @@ impl Mixed {
             let text = Text::new(&text).unwrap();
             self.frame(peer, &ClientFrame::Say { text });
         }
+    }
+
+    /// A `#side` message with a unique text (IRC users only).
+    fn say_side(&mut self, peer: usize, len: usize) {
+        self.next_text += 1;
+        let mut text = format!("§{}#", self.next_text);
+        text.extend(std::iter::repeat_n('.', len.saturating_sub(text.len())));
+        self.line(peer, &format!("PRIVMSG {SIDE} :{text}"));
     }
 
     fn advance(&mut self, by: Duration) {
@@ -425,25 +445,36 @@ impl Mixed {
                 None => assert!(!member || !peer.irc, "{name} is in the lobby unawares"),
             }
         }
-        // One order: common texts appear in the same order everywhere.
-        for a in self.peers.iter().filter(|p| !p.garbled) {
-            let position: BTreeMap<&str, usize> = a
-                .seen
-                .iter()
-                .enumerate()
-                .map(|(i, t)| (t.as_str(), i))
-                .collect();
-            assert_eq!(position.len(), a.seen.len(), "a message seen twice");
-            for b in self.peers.iter().filter(|p| !p.garbled) {
-                let order: Vec<usize> = b
-                    .seen
+        // One order per channel: common texts appear in the same order
+        // everywhere.
+        let lobby_seen = |p: &Peer| p.seen.clone();
+        let side_seen = |p: &Peer| p.seen_side.clone();
+        for (channel, seen) in [
+            ("the lobby", &lobby_seen as &dyn Fn(&Peer) -> Vec<String>),
+            (SIDE, &side_seen),
+        ] {
+            for a in self.peers.iter().filter(|p| !p.garbled) {
+                let a_seen = seen(a);
+                let position: BTreeMap<&str, usize> = a_seen
                     .iter()
-                    .filter_map(|t| position.get(t.as_str()).copied())
+                    .enumerate()
+                    .map(|(i, t)| (t.as_str(), i))
                     .collect();
-                assert!(
-                    order.windows(2).all(|w| w[0] < w[1]),
-                    "two peers saw the lobby in different orders"
+                assert_eq!(
+                    position.len(),
+                    a_seen.len(),
+                    "a message seen twice in {channel}"
                 );
+                for b in self.peers.iter().filter(|p| !p.garbled) {
+                    let order: Vec<usize> = seen(b)
+                        .iter()
+                        .filter_map(|t| position.get(t.as_str()).copied())
+                        .collect();
+                    assert!(
+                        order.windows(2).all(|w| w[0] < w[1]),
+                        "two peers saw {channel} in different orders"
+                    );
+                }
             }
         }
     }
@@ -473,7 +504,7 @@ pub(crate) fn run_mixed_with(config: ServerConfig, data: &[u8]) -> Mixed {
         let peer = (!open.is_empty()).then(|| open[usize::from(*who) % open.len()]);
         let name = NAMES[usize::from(*arg) % NAMES.len()];
         let channel = if arg % 4 == 3 {
-            "#side".to_owned()
+            SIDE.to_owned()
         } else {
             world.lobby.clone()
         };
@@ -488,6 +519,7 @@ pub(crate) fn run_mixed_with(config: ServerConfig, data: &[u8]) -> Mixed {
                     world.line(p, &join);
                 }
             }
+            (2, Some(p)) if world.peers[p].irc && arg % 5 == 4 => world.say_side(p, 40),
             (2, Some(p)) => world.say(p, [8, 100, 400][usize::from(*arg) % 3]),
             (3, Some(p)) if world.peers[p].irc => world.line(p, &format!("JOIN {channel}")),
             (4, Some(p)) if world.peers[p].irc => world.line(p, &format!("PART {channel} :bye")),
@@ -592,9 +624,17 @@ mod tests {
             }
             peers.push(p);
         }
+        for &p in &peers {
+            if world.peers[p].irc {
+                world.line(p, "JOIN #side");
+            }
+        }
         for round in 0..5 {
             for &p in &peers {
                 world.say(p, 10 + round);
+                if world.peers[p].irc {
+                    world.say_side(p, 20);
+                }
             }
         }
         world.finish();
@@ -603,6 +643,8 @@ mod tests {
             // Native users hear their own messages, IRC users do not.
             let expected = if peer.irc { 60 - 5 } else { 60 };
             assert_eq!(peer.seen.len(), expected, "peer {p}");
+            let side = if peer.irc { 30 - 5 } else { 0 };
+            assert_eq!(peer.seen_side.len(), side, "peer {p} in #side");
             assert_eq!(peer.roster.as_ref().map(BTreeSet::len), Some(12));
         }
     }
