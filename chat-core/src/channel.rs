@@ -419,7 +419,17 @@ impl<Id: Copy + PartialEq> Channels<Id> {
         let channel = self
             .by_name
             .entry(name.key())
-            .or_insert_with(|| Channel::new(name.clone(), lobby));
+            // The lobby keeps its configured spelling, whoever creates it.
+            .or_insert_with(|| {
+                Channel::new(
+                    if lobby {
+                        self.lobby.clone()
+                    } else {
+                        name.clone()
+                    },
+                    lobby,
+                )
+            });
         let created = channel.members.is_empty();
         if channel.member(id).is_some() {
             return Err(ChannelError::AlreadyOnChannel);
@@ -537,6 +547,10 @@ impl<Id: Copy + PartialEq> Channels<Id> {
             channel.operator(actor)?;
         }
         if !channel.invited.contains(&target) {
+            // Bounded like the lists: the oldest invitation goes first.
+            if channel.invited.len() >= MAX_LIST {
+                channel.invited.remove(0);
+            }
             channel.invited.push(target);
         }
         Ok(())

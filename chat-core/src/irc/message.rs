@@ -150,7 +150,8 @@ pub fn write_message(
 
 /// [`write_message`] with the last parameter always in the trailing form,
 /// as servers write free text (a message, a topic, a reason) so that
-/// clients that look for the `:` find it.
+/// clients that look for the `:` find it. A text too long for the line is
+/// cut at a character boundary to fit, never dropped.
 pub fn write_text_message(
     out: &mut Vec<u8>,
     source: Option<&str>,
@@ -188,9 +189,21 @@ fn write(
         + params.iter().map(|p| p.len() + 1).sum::<usize>()
         + usize::from(last.is_some_and(|p| text || needs_trailing(p)))
         + 2;
-    if length > MAX_LINE {
-        return false;
-    }
+    let last = match last {
+        Some(last) if length > MAX_LINE && text => {
+            let over = length - MAX_LINE;
+            if over > last.len() {
+                return false;
+            }
+            let mut end = last.len() - over;
+            while !last.is_char_boundary(end) {
+                end -= 1;
+            }
+            Some(last.get(..end).unwrap_or_default())
+        }
+        _ if length > MAX_LINE => return false,
+        last => last,
+    };
     if let Some(source) = source {
         out.push(b':');
         out.extend_from_slice(source.as_bytes());

@@ -263,6 +263,7 @@ pub fn isupport(info: &ServerInfo) -> Vec<String> {
         format!("CHANLIMIT=#:{}", crate::channel::MAX_CHANNELS_PER_MEMBER),
         "EXCEPTS=e".into(),
         "INVEX=I".into(),
+        "TARGMAX=NAMES:1,WHOIS:1".into(),
     ]
 }
 

@@ -26,10 +26,14 @@ use super::*;
 use crate::channel::{ChannelError, ChannelName, Flag, List, ModeChange, Topic, mask_matches};
 use crate::irc::registration::{self, Lusers, Registration, ServerInfo, Step};
 use crate::irc::text::{split_lines, to_native};
-use crate::irc::{Line, LineReader, Message, echo, write_message, write_text_message};
+use crate::irc::{Line, LineReader, MAX_LINE, Message, echo, write_message, write_text_message};
+use crate::name::MAX_NAME;
 
 /// Software version in 002, 004 and 351.
 const VERSION: &str = concat!("sansio-chat-", env!("CARGO_PKG_VERSION"));
+/// Most channels one LIST names (the rest are left out, as servers do):
+/// a reply stays a bounded size however many channels exist.
+const MAX_LIST_ROWS: usize = 200;
 /// Departures remembered for `WHOWAS`.
 const WHOWAS_HISTORY: usize = 128;
 /// Host part of an IRC user's mask (the core knows no addresses).
@@ -49,6 +53,9 @@ pub(super) struct IrcConn {
     away: Option<String>,
     oper: bool,
     invisible: bool,
+    /// Targets of the kept line already served before it had to wait: a
+    /// line run again goes on from there, and nothing is sent twice.
+    resume_at: usize,
 }
 
 impl IrcConn {
@@ -243,6 +250,37 @@ impl Server {
         }
     }
 
+    /// The targets of the current line already served, if it is one that
+    /// waited (see `IrcConn::resume_at`).
+    fn take_resume(&mut self, id: ConnId) -> usize {
+        self.irc_mut(id)
+            .map_or(0, |irc| std::mem::take(&mut irc.resume_at))
+    }
+
+    /// Waits at target `i` of the current line: it runs again from there.
+    fn wait_at(&mut self, id: ConnId, i: usize, blocker: ConnId) -> Flow {
+        if let Some(irc) = self.irc_mut(id) {
+            irc.resume_at = i;
+        }
+        Flow::Wait(blocker)
+    }
+
+    /// Admits `lines` lines of at most [`MAX_LINE`] bytes to every IRC
+    /// member of `channel` (a TOPIC, KICK or MODE announcement), before
+    /// anything changes.
+    fn admit_channel_lines(
+        &mut self,
+        now: Instant,
+        channel: &str,
+        lines: usize,
+    ) -> Result<(), ConnId> {
+        let Ok(name) = ChannelName::new(channel) else {
+            return Ok(());
+        };
+        let to = self.irc_members(&name);
+        self.admit_copies(now, MAX_LINE.saturating_mul(lines), &to)
+    }
+
     // ----- registration -----
 
     fn register_irc(&mut self, now: Instant, id: ConnId, message: &Message<'_>) {
@@ -415,12 +453,14 @@ impl Server {
         let nick = self.name_of(id);
         let mut all = vec![nick.as_ref().map_or("*", Name::as_str)];
         all.extend_from_slice(params);
-        if !write_message(out, Some(&self.config.irc.server_name), code, &all) {
-            // A parameter the client chose made the line too long or
-            // unwritable: say so without it rather than say nothing.
+        let server = Some(self.config.irc.server_name.as_str());
+        // A text too long for the line is cut to fit (an away message, a
+        // real name); a middle parameter that cannot be written is left
+        // out rather than the whole reply.
+        if !write_message(out, server, code, &all) && !write_text_message(out, server, code, &all) {
             let last = params.last().copied().unwrap_or_default();
             let nick = all.first().copied().unwrap_or("*");
-            write_message(out, Some(&self.config.irc.server_name), code, &[nick, last]);
+            write_text_message(out, server, code, &[nick, last]);
         }
     }
 
@@ -553,6 +593,7 @@ impl Server {
     /// from the IRC feed when it reads no feed now, else by copy.
     fn enter_lobby(&mut self, id: ConnId) {
         if self.conn(id).is_some_and(|c| c.stream.feed_id().is_none()) {
+            self.closing_readers.retain(|&c| c != id);
             self.subscribe(id, FeedId::Irc);
         } else {
             self.lobby_irc.push(id);
@@ -571,7 +612,7 @@ impl Server {
             conn.stream.stop_receiving(feeds);
             let still_reading = conn.stream.in_feed();
             self.leave_load(id);
-            if still_reading {
+            if still_reading && !self.closing_readers.contains(&id) {
                 // Bounded like a closing reader: far behind, it is dropped.
                 self.closing_readers.push(id);
             }
@@ -723,13 +764,33 @@ impl Server {
             "PONG" => {}
             "PASS" | "USER" => self.numeric(now, id, "462", &["You may not reregister"]),
             "CAP" => {
-                let sub = param(0).unwrap_or_default().to_ascii_uppercase();
-                if sub == "LS" || sub == "LIST" {
-                    let mut out = Vec::new();
-                    let server = self.config.irc.server_name.clone();
-                    write_message(&mut out, Some(&server), "CAP", &[nick.as_str(), &sub, ""]);
-                    self.reply_bytes(now, id, &out);
+                let server = self.config.irc.server_name.clone();
+                let mut out = Vec::new();
+                match param(0).map(|s| s.to_ascii_uppercase()).as_deref() {
+                    Some(sub @ ("LS" | "LIST")) => {
+                        write_message(&mut out, Some(&server), "CAP", &[nick.as_str(), sub, ""]);
+                    }
+                    Some("REQ") => {
+                        let asked = registration::realname_of(&param(1).unwrap_or_default());
+                        write_text_message(
+                            &mut out,
+                            Some(&server),
+                            "CAP",
+                            &[nick.as_str(), "NAK", &asked],
+                        );
+                    }
+                    Some("END") => {}
+                    Some(other) => {
+                        self.write_numeric(
+                            &mut out,
+                            id,
+                            "410",
+                            &[&echo(other), "Invalid CAP command"],
+                        );
+                    }
+                    None => return too_few(self),
                 }
+                self.reply_bytes(now, id, &out);
             }
             "QUIT" => {
                 let reason = param(0).unwrap_or_default();
@@ -737,7 +798,21 @@ impl Server {
             }
             "NICK" => match param(0).filter(|p| !p.is_empty()) {
                 None => self.numeric(now, id, "431", &["No nickname given"]),
-                Some(wanted) => self.rename(now, id, nick, &wanted),
+                Some(wanted) => {
+                    // Told to everyone sharing a channel: admitted first.
+                    let peers = self.irc_peers_outside_lobby(id);
+                    let admitted = if self.in_lobby(id) {
+                        self.admit_lobby(now, id, 2 * (HEADER_LEN + 2 + MAX_NAME), MAX_LINE)
+                    } else {
+                        Ok(())
+                    };
+                    if let Err(blocker) =
+                        admitted.and_then(|()| self.admit_copies(now, MAX_LINE, &peers))
+                    {
+                        return Flow::Wait(blocker);
+                    }
+                    self.rename(now, id, nick, &wanted);
+                }
             },
             "JOIN" if !needs(1) => return too_few(self),
             "JOIN" => return self.join(now, id, &param(0).unwrap_or_default(), param(1)),
@@ -755,11 +830,13 @@ impl Server {
                     }
                     (Some(targets), Some(body)) if !body.is_empty() => {
                         let body = text(body);
-                        for target in targets.split(',').filter(|t| !t.is_empty()) {
+                        let done = self.take_resume(id);
+                        let targets = targets.split(',').filter(|t| !t.is_empty());
+                        for (i, target) in targets.enumerate().skip(done) {
                             if let Flow::Wait(blocker) =
                                 self.message(now, id, &command, target, &body)
                             {
-                                return Flow::Wait(blocker);
+                                return self.wait_at(id, i, blocker);
                             }
                         }
                     }
@@ -767,15 +844,26 @@ impl Server {
                 }
             }
             "NAMES" => match param(0) {
+                // One channel per command (ISUPPORT TARGMAX=NAMES:1): a reply
+                // is as long as the channel, and a line must not ask for
+                // the lobby a hundred times.
                 Some(channels) => {
-                    for channel in channels.split(',').filter(|c| !c.is_empty()) {
+                    if let Some(channel) = channels.split(',').find(|c| !c.is_empty()) {
                         self.names_reply(now, id, channel);
                     }
                 }
                 None => self.numeric(now, id, "366", &["*", "End of /NAMES list"]),
             },
             "TOPIC" if !needs(1) => return too_few(self),
-            "TOPIC" => self.topic(now, id, &param(0).unwrap_or_default(), param(1)),
+            "TOPIC" => {
+                let channel = param(0).unwrap_or_default();
+                if param(1).is_some() {
+                    if let Err(blocker) = self.admit_channel_lines(now, &channel, 1) {
+                        return Flow::Wait(blocker);
+                    }
+                }
+                self.topic(now, id, &channel, param(1));
+            }
             "LIST" => self.list(now, id),
             "KICK" if !needs(2) => return too_few(self),
             "KICK" => {
@@ -784,7 +872,11 @@ impl Server {
                 let reason = param(2)
                     .filter(|r| !r.is_empty())
                     .unwrap_or_else(|| nick.as_str().to_owned());
-                for victim in target.split(',').filter(|t| !t.is_empty()) {
+                let victims: Vec<&str> = target.split(',').filter(|t| !t.is_empty()).collect();
+                if let Err(blocker) = self.admit_channel_lines(now, &channel, victims.len()) {
+                    return Flow::Wait(blocker);
+                }
+                for victim in victims {
                     self.kick(now, id, &channel, victim, &reason);
                 }
             }
@@ -800,6 +892,11 @@ impl Server {
                 let target = param(0).unwrap_or_default();
                 let args: Vec<String> = message.params().iter().skip(1).map(|p| text(p)).collect();
                 if target.starts_with('#') {
+                    if args.len() > 1 || args.first().is_some_and(|m| m.starts_with(['+', '-'])) {
+                        if let Err(blocker) = self.admit_channel_lines(now, &target, 1) {
+                            return Flow::Wait(blocker);
+                        }
+                    }
                     self.channel_mode(now, id, &target, &args);
                 } else {
                     self.user_mode(now, id, nick, &target, &args);
@@ -989,7 +1086,13 @@ impl Server {
         let keys: Vec<String> = keys
             .map(|k| k.split(',').map(str::to_owned).collect())
             .unwrap_or_default();
-        for (i, wanted) in channels.split(',').filter(|c| !c.is_empty()).enumerate() {
+        let done = self.take_resume(id);
+        for (i, wanted) in channels
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .enumerate()
+            .skip(done)
+        {
             let Ok(name) = ChannelName::new(wanted) else {
                 self.numeric(now, id, "403", &[&echo(wanted), "No such channel"]);
                 continue;
@@ -1019,7 +1122,7 @@ impl Server {
                 self.admit_copies(now, line.len(), &to)
             };
             if let Err(blocker) = admitted {
-                return Flow::Wait(blocker);
+                return self.wait_at(id, i, blocker);
             }
             let key = keys.get(i).map(String::as_str);
             if let Err(error) = self.channels.join(id, &name, key, &mask) {
@@ -1046,7 +1149,13 @@ impl Server {
     }
 
     fn part(&mut self, now: Instant, id: ConnId, channels: &str, reason: Option<String>) -> Flow {
-        for wanted in channels.split(',').filter(|c| !c.is_empty()) {
+        let done = self.take_resume(id);
+        for (i, wanted) in channels
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .enumerate()
+            .skip(done)
+        {
             let Some(channel) = ChannelName::new(wanted)
                 .ok()
                 .and_then(|n| self.channels.get(&n))
@@ -1081,7 +1190,7 @@ impl Server {
                 self.admit_copies(now, line.len(), &to)
             };
             if let Err(blocker) = admitted {
-                return Flow::Wait(blocker);
+                return self.wait_at(id, i, blocker);
             }
             if self.channels.part(id, &name).is_err() {
                 continue;
@@ -1294,6 +1403,7 @@ impl Server {
         let mut rows: Vec<(String, String, String)> = self
             .channels
             .iter()
+            .take(MAX_LIST_ROWS)
             .filter(|c| !c.has(Flag::Secret) || c.member(id).is_some())
             .map(|c| {
                 (
@@ -1709,8 +1819,20 @@ impl Server {
                         format!("{role}{}", c.name())
                     })
                     .collect();
-                if !channels.is_empty() {
-                    self.write_numeric(&mut out, id, "319", &[nick, &channels.join(" ")]);
+                // As many 319 lines as the channels need.
+                let mut line = String::new();
+                for channel in channels {
+                    if !line.is_empty() && line.len() + channel.len() > 300 {
+                        self.write_numeric(&mut out, id, "319", &[nick, &line]);
+                        line.clear();
+                    }
+                    if !line.is_empty() {
+                        line.push(' ');
+                    }
+                    line.push_str(&channel);
+                }
+                if !line.is_empty() {
+                    self.write_numeric(&mut out, id, "319", &[nick, &line]);
                 }
                 let server = self.config.irc.server_name.clone();
                 let kind = if self.is_irc(user) {

@@ -772,3 +772,193 @@ fn an_irc_user_that_leaves_the_lobby_unread_cannot_pin_it() {
         61
     );
 }
+
+#[test]
+fn an_irc_sender_that_never_reads_is_paced_by_its_own_lines() {
+    let mut n = Net::new(ServerConfig {
+        max_outbound: 64 * 1024,
+        ..ServerConfig::default()
+    });
+    let alice = n.native("alice");
+    let flooder = n.irc("flooder");
+    // It never reads again: its JOIN and the names stay unread, and every
+    // line it sends after them is held in the feed for it.
+    n.stalled.insert(flooder);
+    n.line(flooder, "JOIN #lobby");
+    n.frames(alice);
+    let line = format!("PRIVMSG #lobby :{}\r\n", "f".repeat(400));
+    for _ in 0..5_000 {
+        n.bytes(flooder, line.as_bytes());
+        if !n.server.wants_read(flooder) {
+            break;
+        }
+    }
+    assert!(
+        !n.server.wants_read(flooder),
+        "paused: the feed holds its own lines for it"
+    );
+    assert!(
+        n.server.output_memory() <= 2 * 64 * 1024,
+        "{}",
+        n.server.output_memory()
+    );
+    let seen = n.frames(alice).len();
+    assert!(seen > 0 && seen < 5_000, "{seen}");
+}
+
+#[test]
+fn review_defects_stay_fixed() {
+    // A JOIN/PART cycle leaves no trail in the list of readers with a stop.
+    let mut n = Net::new(ServerConfig {
+        max_outbound: 8192,
+        ..ServerConfig::default()
+    });
+    let alice = n.native("alice");
+    let cycler = n.irc("cycler");
+    n.stalled.insert(cycler);
+    for _ in 0..300 {
+        n.line(cycler, "JOIN #lobby");
+        n.line(cycler, "PART #lobby");
+    }
+    assert!(
+        n.server.closing_readers.len() <= 1,
+        "{}",
+        n.server.closing_readers.len()
+    );
+    n.stalled.remove(&cycler);
+    n.pump();
+    n.lines(cycler);
+    n.frames(alice);
+
+    // A long QUIT reason is cut to fit, not dropped: the quitter gets its
+    // ERROR and its peers the QUIT.
+    let peer = n.irc("peer");
+    let quitter = n.irc("quitter");
+    n.line(peer, "JOIN #q");
+    n.line(quitter, "JOIN #q");
+    n.lines(peer);
+    n.lines(quitter);
+    n.line(quitter, &format!("QUIT :{}", "r".repeat(490)));
+    let error = n.lines(quitter);
+    assert!(
+        error[0].starts_with("ERROR :Closing link (Quit: rrr"),
+        "{error:?}"
+    );
+    let quit = n.lines(peer);
+    assert!(
+        quit[0].starts_with(":quitter!quitter@irc QUIT :Quit: rrr"),
+        "{quit:?}"
+    );
+    assert!(quit[0].len() + 2 <= crate::irc::MAX_LINE);
+
+    // NAMES serves one channel per line; CAP after registration answers.
+    n.line(peer, &format!("NAMES {}", ["#lobby"; 60].join(",")));
+    assert_eq!(n.numerics(peer), ["353", "366"]);
+    n.line(peer, "CAP REQ :multi-prefix");
+    assert_eq!(n.lines(peer), [":chat.local CAP peer NAK :multi-prefix"]);
+    n.line(peer, "CAP FOO");
+    n.line(peer, "CAP");
+    assert_eq!(n.numerics(peer), ["410", "461"]);
+
+    // The lobby keeps its spelling whoever creates it.
+    let mut m = Net::default();
+    let first = m.irc("first");
+    m.line(first, "JOIN #LOBBY");
+    assert_eq!(m.lines(first)[0], ":first!first@irc JOIN #lobby");
+}
+
+#[test]
+fn a_multi_target_message_that_waits_is_not_sent_twice() {
+    let mut n = Net::new(ServerConfig {
+        max_outbound: 2048,
+        ..ServerConfig::default()
+    });
+    let a = n.irc("a");
+    let b = n.irc("b");
+    let sender = n.irc("sender");
+    // b is not reading for the moment: its queue is 30 bytes short of
+    // half the limit, so the line to a goes and the one to b must wait.
+    n.stalled.insert(b);
+    for _ in 0..7 {
+        n.line(sender, &format!("PRIVMSG b :{}", "x".repeat(100)));
+    }
+    n.line(sender, &format!("PRIVMSG b :{}", "y".repeat(30)));
+    // `:sender!sender@irc PRIVMSG b :hello once` is 43 bytes with CRLF.
+    assert!(
+        (1024 - 43 + 1..=1024).contains(&n.server.queued(b)),
+        "{}",
+        n.server.queued(b)
+    );
+    assert!(n.server.wants_read(sender));
+    n.line(sender, "PRIVMSG a,b :hello once");
+    assert!(
+        !n.server.wants_read(sender),
+        "waiting for b at its second target"
+    );
+    n.stalled.remove(&b);
+    n.pump();
+    let to_a: Vec<String> = n
+        .lines(a)
+        .into_iter()
+        .filter(|l| l.contains("hello once"))
+        .collect();
+    assert_eq!(to_a.len(), 1, "{to_a:?}");
+    assert_eq!(
+        n.lines(b)
+            .iter()
+            .filter(|l| l.contains("hello once"))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_rename_flood_waits_for_a_reader_that_still_reads() {
+    let mut n = Net::new(ServerConfig {
+        max_outbound: 4096,
+        ..ServerConfig::default()
+    });
+    let alice = n.native("alice");
+    let renamer = n.irc("renamer");
+    n.line(renamer, "JOIN #lobby");
+    n.lines(renamer);
+    n.frames(alice);
+    n.stalled.insert(alice);
+    let flood: String = (0..400).map(|i| format!("NICK bob{i}\r\n")).collect();
+    n.bytes(renamer, flood.as_bytes());
+    for _ in 0..400 {
+        n.stalled.remove(&alice);
+        n.pump();
+        n.stalled.insert(alice);
+        n.advance(Duration::from_millis(100));
+        if n.server.wants_read(renamer) {
+            break;
+        }
+    }
+    assert!(!n.is_closed(alice), "a reader that reads is never dropped");
+    assert_eq!(
+        n.server.name_of(renamer).map(|m| m.as_str().to_owned()),
+        Some("bob399".into())
+    );
+}
+
+#[test]
+fn a_closing_slow_irc_consumer_whose_socket_fails_is_closed() {
+    let mut n = Net::new(ServerConfig {
+        max_outbound: 1024,
+        ..ServerConfig::default()
+    });
+    let alice = n.native("alice");
+    let slow = n.irc("slow");
+    n.line(slow, "JOIN #lobby");
+    n.lines(slow);
+    n.stalled.insert(slow);
+    n.advance(Duration::from_secs(1));
+    while !n.server.is_closing(slow) {
+        n.say(alice, &"s".repeat(300));
+        n.advance(Duration::from_millis(50));
+    }
+    n.server.handle_io_error(n.now, slow);
+    n.pump();
+    assert!(n.is_closed(slow));
+}

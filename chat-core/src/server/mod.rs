@@ -870,12 +870,14 @@ impl Server {
         };
         let name = conn.name();
         let irc = conn.irc.is_some();
+        let was_closing = conn.is_closing();
         conn.phase = Phase::AwaitingHello;
         conn.paused = None;
         // An IRC client dropped as a slow consumer is told why: what was
-        // queued for it goes, its ERROR is queued instead.
+        // queued for it goes, its ERROR is queued instead (once: a
+        // connection already closing that fails is closed).
         let farewell = match farewell {
-            Farewell::Abort if irc && reason == Reason::SlowConsumer => {
+            Farewell::Abort if irc && reason == Reason::SlowConsumer && !was_closing => {
                 conn.doomed = false;
                 conn.stream.discard(feeds, pool);
                 Farewell::Bye("")
@@ -1077,8 +1079,10 @@ impl Server {
             .iter()
             .copied()
             .filter(|&id| {
+                // Only readers with a stop: one that reads on is paced.
                 self.conn(id).is_some_and(|c| {
                     c.stream.feed_id() == Some(feed)
+                        && !c.stream.receiving()
                         && c.stream.feed_pos().is_some_and(|pos| end - pos > limit)
                 })
             })

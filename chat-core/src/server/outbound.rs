@@ -12,8 +12,9 @@
 //!   bytes comes. Nothing is ever copied out of a feed, so dropping or
 //!   closing a connection that is far behind costs no memory.
 //! - A stream may skip ranges of its feed (an IRC user's own messages, which
-//!   IRC does not echo): skipped bytes are never written and never counted
-//!   as queued.
+//!   IRC does not echo): skipped bytes are never written, but they count as
+//!   queued until the reader has passed them, since the feed keeps them for
+//!   it: a sender that never reads is paced and bounded by its own lines.
 //! - The feed keeps the bytes from its slowest reader's position onwards and
 //!   nothing before it; a reader's position only moves forward.
 //! - [`Stream::queued`] is exactly what the runtime still has to write for
@@ -307,8 +308,6 @@ pub(super) struct Stream {
     /// Feed ranges after the cursor that this stream does not get, in
     /// order; the first starts past the cursor (see `normalize`).
     skips: VecDeque<(u64, u64)>,
-    /// Bytes in `skips`.
-    skipped: u64,
 }
 
 impl Stream {
@@ -336,7 +335,8 @@ impl Stream {
     pub(super) fn queued(&self, feeds: &Feeds) -> usize {
         let from_feed = self.cursor.map_or(0, |c| {
             let to = c.stop.unwrap_or(feeds.get(c.feed).end());
-            let unread = to.saturating_sub(c.pos).saturating_sub(self.skipped);
+            // Skipped bytes included: the feed holds them until it passes.
+            let unread = to.saturating_sub(c.pos);
             usize::try_from(unread).unwrap_or(usize::MAX)
         });
         self.own.len() + from_feed
@@ -351,10 +351,7 @@ impl Stream {
                 feed,
                 pos,
                 stop: None,
-            }) => Some((
-                feed,
-                i128::from(pos) - self.own.len() as i128 + i128::from(self.skipped),
-            )),
+            }) => Some((feed, i128::from(pos) - self.own.len() as i128)),
             _ => None,
         }
     }
@@ -455,7 +452,6 @@ impl Stream {
                 cursor,
                 usize::try_from(len).unwrap_or(usize::MAX),
             );
-            self.skipped = self.skipped.saturating_sub(end - start);
             self.skips.pop_front();
         }
     }
@@ -466,7 +462,6 @@ impl Stream {
         debug_assert!(self.receiving(), "skipping what is not received");
         if to > from && self.receiving() {
             self.skips.push_back((from, to));
-            self.skipped += to - from;
             self.normalize(feeds);
         }
     }
@@ -481,7 +476,6 @@ impl Stream {
             {
                 self.marks.clear();
                 self.skips.clear();
-                self.skipped = 0;
                 self.cursor = None;
                 feeds.get_mut(cursor.feed).leave(cursor.pos);
             }
@@ -528,7 +522,6 @@ impl Stream {
         }
         self.marks.clear();
         self.skips.clear();
-        self.skipped = 0;
         self.own.discard(pool);
     }
 }
@@ -672,7 +665,7 @@ mod tests {
     }
 
     #[test]
-    fn skipped_ranges_are_never_written_nor_counted() {
+    fn skipped_ranges_are_never_written_but_held_until_passed() {
         for chunk in [1, 2, 3, 100] {
             let mut feeds = Feeds::default();
             let mut pool = BufferPool::default();
@@ -691,9 +684,9 @@ mod tests {
             feeds.irc.append(b"ME");
             let to = feeds.irc.end();
             sender.skip(&mut feeds, from, to);
-            assert_eq!(sender.queued(&feeds), 5, "a1, r, b2");
+            assert_eq!(sender.queued(&feeds), 11, "a1, r, b2 and its own 6 bytes");
             let (_, key) = sender.load_key().unwrap();
-            assert_eq!(i128::from(feeds.irc.end()) - key, 5);
+            assert_eq!(i128::from(feeds.irc.end()) - key, 11);
             assert_eq!(drain(&mut sender, &mut feeds, &mut pool, chunk), b"a1rb2");
             assert_eq!(sender.queued(&feeds), 0);
             assert_eq!(
