@@ -93,14 +93,7 @@ pub fn numeric(line: &str) -> Option<&str> {
 pub fn spawn_binary(path: &str, config: &ServerConfig) -> crate::Running {
     let irc = ["--irc-listen".to_owned(), "127.0.0.1:0".to_owned()];
     let (mut running, mut stdout) = crate::spawn_binary_args(&[], path, config, &irc);
-    let mut line = String::new();
-    stdout
-        .read_line(&mut line)
-        .expect("read the irc listening line");
-    let addr = line
-        .strip_prefix("irc listening on ")
-        .and_then(|rest| rest.trim_end().parse().ok())
-        .unwrap_or_else(|| panic!("unexpected second line {line:?}"));
+    let addr = crate::read_listening_line(&mut stdout, "irc ");
     running.irc = Some(addr);
     running
 }
@@ -355,16 +348,9 @@ pub fn command_line(path: &str) {
     flags.push(motd.display().to_string());
     let (server, mut stdout) =
         crate::spawn_binary_args(&[], path, &ServerConfig::default(), &flags);
-    let mut next = |prefix: &str| -> SocketAddr {
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("a start-up line");
-        line.strip_prefix(prefix)
-            .and_then(|rest| rest.trim_end().parse().ok())
-            .unwrap_or_else(|| panic!("expected {prefix:?}, got {line:?}"))
-    };
-    let _irc = next("irc listening on ");
-    let _tls = next("tls listening on ");
-    let irc_tls = next("irc tls listening on ");
+    crate::read_listening_line(&mut stdout, "irc ");
+    crate::read_listening_line(&mut stdout, "tls ");
+    let irc_tls = crate::read_listening_line(&mut stdout, "irc tls ");
     let socket = TcpStream::connect(irc_tls).expect("connect");
     socket.set_read_timeout(Some(PATIENCE)).expect("timeout");
     let name = rustls::pki_types::ServerName::try_from("localhost").expect("a valid name");

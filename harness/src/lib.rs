@@ -173,6 +173,19 @@ fn server_stderr() -> Stdio {
     }
 }
 
+/// Reads a start-up line `{prefix}listening on IP:PORT` and returns the
+/// address; panics naming the line when it is something else.
+pub fn read_listening_line(stdout: &mut impl BufRead, prefix: &str) -> SocketAddr {
+    let mut line = String::new();
+    stdout
+        .read_line(&mut line)
+        .unwrap_or_else(|e| panic!("reading the {prefix}listening line: {e}"));
+    line.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix("listening on "))
+        .and_then(|rest| rest.trim_end().parse().ok())
+        .unwrap_or_else(|| panic!("expected `{prefix}listening on IP:PORT`, got {line:?}"))
+}
+
 /// Starts a server binary and reads its `listening on IP:PORT` line.
 pub fn spawn_binary(path: &str, config: &ServerConfig) -> Running {
     spawn_binary_with(&[], path, config)
@@ -210,14 +223,7 @@ pub fn spawn_binary_args(
         .unwrap_or_else(|e| panic!("cannot start {path}: {e}"));
     let stdout = child.stdout.take().expect("stdout");
     let mut stdout = BufReader::new(stdout);
-    let mut line = String::new();
-    stdout
-        .read_line(&mut line)
-        .expect("read the listening line");
-    let addr = line
-        .strip_prefix("listening on ")
-        .and_then(|rest| rest.trim_end().parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let addr = read_listening_line(&mut stdout, "");
     let running = Running {
         addr,
         irc: None,

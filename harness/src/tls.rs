@@ -3,7 +3,7 @@
 //! addresses so that [`Client::connect`](crate::Client::connect) speaks TLS to
 //! them and every shared case runs unchanged.
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -184,14 +184,7 @@ pub fn flags() -> Vec<String> {
 /// TLS listener's, read from its `tls listening on IP:PORT` line.
 pub fn spawn_binary(path: &str, config: &ServerConfig) -> Running {
     let (mut running, mut stdout) = crate::spawn_binary_args(&[], path, config, &flags());
-    let mut line = String::new();
-    stdout
-        .read_line(&mut line)
-        .expect("read the tls listening line");
-    let addr = line
-        .strip_prefix("tls listening on ")
-        .and_then(|rest| rest.trim_end().parse().ok())
-        .unwrap_or_else(|| panic!("unexpected second line {line:?}"));
+    let addr = crate::read_listening_line(&mut stdout, "tls ");
     register(addr);
     running.addr = addr;
     running
