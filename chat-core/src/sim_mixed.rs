@@ -570,7 +570,6 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
         #[test]
         fn mixed_scenarios_keep_every_invariant(ops in proptest::collection::vec(any::<u8>(), 0..1200)) {
             run_mixed(&ops);
