@@ -475,6 +475,36 @@ impl<Id: Copy + PartialEq> Channels<Id> {
         Ok(Joined { created })
     }
 
+    /// `id`, a native user, joins the lobby: no check applies (the lobby has
+    /// no modes, and a native user is in no other channel), so it costs O(1)
+    /// however many are in. The caller guarantees `id` is in no channel.
+    pub fn join_lobby(&mut self, id: Id) {
+        let lobby = self.lobby.clone();
+        let channel = self
+            .by_name
+            .entry(lobby.key())
+            .or_insert_with(|| Channel::new(lobby, true));
+        debug_assert!(channel.member(id).is_none(), "joined the lobby twice");
+        channel.members.push(Member {
+            id,
+            op: false,
+            voice: false,
+        });
+    }
+
+    /// `id`, a native user, leaves the lobby, the only channel it is in:
+    /// [`remove`](Self::remove) without looking at every channel.
+    pub fn leave_lobby(&mut self, id: Id) {
+        let key = self.lobby.key();
+        if let Some(channel) = self.by_name.get_mut(&key) {
+            channel.members.retain(|m| m.id != id);
+            channel.invited.retain(|&i| i != id);
+            if channel.members.is_empty() {
+                self.by_name.remove(&key);
+            }
+        }
+    }
+
     /// `id` leaves `name`; the channel ends with its last member.
     pub fn part(&mut self, id: Id, name: &ChannelName) -> Result<(), ChannelError> {
         let key = name.key();

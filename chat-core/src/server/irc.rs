@@ -507,6 +507,10 @@ impl Server {
 
     /// Whether `id` is in the lobby.
     fn in_lobby(&self, id: ConnId) -> bool {
+        if !self.is_irc(id) {
+            // Every registered native user is, from WELCOME to departure.
+            return self.name_of(id).is_some();
+        }
         self.channels
             .get(self.channels.lobby())
             .is_some_and(|c| c.member(id).is_some())
@@ -672,7 +676,10 @@ impl Server {
         reason: Reason,
         detail: &str,
     ) {
-        let in_lobby = self.in_lobby(id);
+        // Called once the connection has lost its name: a native user is
+        // in the lobby by definition.
+        let irc = self.is_irc(id);
+        let in_lobby = !irc || self.in_lobby(id);
         let peers = self.irc_peers_outside_lobby(id);
         let gone = self.who_as(id, name);
         let mask = gone.as_ref().map(Who::mask).unwrap_or_default();
@@ -690,7 +697,11 @@ impl Server {
                 self.opers_online = self.opers_online.saturating_sub(1);
             }
         }
-        self.channels.remove(id);
+        if irc {
+            self.channels.remove(id);
+        } else {
+            self.channels.leave_lobby(id);
+        }
         self.lobby_irc.retain(|&m| m != id);
         let mut line = Vec::new();
         write_text_message(
@@ -716,6 +727,9 @@ impl Server {
     /// IRC connections sharing a channel other than the lobby with `id`,
     /// each once, lobby members excepted (they hear it in the lobby).
     fn irc_peers_outside_lobby(&self, id: ConnId) -> Vec<ConnId> {
+        if !self.is_irc(id) {
+            return Vec::new(); // in the lobby only
+        }
         let lobby = self.channels.lobby();
         let mut peers: Vec<ConnId> = self
             .channels

@@ -124,12 +124,9 @@ impl Server {
             return Flow::Wait(blocker);
         }
         self.presence.insert(name, id);
-        let lobby = self.channels.lobby().clone();
-        let mask = format!("{name}!{name}@native");
         // The lobby takes every native user: it has no modes, and a
-        // native user is in no other channel.
-        let joined = self.channels.join(id, &lobby, None, &mask);
-        debug_assert!(joined.is_ok(), "{joined:?}");
+        // native user is in no other channel (O(1), for connect storms).
+        self.channels.join_lobby(id);
         if let Some(conn) = self.conn_mut(id) {
             conn.phase = Phase::Registered(name);
         }
