@@ -595,14 +595,7 @@ pub fn broadcast_to(target: &Target, count: usize) {
 /// cannot work exit 2 with a message, an address in use exits 1, and
 /// `--version` names the program itself.
 pub fn command_line(path: &str, program: &str) {
-    use std::process::{Command, Stdio};
-    let run = |args: &[&str]| {
-        Command::new(path)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {path}: {e}"))
-    };
+    let run = |args: &[&str]| crate::run_binary(path, args);
     for bad in [
         &["--bogus"][..],
         &["--max-clients", "0"],

@@ -303,15 +303,8 @@ pub fn irc_shutdown_says_error(target: &Target) {
 /// (`listening`, `irc listening`, `tls listening`, `irc tls listening`) and
 /// an IRC client over TLS registers and gets the MOTD.
 pub fn command_line(path: &str) {
-    use std::process::{Command, Stdio};
-    let run = |args: &[&str]| {
-        Command::new(path)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {path}: {e}"))
-    };
+    let run =
+        |args: &[&str]| crate::run_binary(path, ["--listen", "127.0.0.1:0"].iter().chain(args));
     for bad in [
         &["--lobby", "lobby"][..],
         &["--lobby", "#a b"],

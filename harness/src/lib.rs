@@ -173,6 +173,20 @@ fn server_stderr() -> Stdio {
     }
 }
 
+/// Runs a server binary to completion with `args` and no input: for the
+/// command-line cases, which look at its exit code and output.
+pub fn run_binary<I, S>(path: &str, args: I) -> std::process::Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(path)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {path}: {e}"))
+}
+
 /// Reads a start-up line `{prefix}listening on IP:PORT` and returns the
 /// address; panics naming the line when it is something else.
 pub fn read_listening_line(stdout: &mut impl BufRead, prefix: &str) -> SocketAddr {

@@ -324,14 +324,9 @@ pub fn garbage_instead_of_a_client_hello_is_closed_alone(target: &crate::Target)
 /// used is exit 1 before anything listens (nothing on stdout), half the TLS
 /// flags is a usage error (exit 2), and both listeners are announced.
 pub fn command_line(path: &str) {
-    use std::process::{Command, Stdio};
     let run = |args: &[String]| {
-        Command::new(path)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {path}: {e}"))
+        let listen = ["--listen", "127.0.0.1:0"].map(String::from);
+        crate::run_binary(path, listen.iter().chain(args))
     };
     let pki = pki();
     let cert = pki.cert.display().to_string();
