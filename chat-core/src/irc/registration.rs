@@ -312,15 +312,22 @@ pub fn welcome(
         write_message(out, server, "005", &params);
     }
     lusers(out, &info.name, nick, counts);
+    write_motd(out, &info.name, nick, motd);
+}
+
+/// Writes the MOTD (375, 372 per line, 376), or 422 without one: the end
+/// of the welcome burst, and the answer to `MOTD`.
+pub fn write_motd(out: &mut Vec<u8>, server_name: &str, nick: &str, motd: Option<&[String]>) {
+    let server = Some(server_name);
     match motd {
         None => {
             write_message(out, server, "422", &[nick, "MOTD File is missing"]);
         }
         Some(lines) => {
-            let start = format!("- {} Message of the day - ", info.name);
+            let start = format!("- {server_name} Message of the day - ");
             write_message(out, server, "375", &[nick, &start]);
             // Room for the text after `:server 372 nick :- ` and CRLF.
-            let room = crate::irc::MAX_LINE.saturating_sub(info.name.len() + nick.len() + 14);
+            let room = crate::irc::MAX_LINE.saturating_sub(server_name.len() + nick.len() + 14);
             for line in lines {
                 // A line too long for one message is cut at a character
                 // boundary rather than dropped.

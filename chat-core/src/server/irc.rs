@@ -1905,25 +1905,12 @@ impl Server {
 
     fn motd(&mut self, now: Instant, id: ConnId, nick: Name) {
         let mut out = Vec::new();
-        let info = self.server_info();
-        let mut welcome = Vec::new();
-        registration::welcome(
-            &mut welcome,
-            &info,
+        registration::write_motd(
+            &mut out,
+            &self.config.irc.server_name,
             nick.as_str(),
-            "",
-            "",
-            self.lusers(),
             self.config.irc.motd.as_deref(),
         );
-        // The MOTD part of the burst: from 375 or 422 on.
-        let server = format!(":{} ", info.name);
-        for line in welcome.split_inclusive(|&b| b == b'\n') {
-            let code = line.get(server.len()..server.len() + 3);
-            if matches!(code, Some(b"375" | b"372" | b"376" | b"422")) {
-                out.extend_from_slice(line);
-            }
-        }
         self.reply_bytes(now, id, &out);
     }
 
