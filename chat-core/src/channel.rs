@@ -363,6 +363,8 @@ impl<Id: Copy + PartialEq> Channel<Id> {
 pub struct Channels<Id> {
     by_name: HashMap<String, Channel<Id>>,
     lobby: ChannelName,
+    /// Members that left the lobby so far (see `lobby_departures`).
+    lobby_departures: u64,
 }
 
 /// What a successful join did.
@@ -379,7 +381,16 @@ impl<Id: Copy + PartialEq> Channels<Id> {
         Self {
             by_name: HashMap::new(),
             lobby,
+            lobby_departures: 0,
         }
+    }
+
+    /// How many times a member left the lobby. While it stays the same, the
+    /// lobby's members are the ones of any earlier look, in the same order,
+    /// followed by those who joined since: a roster encoded then can be
+    /// extended instead of rebuilt.
+    pub fn lobby_departures(&self) -> u64 {
+        self.lobby_departures
     }
 
     /// The lobby's name.
@@ -497,6 +508,7 @@ impl<Id: Copy + PartialEq> Channels<Id> {
     pub fn leave_lobby(&mut self, id: Id) {
         let key = self.lobby.key();
         if let Some(channel) = self.by_name.get_mut(&key) {
+            self.lobby_departures += 1;
             channel.members.retain(|m| m.id != id);
             channel.invited.retain(|&i| i != id);
             if channel.members.is_empty() {
@@ -517,6 +529,9 @@ impl<Id: Copy + PartialEq> Channels<Id> {
         if channel.members.len() == before {
             return Err(ChannelError::NotOnChannel);
         }
+        if channel.lobby {
+            self.lobby_departures += 1;
+        }
         if channel.members.is_empty() {
             self.by_name.remove(&key);
         }
@@ -527,12 +542,14 @@ impl<Id: Copy + PartialEq> Channels<Id> {
     /// every invitation. Returns the channels it was in.
     pub fn remove(&mut self, id: Id) -> Vec<ChannelName> {
         let mut left = Vec::new();
+        let departures = &mut self.lobby_departures;
         self.by_name.retain(|_, channel| {
             channel.invited.retain(|&i| i != id);
             let before = channel.members.len();
             channel.members.retain(|m| m.id != id);
             if channel.members.len() < before {
                 left.push(channel.name.clone());
+                *departures += u64::from(channel.lobby);
             }
             !channel.members.is_empty()
         });

@@ -15,7 +15,7 @@
 //!   fits in [`MAX_FRAME`], except a server frame whose detail string or name
 //!   list is too long, which [`ServerFrame::encode`] refuses.
 
-use crate::codec::{MAX_FRAME, RawFrame, put_header};
+use crate::codec::{HEADER_LEN, MAX_FRAME, RawFrame, put_header};
 use crate::name::{MAX_NAME, Name, NameError};
 use crate::text::{Text, TextError, validate_text};
 
@@ -822,6 +822,72 @@ pub(crate) fn encode_roster(out: &mut Vec<u8>, names: &[Name]) {
             return;
         }
         start = end;
+    }
+}
+
+/// A roster as USERS frames that grows a name at a time: always the bytes
+/// [`encode_roster`] gives for the names pushed so far, without encoding
+/// them again. The server keeps the lobby's this way, so that the WELCOME of
+/// the 5,000th user of a connect storm copies a roster instead of building
+/// one.
+#[derive(Debug, Clone)]
+pub(crate) struct RosterFrames {
+    bytes: Vec<u8>,
+    /// Where the last frame (the one with `last = 1`) starts.
+    last_at: usize,
+    /// Bytes and count of the names in the last frame.
+    last_names_len: usize,
+    last_count: u16,
+}
+
+impl RosterFrames {
+    /// Offset of `last` in a USERS frame; `count` follows it.
+    const LAST_FLAG: usize = HEADER_LEN + 1;
+
+    /// The empty roster: one empty frame.
+    pub(crate) fn new() -> Self {
+        let mut bytes = Vec::new();
+        put_users(&mut bytes, true, &[]);
+        Self {
+            bytes,
+            last_at: 0,
+            last_names_len: 0,
+            last_count: 0,
+        }
+    }
+
+    /// The encoded frames.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Adds `name` at the end: into the last frame while it fits
+    /// [`MAX_FRAME`] (as `encode_roster` fills them), else in a new one.
+    pub(crate) fn push(&mut self, name: &Name) {
+        let need = 1 + name.len();
+        if self.last_names_len + need > MAX_FRAME - USERS_OVERHEAD {
+            if let Some(last) = self.bytes.get_mut(self.last_at + Self::LAST_FLAG) {
+                *last = 0;
+            }
+            self.last_at = self.bytes.len();
+            put_users(&mut self.bytes, true, std::slice::from_ref(name));
+            self.last_names_len = need;
+            self.last_count = 1;
+            return;
+        }
+        self.last_names_len += need;
+        self.last_count += 1;
+        // Within MAX_FRAME, so both fit their fields.
+        let length = (USERS_OVERHEAD + self.last_names_len) as u32;
+        let at = self.last_at;
+        if let Some(field) = self.bytes.get_mut(at..at + HEADER_LEN) {
+            field.copy_from_slice(&length.to_be_bytes());
+        }
+        let count_at = at + Self::LAST_FLAG + 1;
+        if let Some(field) = self.bytes.get_mut(count_at..count_at + 2) {
+            field.copy_from_slice(&self.last_count.to_be_bytes());
+        }
+        put_name(&mut self.bytes, name);
     }
 }
 

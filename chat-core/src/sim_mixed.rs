@@ -388,7 +388,9 @@ impl Mixed {
     fn check_bounds(&self) {
         for peer in self.peers.iter().filter(|p| !p.closed) {
             assert!(
-                self.server.queued(peer.conn) == 0 || self.to_write.contains(&peer.conn),
+                self.server.queued(peer.conn) == 0
+                    || self.to_write.contains(&peer.conn)
+                    || self.server.holds_presence(peer.conn),
                 "{} has output queued that the server never named",
                 peer.conn
             );
@@ -421,6 +423,22 @@ impl Mixed {
             peer.reading = true;
         }
         self.drive();
+        // Held presence goes out when its batch time is up.
+        for step in 0.. {
+            let holding = self
+                .peers
+                .iter()
+                .any(|p| !p.closed && self.server.holds_presence(p.conn));
+            if !holding {
+                break;
+            }
+            assert!(step < 1000, "presence is held again and again");
+            let due = self.server.poll_timeout().expect("a hold has a deadline");
+            let batch = self.server.config().presence_batch;
+            assert!(due <= self.now + batch, "presence held past the batch time");
+            self.now = self.now.max(due);
+            self.drive();
+        }
         let lobby: BTreeSet<String> = self
             .server
             .lobby_names()

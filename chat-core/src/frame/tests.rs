@@ -1090,3 +1090,32 @@ fn op_names_follow_the_contract() {
     assert_eq!(op_name(0x00), "unknown");
     assert_eq!(op_name(0x80), "unknown");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+    /// A roster grown a name at a time is byte for byte the roster encoded
+    /// at once, at every size on the way (frames fill and split alike).
+    #[test]
+    fn a_roster_grown_name_by_name_is_the_roster_encoded_at_once(
+        lengths in proptest::collection::vec(1..=MAX_NAME, 0..1200),
+    ) {
+        let names: Vec<Name> = lengths
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| name(&format!("{i:0>len$}").chars().rev().take(len).collect::<String>()))
+            .collect();
+        let mut grown = RosterFrames::new();
+        let mut whole = Vec::new();
+        encode_roster(&mut whole, &[]);
+        proptest::prop_assert_eq!(grown.as_bytes(), &whole[..]);
+        for (i, n) in names.iter().enumerate() {
+            grown.push(n);
+            if i % 97 == 0 || i + 1 == names.len() {
+                whole.clear();
+                encode_roster(&mut whole, &names[..=i]);
+                proptest::prop_assert_eq!(grown.as_bytes(), &whole[..]);
+            }
+        }
+    }
+}

@@ -33,6 +33,15 @@ pub struct ServerConfig {
     /// before it no longer slows senders down and is dropped at the limit.
     /// Default 500 ms.
     pub stall_grace: Duration,
+    /// How long presence (a join to or a departure from the lobby) may wait
+    /// for more when it follows other presence by less than this: in a
+    /// connect storm each socket gets a few large writes instead of one per
+    /// join. A lone join or departure is written at once; a storm's is
+    /// written this long after the wait began, or once presence has
+    /// stopped for a tenth of it; anything else for a reader (a message, a
+    /// reply) takes its waiting presence along, in order. Zero writes
+    /// presence at once. Default 100 ms.
+    pub presence_batch: Duration,
     /// The IRC front door's settings (used only for connections accepted
     /// with [`Server::handle_accept_irc`](super::Server::handle_accept_irc),
     /// except the lobby's name, which native users live in).
@@ -74,6 +83,7 @@ impl Default for ServerConfig {
             max_outbound: 1 << 20,
             linger: Duration::from_secs(1),
             stall_grace: Duration::from_millis(500),
+            presence_batch: Duration::from_millis(100),
             irc: IrcConfig::default(),
         }
     }

@@ -547,19 +547,21 @@ impl Server {
     /// One lobby event in both wire formats, each encoded once: `native` (a
     /// frame) into the native feed, `irc` (lines) into the IRC feed and to
     /// each IRC member reading by copy. `sender` gets the IRC lines only
-    /// with `echo` (IRC echoes a JOIN, never a PRIVMSG).
+    /// with `echo` (IRC echoes a JOIN, never a PRIVMSG), and at once: held
+    /// presence is for the others.
     pub(super) fn deliver_lobby(
         &mut self,
         now: Instant,
         sender: ConnId,
         echo: bool,
+        kind: Broadcast,
         native: &[u8],
         irc: &[u8],
     ) {
         if !native.is_empty() {
             self.scratch.clear();
             self.scratch.extend_from_slice(native);
-            self.broadcast(now, FeedId::Native);
+            self.broadcast(now, FeedId::Native, kind);
         }
         if irc.is_empty() {
             return;
@@ -567,18 +569,28 @@ impl Server {
         if self.feeds.get(FeedId::Irc).slowest().is_some() {
             self.scratch.clear();
             self.scratch.extend_from_slice(irc);
-            let (from, to) = self.broadcast(now, FeedId::Irc);
+            let (from, to) = self.broadcast(now, FeedId::Irc, kind);
             let Self {
-                slots, feeds, idle, ..
+                slots,
+                feeds,
+                readers,
+                transmits,
+                ..
             } = self;
-            if let Some(conn) = live_conn(slots, sender).filter(|_| !echo) {
-                if conn.stream.receiving() && conn.stream.feed_id() == Some(FeedId::Irc) {
+            let sender_reads = live_conn(slots, sender)
+                .filter(|c| c.stream.receiving() && c.stream.feed_id() == Some(FeedId::Irc));
+            if let Some(conn) = sender_reads {
+                if echo {
+                    transmits.push(sender, &mut conn.announced);
+                } else {
                     conn.stream.skip(feeds, from, to);
                     if conn.stream.queued(feeds) == 0 {
                         // The broadcast took it off the idle list for bytes
                         // it does not get: back on, or the next one would
                         // not name it.
-                        idle_of(idle, FeedId::Irc).push(sender, &mut conn.idle_listed);
+                        readers_of(readers, FeedId::Irc)
+                            .idle
+                            .push(sender, &mut conn.idle_listed);
                     }
                     self.reindex(sender);
                 }
@@ -719,7 +731,7 @@ impl Server {
             } else {
                 Vec::new()
             };
-            self.deliver_lobby(now, id, false, &native, &irc);
+            self.deliver_lobby(now, id, false, Broadcast::Presence, &native, &irc);
         }
         self.deliver(now, &line, &peers);
     }
@@ -1070,6 +1082,8 @@ impl Server {
         }
         self.presence.remove(&old);
         self.presence.insert(new, id);
+        // The kept lobby roster has the old name.
+        self.roster = None;
         if let Some(conn) = self.conn_mut(id) {
             conn.phase = Phase::Registered(new);
         }
@@ -1080,10 +1094,10 @@ impl Server {
             // joins. IRC members of the lobby, the renamer too, get NICK.
             let mut native = Vec::new();
             frame::encode_left(&mut native, &old, Reason::Quit);
-            self.deliver_lobby(now, id, true, &native, &line);
+            self.deliver_lobby(now, id, true, Broadcast::Presence, &native, &line);
             native.clear();
             frame::encode_joined(&mut native, &new);
-            self.deliver_lobby(now, id, true, &native, &[]);
+            self.deliver_lobby(now, id, true, Broadcast::Presence, &native, &[]);
         }
         self.deliver(now, &line, &peers);
     }
@@ -1152,7 +1166,7 @@ impl Server {
             if lobby {
                 // In first, so that its own JOIN reaches it like the others'.
                 self.enter_lobby(id);
-                self.deliver_lobby(now, id, true, &native, &line);
+                self.deliver_lobby(now, id, true, Broadcast::Presence, &native, &line);
             } else {
                 self.deliver(now, &line, &to);
             }
@@ -1211,7 +1225,7 @@ impl Server {
             }
             if lobby {
                 // Its own PART still reaches it, then nothing more.
-                self.deliver_lobby(now, id, true, &native, &line);
+                self.deliver_lobby(now, id, true, Broadcast::Presence, &native, &line);
                 self.leave_lobby(id);
             } else {
                 self.deliver(now, &line, &to);
@@ -1263,7 +1277,7 @@ impl Server {
                     return Flow::Wait(blocker);
                 }
                 if !self.is_doomed(id) {
-                    self.deliver_lobby(now, id, false, &native, &lines);
+                    self.deliver_lobby(now, id, false, Broadcast::Message, &native, &lines);
                 }
                 return Flow::Done;
             }

@@ -8,6 +8,16 @@ use super::*;
 use crate::frame::{ClientFrame, ServerFrame};
 use crate::text::Text;
 
+/// The defaults, with presence written at once: these tests are about what
+/// each connection gets, at one instant; holding presence in a storm has
+/// tests of its own.
+fn immediate() -> ServerConfig {
+    ServerConfig {
+        presence_batch: Duration::ZERO,
+        ..ServerConfig::default()
+    }
+}
+
 /// A server with connections whose output is collected as it is written.
 struct Net {
     server: Server,
@@ -39,7 +49,7 @@ impl Net {
     }
 
     fn default() -> Self {
-        Self::new(ServerConfig::default())
+        Self::new(immediate())
     }
 
     /// An IRC user registered as `nick`, its welcome burst read.
@@ -281,6 +291,7 @@ fn native_users_see_irc_users_come_and_go_in_the_lobby_only() {
         }]
     );
     n.line(bob, "JOIN #lobby");
+    n.frame(alice, &ClientFrame::Who);
     n.frames(alice);
     n.line(bob, "NICK robert");
     assert_eq!(
@@ -295,6 +306,15 @@ fn native_users_see_irc_users_come_and_go_in_the_lobby_only() {
             }
         ],
         "a rename is a departure and a join to native users"
+    );
+    // The roster a WHO or WELCOME gets (kept between rosters) follows it.
+    n.frame(alice, &ClientFrame::Who);
+    assert_eq!(
+        n.frames(alice),
+        [ServerFrame::Users {
+            last: true,
+            names: vec![name("alice"), name("robert")]
+        }]
     );
     let carol_saw = n.lines(carol);
     assert!(
@@ -489,7 +509,7 @@ fn irc_connections_get_the_same_timers_in_irc_words() {
         handshake_timeout: Duration::from_secs(5),
         ping_interval: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(25),
-        ..ServerConfig::default()
+        ..immediate()
     });
     let lurker = n.server.handle_accept_irc(n.now);
     n.line(lurker, "NICK lurker");
@@ -514,7 +534,7 @@ fn irc_connections_get_the_same_timers_in_irc_words() {
 fn a_stalled_irc_reader_is_dropped_with_an_error_and_others_go_on() {
     let mut n = Net::new(ServerConfig {
         max_outbound: 4096,
-        ..ServerConfig::default()
+        ..immediate()
     });
     let alice = n.native("alice");
     let slow = n.irc("slow");
@@ -571,7 +591,7 @@ fn a_stalled_irc_reader_is_dropped_with_an_error_and_others_go_on() {
 fn an_irc_flood_waits_for_a_reader_that_still_reads_and_loses_nothing() {
     let mut n = Net::new(ServerConfig {
         max_outbound: 2048,
-        ..ServerConfig::default()
+        ..immediate()
     });
     let alice = n.native("alice");
     let bob = n.irc("bob");
@@ -610,7 +630,7 @@ fn an_irc_flood_waits_for_a_reader_that_still_reads_and_loses_nothing() {
 
 #[test]
 fn operators_kill_on_either_protocol_and_shutdown_says_so_in_irc() {
-    let mut config = ServerConfig::default();
+    let mut config = immediate();
     config.irc.opers = vec![("root".into(), "hunter2".into())];
     let mut n = Net::new(config);
     let alice = n.native("alice");
@@ -734,7 +754,7 @@ fn lobby_messages_are_shared_not_copied_and_never_echoed_to_their_irc_sender() {
 fn an_irc_user_that_leaves_the_lobby_unread_cannot_pin_it() {
     let mut n = Net::new(ServerConfig {
         max_outbound: 4096,
-        ..ServerConfig::default()
+        ..immediate()
     });
     let alice = n.native("alice");
     let gone = n.irc("gone");
@@ -777,7 +797,7 @@ fn an_irc_user_that_leaves_the_lobby_unread_cannot_pin_it() {
 fn an_irc_sender_that_never_reads_is_paced_by_its_own_lines() {
     let mut n = Net::new(ServerConfig {
         max_outbound: 64 * 1024,
-        ..ServerConfig::default()
+        ..immediate()
     });
     let alice = n.native("alice");
     let flooder = n.irc("flooder");
@@ -811,7 +831,7 @@ fn review_defects_stay_fixed() {
     // A JOIN/PART cycle leaves no trail in the list of readers with a stop.
     let mut n = Net::new(ServerConfig {
         max_outbound: 8192,
-        ..ServerConfig::default()
+        ..immediate()
     });
     let alice = n.native("alice");
     let cycler = n.irc("cycler");
@@ -871,7 +891,7 @@ fn review_defects_stay_fixed() {
 fn a_multi_target_message_that_waits_is_not_sent_twice() {
     let mut n = Net::new(ServerConfig {
         max_outbound: 2048,
-        ..ServerConfig::default()
+        ..immediate()
     });
     let a = n.irc("a");
     let b = n.irc("b");
@@ -916,7 +936,7 @@ fn a_multi_target_message_that_waits_is_not_sent_twice() {
 fn a_rename_flood_waits_for_a_reader_that_still_reads() {
     let mut n = Net::new(ServerConfig {
         max_outbound: 4096,
-        ..ServerConfig::default()
+        ..immediate()
     });
     let alice = n.native("alice");
     let renamer = n.irc("renamer");
@@ -946,7 +966,7 @@ fn a_rename_flood_waits_for_a_reader_that_still_reads() {
 fn a_closing_slow_irc_consumer_whose_socket_fails_is_closed() {
     let mut n = Net::new(ServerConfig {
         max_outbound: 1024,
-        ..ServerConfig::default()
+        ..immediate()
     });
     let alice = n.native("alice");
     let slow = n.irc("slow");

@@ -138,7 +138,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, VecDeque};
 use std::time::Instant;
 
-use crate::channel::Channels;
+use crate::channel::{Channel, Channels};
 use crate::codec::{Deframer, HEADER_LEN, RawFrame};
 use crate::frame::{self, ErrorCode, RawClientFrame, Reason};
 use crate::name::Name;
@@ -148,7 +148,7 @@ use crate::text::validate_text;
 pub use config::{ConfigError, IrcConfig, ServerConfig};
 pub use event::{ConnId, ServerEvent};
 use irc::IrcConn;
-use outbound::{BufferPool, FeedId, Feeds, Queue, Stream};
+use outbound::{BufferPool, FeedId, FeedReaders, Feeds, Queue, Stream};
 
 /// The wire format a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,8 +213,10 @@ struct Conn {
     /// Listed in `transmits` (or named by `poll_transmit`) since its queue was
     /// last empty.
     announced: bool,
-    /// Listed in `idle`.
+    /// Listed in its feed's `idle` readers.
     idle_listed: bool,
+    /// Listed in its feed's `held` readers.
+    held_listed: bool,
     /// Listed in `resumable`.
     resumable_listed: bool,
     /// Listed in `Server::waiting`.
@@ -244,6 +246,17 @@ impl Conn {
     fn is_closing(&self) -> bool {
         matches!(self.phase, Phase::Closing { .. })
     }
+}
+
+/// The lobby's roster as USERS frames, extended as members join.
+#[derive(Debug)]
+struct LobbyRoster {
+    frames: frame::RosterFrames,
+    /// How many of the lobby's members it lists (the first ones).
+    members: usize,
+    /// [`Channels::lobby_departures`] when it was begun: any departure
+    /// since makes it stale.
+    departures: u64,
 }
 
 #[derive(Debug, Default)]
@@ -278,12 +291,13 @@ pub struct Server {
     events: VecDeque<ServerEvent>,
     /// Connections whose queue went from empty to non-empty.
     transmits: Queue,
-    /// Receiving connections whose queue emptied: the next broadcast makes
-    /// them ready to transmit.
-    idle: [Queue; 2],
+    /// Per feed, its readers not listed in `transmits`.
+    readers: [FeedReaders; 2],
     doomed: Vec<ConnId>,
-    /// A frame encoded once before it is queued (a broadcast, a roster).
+    /// A frame encoded once before it is queued (a broadcast).
     scratch: Vec<u8>,
+    /// The lobby's roster as last sent, to extend rather than rebuild.
+    roster: Option<LobbyRoster>,
     feeds: Feeds,
     /// Every connection receiving broadcasts, by `Stream::load_key` (which
     /// may overstate a queue, never understate it: see `queues_over`): the
@@ -314,12 +328,32 @@ fn live_conn(slots: &mut [Slot], id: ConnId) -> Option<&mut Conn> {
         .and_then(|s| s.conn.as_mut())
 }
 
-/// The idle queue of `feed`.
-fn idle_of(idle: &mut [Queue; 2], feed: FeedId) -> &mut Queue {
-    let [native, irc] = idle;
+/// The readers of `feed` that are idle or held.
+fn readers_of(readers: &mut [FeedReaders; 2], feed: FeedId) -> &mut FeedReaders {
+    let [native, irc] = readers;
     match feed {
         FeedId::Native => native,
         FeedId::Irc => irc,
+    }
+}
+
+/// Announces every reader `readers` holds (those still queued and not
+/// announced meanwhile), and ends the hold.
+fn release_held(
+    readers: &mut FeedReaders,
+    slots: &mut [Slot],
+    feeds: &Feeds,
+    transmits: &mut Queue,
+) {
+    readers.hold = None;
+    while let Some(id) = readers.held.pop() {
+        let Some(conn) = live_conn(slots, id) else {
+            continue;
+        };
+        conn.held_listed = false;
+        if conn.stream.queued(feeds) > 0 {
+            transmits.push(id, &mut conn.announced);
+        }
     }
 }
 
@@ -351,6 +385,15 @@ enum Delivery {
     Farewell,
 }
 
+/// What a broadcast carries, for holding presence in a storm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Broadcast {
+    /// A join to or departure from the lobby: may wait for more.
+    Presence,
+    /// Anything else: written at once, with any presence held before it.
+    Message,
+}
+
 /// Whether a request was acted on, or must wait for a reader to drain.
 enum Flow {
     Done,
@@ -375,9 +418,10 @@ impl Server {
             timers: BinaryHeap::new(),
             events: VecDeque::new(),
             transmits: Queue::default(),
-            idle: Default::default(),
+            readers: Default::default(),
             doomed: Vec::new(),
             scratch: Vec::new(),
+            roster: None,
             feeds: Feeds::default(),
             load: BTreeSet::new(),
             closing_readers: Vec::new(),
@@ -497,6 +541,22 @@ impl Server {
             c.deframer.capacity()
                 + c.stream.capacity()
                 + c.irc.as_ref().map_or(0, |irc| irc.capacity())
+        })
+    }
+
+    /// Whether `conn` has output queued that [`poll_transmit`](Self::poll_transmit)
+    /// has not named because it is presence waiting for more (see
+    /// [`presence_batch`](ServerConfig::presence_batch)): it is named by
+    /// the [`handle_timeout`](Self::handle_timeout) that
+    /// [`poll_timeout`](Self::poll_timeout) asks for, or sooner. Writing it
+    /// earlier does no harm.
+    pub fn holds_presence(&self, conn: ConnId) -> bool {
+        self.conn(conn).is_some_and(|c| {
+            c.held_listed
+                && !c.announced
+                && c.stream
+                    .feed_id()
+                    .is_some_and(|feed| self.readers_ref(feed).hold.is_some())
         })
     }
 
@@ -622,7 +682,7 @@ impl Server {
             slots,
             feeds,
             pool,
-            idle,
+            readers,
             ..
         } = self;
         let Some(c) = live_conn(slots, conn) else {
@@ -637,7 +697,9 @@ impl Server {
         if after == 0 {
             c.announced = false;
             if let (true, Some(feed)) = (c.stream.receiving(), c.stream.feed_id()) {
-                idle_of(idle, feed).push(conn, &mut c.idle_listed);
+                readers_of(readers, feed)
+                    .idle
+                    .push(conn, &mut c.idle_listed);
             }
         }
         let closing = c.is_closing();
@@ -657,6 +719,16 @@ impl Server {
     /// handshake, ping, idle and linger deadline that is due. Calling it early
     /// or often is harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
+        for feed in [FeedId::Native, FeedId::Irc] {
+            let batch = self.config.presence_batch;
+            if self
+                .readers_ref(feed)
+                .hold_due(batch)
+                .is_some_and(|due| due <= now)
+            {
+                self.release_hold(feed);
+            }
+        }
         if self.resume_due.is_some_and(|due| due <= now) {
             self.resume_due = None;
             self.resume_paused(now);
@@ -706,6 +778,7 @@ impl Server {
         }
         self.presence.clear();
         self.channels = Channels::new(self.config.irc.lobby.clone());
+        self.roster = None;
         self.lobby_irc.clear();
         for id in ids {
             if self.conn(id).is_some_and(|c| !c.is_closing()) {
@@ -754,7 +827,12 @@ impl Server {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let timer = self.timers.peek().map(|Reverse((deadline, _))| *deadline);
-        earliest(earliest(timer, self.pool_check), self.resume_due)
+        let batch = self.config.presence_batch;
+        let holds = self.readers.iter().filter_map(|r| r.hold_due(batch)).min();
+        earliest(
+            earliest(timer, self.pool_check),
+            earliest(self.resume_due, holds),
+        )
     }
 
     // ----- internals: connections -----
@@ -768,6 +846,15 @@ impl Server {
 
     fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
         live_conn(&mut self.slots, id)
+    }
+
+    /// The readers of `feed` that are idle or held.
+    fn readers_ref(&self, feed: FeedId) -> &FeedReaders {
+        let [native, irc] = &self.readers;
+        match feed {
+            FeedId::Native => native,
+            FeedId::Irc => irc,
+        }
     }
 
     fn conns(&self) -> impl Iterator<Item = &Conn> + '_ {
@@ -796,6 +883,7 @@ impl Server {
             counted: false,
             announced: false,
             idle_listed: false,
+            held_listed: false,
             resumable_listed: false,
             waiting_listed: false,
             doomed: false,
@@ -1010,8 +1098,9 @@ impl Server {
         };
         if before == 0 {
             conn.progress_at = now;
-            self.transmits.push(id, &mut conn.announced);
         }
+        // A held reader too: its presence goes with this frame.
+        self.transmits.push(id, &mut conn.announced);
         self.reindex(id);
     }
 
@@ -1021,7 +1110,13 @@ impl Server {
     /// were admitted before they got here, so that only happens to stalled
     /// readers and for frames nobody asked for). Returns where the frame
     /// sits in the feed.
-    fn broadcast(&mut self, now: Instant, feed: FeedId) -> (u64, u64) {
+    ///
+    /// Presence that follows other presence within
+    /// [`presence_batch`](ServerConfig::presence_batch) is held for readers
+    /// that had nothing queued: they are announced together when the batch
+    /// time is up, when anything else is broadcast or queued for them, or
+    /// when the held bytes reach [`hold_limit`](Self::hold_limit).
+    fn broadcast(&mut self, now: Instant, feed: FeedId, kind: Broadcast) -> (u64, u64) {
         let len = self.scratch.len();
         let max = self.config.max_outbound;
         let over: Vec<ConnId> = self
@@ -1034,28 +1129,72 @@ impl Server {
             self.doom(now, id);
         }
         self.bound_closing_readers(now, feed, len);
+        let batch = self.config.presence_batch;
+        let hold_limit = self.hold_limit() as u64;
         let Self {
             feeds,
             scratch,
-            idle,
+            readers,
             slots,
             transmits,
             ..
         } = self;
         let from = feeds.get(feed).end();
         feeds.get_mut(feed).append(scratch);
-        let idle = idle_of(idle, feed);
-        while let Some(id) = idle.pop() {
+        let to = from + len as u64;
+        let readers = readers_of(readers, feed);
+        let hold = match kind {
+            Broadcast::Presence => {
+                let storm = readers
+                    .last_presence
+                    .and_then(|at| at.checked_add(batch))
+                    .is_some_and(|until| now < until);
+                readers.last_presence = Some(now);
+                let began = readers.hold.map_or(from, |(_, began)| began);
+                storm && to - began <= hold_limit
+            }
+            Broadcast::Message => false,
+        };
+        if hold && readers.hold.is_none() {
+            readers.hold = Some((now.checked_add(batch).unwrap_or(now), from));
+        }
+        while let Some(id) = readers.idle.pop() {
             let Some(conn) = live_conn(slots, id) else {
                 continue;
             };
             conn.idle_listed = false;
             if conn.stream.receiving() && !conn.announced {
                 conn.progress_at = now;
-                transmits.push(id, &mut conn.announced);
+                if hold {
+                    readers.held.push(id, &mut conn.held_listed);
+                } else {
+                    transmits.push(id, &mut conn.announced);
+                }
             }
         }
-        (from, from + len as u64)
+        if !hold {
+            release_held(readers, slots, feeds, transmits);
+        }
+        (from, to)
+    }
+
+    /// The most presence a reader is held with: a quarter of the output
+    /// limit (so that held readers never slow a sender down, which happens
+    /// at half), and at most 16 KiB.
+    fn hold_limit(&self) -> usize {
+        (self.config.max_outbound / 4).min(16 * 1024)
+    }
+
+    /// Announces every held reader of `feed`.
+    fn release_hold(&mut self, feed: FeedId) {
+        let Self {
+            readers,
+            slots,
+            feeds,
+            transmits,
+            ..
+        } = self;
+        release_held(readers_of(readers, feed), slots, feeds, transmits);
     }
 
     /// Closes (without waiting for their BYE) closing connections so far
@@ -1110,14 +1249,19 @@ impl Server {
     /// Starts giving `id` every broadcast to `feed` from now on.
     fn subscribe(&mut self, id: ConnId, feed: FeedId) {
         let Self {
-            slots, feeds, idle, ..
+            slots,
+            feeds,
+            readers,
+            ..
         } = self;
         let Some(conn) = live_conn(slots, id) else {
             return;
         };
         conn.stream.subscribe(feeds, feed);
         if conn.stream.queued(feeds) == 0 {
-            idle_of(idle, feed).push(id, &mut conn.idle_listed);
+            readers_of(readers, feed)
+                .idle
+                .push(id, &mut conn.idle_listed);
         }
         self.reindex(id);
     }

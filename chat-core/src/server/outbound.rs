@@ -562,6 +562,37 @@ impl Queue {
     }
 }
 
+/// The receiving connections of one feed that are not listed for writing:
+/// idle ones (nothing queued) and ones holding presence back.
+///
+/// Invariant: a held reader's queue is presence appended to its feed since
+/// `hold`'s offset, nothing else (any other output announces it), so it is
+/// at most the feed's growth since then.
+#[derive(Debug, Default)]
+pub(super) struct FeedReaders {
+    /// Receiving connections whose queue emptied: the next broadcast makes
+    /// them ready to transmit (or holds them).
+    pub(super) idle: Queue,
+    /// Readers with only held presence queued, not yet announced.
+    pub(super) held: Queue,
+    /// While readers are held: when they are announced at the latest, and
+    /// the feed's end when holding began.
+    pub(super) hold: Option<(Instant, u64)>,
+    /// When presence was last broadcast to this feed.
+    pub(super) last_presence: Option<Instant>,
+}
+
+impl FeedReaders {
+    /// When the held readers are announced: `batch` after holding began,
+    /// or sooner, once presence has stopped coming for a tenth of it (the
+    /// storm is over).
+    pub(super) fn hold_due(&self, batch: Duration) -> Option<Instant> {
+        let (latest, _) = self.hold?;
+        let quiet = self.last_presence.and_then(|at| at.checked_add(batch / 10));
+        Some(quiet.map_or(latest, |quiet| quiet.min(latest)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,7 +45,7 @@ impl Server {
                     // The sender was the stalled reader admission dropped.
                     return Flow::Done;
                 }
-                self.deliver_lobby(now, id, false, &native, &lines);
+                self.deliver_lobby(now, id, false, Broadcast::Message, &native, &lines);
             }
             RawClientFrame::Whisper { to, text } => {
                 let Some(from) = self.require_registered(now, id, sender) else {
@@ -134,7 +134,7 @@ impl Server {
             frame::encode_welcome(out, &name)
         });
         self.send_roster(now, id);
-        self.deliver_lobby(now, id, true, &joined_frame, &irc_join);
+        self.deliver_lobby(now, id, true, Broadcast::Presence, &joined_frame, &irc_join);
         // After the JOINED: the newcomer does not hear of itself.
         self.subscribe(id, FeedId::Native);
         self.events.push_back(ServerEvent::Joined {
@@ -169,13 +169,47 @@ impl Server {
     }
 
     pub(super) fn send_roster(&mut self, now: Instant, id: ConnId) {
-        let mut roster = std::mem::take(&mut self.scratch);
-        roster.clear();
-        let names = self.lobby_names();
-        frame::encode_roster(&mut roster, &names);
+        let roster = self.lobby_roster();
         self.send(now, id, Delivery::Reply, |out| {
-            out.extend_from_slice(&roster)
+            out.extend_from_slice(roster.frames.as_bytes())
         });
-        self.scratch = roster;
+        self.roster = Some(roster);
+    }
+
+    /// The lobby's roster, up to date: the last one extended by the
+    /// members who joined since, or begun again after a departure or a
+    /// rename. A connect storm thus encodes each name once.
+    fn lobby_roster(&mut self) -> LobbyRoster {
+        let departures = self.channels.lobby_departures();
+        let members = self
+            .channels
+            .get(self.channels.lobby())
+            .map(Channel::members)
+            .unwrap_or_default();
+        let mut roster = match self.roster.take() {
+            Some(roster) if roster.departures == departures && roster.members <= members.len() => {
+                roster
+            }
+            _ => LobbyRoster {
+                frames: frame::RosterFrames::new(),
+                members: 0,
+                departures,
+            },
+        };
+        for member in members.get(roster.members..).unwrap_or_default() {
+            if let Some(name) = self.name_of(member.id) {
+                roster.frames.push(&name);
+            }
+        }
+        roster.members = members.len();
+        debug_assert!(
+            {
+                let mut fresh = Vec::new();
+                frame::encode_roster(&mut fresh, &self.lobby_names());
+                fresh == roster.frames.as_bytes()
+            },
+            "the kept roster differs from the lobby's"
+        );
+        roster
     }
 }

@@ -8,6 +8,16 @@ use crate::frame::{ClientFrame, ServerFrame};
 use crate::sim::World;
 use crate::text::Text;
 
+/// The defaults, with presence written at once: these tests are about what
+/// each connection gets, at one instant; holding presence in a storm has
+/// tests of its own.
+fn immediate() -> ServerConfig {
+    ServerConfig {
+        presence_batch: Duration::ZERO,
+        ..ServerConfig::default()
+    }
+}
+
 fn name(s: &str) -> Name {
     Name::new(s).unwrap()
 }
@@ -49,7 +59,7 @@ fn message(from: &str, s: &str) -> ServerFrame {
 }
 
 fn world() -> World {
-    World::new(ServerConfig::default())
+    World::new(immediate())
 }
 
 #[test]
@@ -464,7 +474,7 @@ fn silence_brings_pings_then_an_idle_timeout_and_bytes_reset_the_clock() {
 fn a_connection_beyond_max_clients_gets_server_full() {
     let mut w = World::new(ServerConfig {
         max_clients: 2,
-        ..ServerConfig::default()
+        ..immediate()
     });
     let a = w.join("a");
     w.connect();
@@ -483,7 +493,7 @@ fn a_connection_beyond_max_clients_gets_server_full() {
 fn a_reader_that_stalls_is_dropped_as_slow_consumer_while_others_get_everything() {
     let mut w = World::new(ServerConfig {
         max_outbound: 8192,
-        ..ServerConfig::default()
+        ..immediate()
     });
     let sender = w.join("sender");
     let fine = w.join("fine");
@@ -524,7 +534,7 @@ fn a_reader_that_stalls_is_dropped_as_slow_consumer_while_others_get_everything(
 fn congested_world() -> (World, usize, usize) {
     let mut w = World::new(ServerConfig {
         max_outbound: 4096,
-        ..ServerConfig::default()
+        ..immediate()
     });
     let sender = w.join("sender");
     w.join("fine");
@@ -617,7 +627,7 @@ fn a_reader_that_stopped_holds_nobody_back_after_the_grace_and_is_dropped_at_the
 fn one_read_bigger_than_the_limit_never_drops_a_reader_that_keeps_reading() {
     let mut w = World::new(ServerConfig {
         max_outbound: 65536,
-        ..ServerConfig::default()
+        ..immediate()
     });
     let sloth = w.join("sloth");
     let flood = w.join("flood");
@@ -654,7 +664,7 @@ fn one_read_bigger_than_the_limit_never_drops_a_reader_that_keeps_reading() {
 fn readers_are_not_starved_by_a_hundred_that_never_read() {
     let mut w = World::new(ServerConfig {
         max_outbound: 65536,
-        ..ServerConfig::default()
+        ..immediate()
     });
     let stalled: Vec<usize> = (0..100).map(|i| w.join(&format!("idle{i}"))).collect();
     let sender = w.join("sender");
@@ -701,7 +711,7 @@ fn dropping_stalled_readers_copies_nothing_out_of_the_feed() {
     let max = 1 << 20;
     let mut w = World::new(ServerConfig {
         max_outbound: max,
-        ..ServerConfig::default()
+        ..immediate()
     });
     let stalled: Vec<usize> = (0..100).map(|i| w.join(&format!("s{i}"))).collect();
     let sender = w.join("sender");
@@ -732,7 +742,7 @@ fn dropping_stalled_readers_copies_nothing_out_of_the_feed() {
 fn whispers_to_a_reader_that_still_reads_are_paced_too() {
     let mut w = World::new(ServerConfig {
         max_outbound: 4096,
-        ..ServerConfig::default()
+        ..immediate()
     });
     let a = w.join("a");
     let b = w.join("b");
@@ -776,7 +786,7 @@ fn input_paused_before_the_stream_ended_is_still_acted_on() {
 fn reading_resumes_with_an_event_once_a_backed_up_queue_drains() {
     let mut server = Server::new(ServerConfig {
         max_outbound: 4096,
-        ..ServerConfig::default()
+        ..immediate()
     });
     let now = Instant::now();
     let conn = server.handle_accept(now);
@@ -808,7 +818,7 @@ fn reading_resumes_with_an_event_once_a_backed_up_queue_drains() {
 fn a_client_pipelining_faster_than_it_reads_is_slowed_not_dropped() {
     let mut w = World::new(ServerConfig {
         max_outbound: 4096,
-        ..ServerConfig::default()
+        ..immediate()
     });
     let p = w.join("p");
     w.take(p);
@@ -880,7 +890,7 @@ fn shutdown_says_bye_to_everyone_and_refuses_newcomers() {
 
 #[test]
 fn poll_transmit_names_each_connection_once_per_burst() {
-    let mut server = Server::new(ServerConfig::default());
+    let mut server = Server::new(immediate());
     let now = Instant::now();
     let a = server.handle_accept(now);
     server.handle_input(now, a, &ClientFrame::Ping { token: 1 }.to_bytes());
@@ -895,7 +905,7 @@ fn poll_transmit_names_each_connection_once_per_burst() {
 
 #[test]
 fn stale_ids_are_ignored() {
-    let mut server = Server::new(ServerConfig::default());
+    let mut server = Server::new(immediate());
     let now = Instant::now();
     let a = server.handle_accept(now);
     server.handle_eof(now, a);
@@ -972,7 +982,7 @@ fn buffers_returned_after_the_last_timeout_call_are_still_freed() {
     // The runtime's turn: timers first (the pool is empty: every buffer is
     // out, queued), then the writes, which return the buffers to the pool.
     // Nothing happens afterwards; the pool must still be freed a second later.
-    let mut server = Server::new(ServerConfig::default());
+    let mut server = Server::new(immediate());
     let now = Instant::now();
     let conns: Vec<ConnId> = (0..3).map(|_| server.handle_accept(now)).collect();
     for (i, &conn) in conns.iter().enumerate() {
@@ -995,7 +1005,7 @@ fn buffers_returned_after_the_last_timeout_call_are_still_freed() {
 fn a_rejected_connection_gets_server_full_and_frees_its_place() {
     let mut w = World::new(ServerConfig {
         max_clients: 1,
-        ..ServerConfig::default()
+        ..immediate()
     });
     let a = w.connect();
     let conn = w.peers[a].conn;
@@ -1015,7 +1025,7 @@ fn timers_too_long_for_the_clock_mean_never_and_nothing_panics() {
         idle_timeout: Duration::MAX,
         linger: Duration::MAX,
         stall_grace: Duration::MAX,
-        ..ServerConfig::default()
+        ..immediate()
     });
     let a = w.join("a");
     let b = w.connect();
@@ -1042,7 +1052,7 @@ fn world_with_a_slow_reader(others: usize) -> (World, usize, usize) {
         handshake_timeout: Duration::from_secs(1),
         ping_interval: Duration::from_secs(2),
         idle_timeout: Duration::from_secs(4),
-        ..ServerConfig::default()
+        ..immediate()
     });
     let a = w.join("a");
     let slow = w.join("slow");
@@ -1144,7 +1154,7 @@ fn a_departure_with_a_full_backlog_is_announced_before_its_close() {
         max_outbound: 4096,
         ping_interval: Duration::from_secs(120),
         idle_timeout: Duration::from_secs(60),
-        ..ServerConfig::default()
+        ..immediate()
     });
     let a = w.join("a");
     let b = w.join("b");
@@ -1182,5 +1192,136 @@ fn a_departure_with_a_full_backlog_is_announced_before_its_close() {
             })
         ),
         "{about_b:?}"
+    );
+}
+
+// ----- presence in a storm (`presence_batch`) -----
+
+fn joined(s: &str) -> ServerFrame {
+    ServerFrame::Joined { name: name(s) }
+}
+
+/// The default batching, and a world in which `alice` has been alone for a
+/// second (so the next join is not part of a storm).
+fn batching_world() -> (World, usize, Duration) {
+    let config = ServerConfig::default();
+    let batch = config.presence_batch;
+    assert!(batch > Duration::ZERO, "batching is on by default");
+    let mut w = World::new(config);
+    let alice = w.join("alice");
+    w.advance(Duration::from_secs(1));
+    (w, alice, batch)
+}
+
+#[test]
+fn a_lone_join_is_written_at_once_and_the_next_within_the_batch_waits() {
+    let (mut w, alice, batch) = batching_world();
+    w.join("bob");
+    assert_eq!(w.take(alice), [joined("bob")], "a lone join goes at once");
+
+    w.join("carol");
+    assert!(w.take(alice).is_empty(), "a join right after another waits");
+    assert!(w.server.holds_presence(w.peers[alice].conn));
+    let due = w.server.poll_timeout().unwrap();
+    assert!(
+        due > w.now && due <= w.now + batch,
+        "a deadline ends the wait"
+    );
+    w.advance(due - w.now);
+    assert_eq!(w.take(alice), [joined("carol")]);
+    assert!(!w.server.holds_presence(w.peers[alice].conn));
+}
+
+#[test]
+fn a_storm_reaches_each_reader_in_a_few_writes_and_in_order() {
+    let (mut w, alice, batch) = batching_world();
+    // A join every millisecond for three batch times.
+    let joins = 3 * batch.as_millis() as usize;
+    let mut writes = 0;
+    let mut got = Vec::new();
+    for i in 0..joins {
+        w.join(&format!("u{i}"));
+        let frames = w.take(alice);
+        writes += usize::from(!frames.is_empty());
+        got.extend(frames);
+        w.advance(Duration::from_millis(1));
+    }
+    w.settle();
+    let frames = w.take(alice);
+    writes += usize::from(!frames.is_empty());
+    got.extend(frames);
+    let want: Vec<ServerFrame> = (0..joins).map(|i| joined(&format!("u{i}"))).collect();
+    assert_eq!(got, want, "every join, in order");
+    // The first join is written at once, then one write per batch time
+    // (each starting when the previous ended), and the last after the storm.
+    assert!(writes <= 5, "{joins} joins took {writes} writes");
+    assert!(
+        writes >= 3,
+        "the batch time bounds the wait: {writes} writes"
+    );
+}
+
+#[test]
+fn anything_else_for_a_reader_takes_its_held_presence_along_in_order() {
+    let (mut w, alice, _) = batching_world();
+    let bob = w.join("bob");
+    w.join("carol");
+    w.settle();
+    w.take(alice);
+    w.take(bob);
+    w.join("dave");
+    assert!(w.take(alice).is_empty());
+    // A message to everyone.
+    w.send(bob, &say("hi"));
+    assert_eq!(w.take(alice), [joined("dave"), message("bob", "hi")]);
+    // A reply to the reader's own request.
+    w.join("erin");
+    assert!(w.take(alice).is_empty());
+    w.send(alice, &ClientFrame::Ping { token: 7 });
+    assert_eq!(
+        w.take(alice),
+        [joined("erin"), ServerFrame::Pong { token: 7 }]
+    );
+    // A whisper.
+    w.join("fred");
+    w.take(bob);
+    w.send(bob, &whisper("alice", "psst"));
+    assert_eq!(
+        w.take(alice),
+        [
+            joined("fred"),
+            ServerFrame::Private {
+                from: name("bob"),
+                text: text("psst")
+            }
+        ]
+    );
+}
+
+#[test]
+fn held_presence_stays_under_a_quarter_of_a_tiny_limit_and_drops_nobody() {
+    // 40 bytes of output: a JOINED is 9 to 12 bytes here, so at most one
+    // waits, and a reader still reading is never the slow one.
+    let config = ServerConfig {
+        max_outbound: 40,
+        ..ServerConfig::default()
+    };
+    let mut w = World::new(config);
+    let alice = w.join("alice");
+    w.advance(Duration::from_secs(1));
+    let mut got = Vec::new();
+    for i in 0..50 {
+        w.join(&format!("u{i}"));
+        assert!(w.server.queued(w.peers[alice].conn) <= 40 / 4 + 12);
+        got.extend(w.take(alice));
+    }
+    w.settle();
+    got.extend(w.take(alice));
+    assert_eq!(got.len(), 50);
+    assert!(
+        w.events
+            .iter()
+            .all(|e| !matches!(e, ServerEvent::Left { .. })),
+        "nobody dropped"
     );
 }
