@@ -568,6 +568,8 @@ fn server_bye_detail_is_escaped() {
 struct Pty {
     master: std::fs::File,
     output: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    /// Ends once the child has closed the terminal and all it wrote is in `output`.
+    reader: Option<std::thread::JoinHandle<()>>,
     child: Child,
 }
 
@@ -604,9 +606,10 @@ impl Pty {
         let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut reader = master.try_clone().unwrap();
         let sink = std::sync::Arc::clone(&output);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
-            // Ends with an error once the child and the test closed the terminal.
+            // Ends with an error (EIO) once the child closed the terminal:
+            // the test holds no descriptor of the terminal's side.
             while let Ok(n @ 1..) = reader.read(&mut buf) {
                 sink.lock().unwrap().extend_from_slice(&buf[..n]);
             }
@@ -614,8 +617,20 @@ impl Pty {
         Self {
             master,
             output,
+            reader: Some(reader),
             child,
         }
+    }
+
+    /// Waits for the child to exit and for the last of its output to be
+    /// read (what it wrote just before exiting may still be in the
+    /// terminal when `wait` returns); returns its status.
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let status = self.child.wait().unwrap();
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        status
     }
 
     fn text(&self) -> String {
@@ -684,7 +699,7 @@ fn on_a_terminal_typed_text_survives_incoming_lines_and_the_terminal_is_restored
     let _ = term.wait_for("<alice> first third", at);
     // Ctrl-C leaves: exit 0, BYE sent, and no ^C or prompt left behind.
     term.type_keys("\x03");
-    let status = term.child.wait().unwrap();
+    let status = term.wait_exit();
     assert!(status.success(), "{status:?}");
     let text = term.text();
     assert!(!text.contains("^C"), "{text:?}");
