@@ -363,11 +363,19 @@ impl World {
                 if !peer.reading {
                     continue;
                 }
+                // A vectored write of up to three runs, as the runtimes do.
+                let mut bufs = [std::io::IoSlice::new(&[]); 3];
+                let filled = self.server.outbound_vectored(peer.conn, &mut bufs);
+                assert_eq!(bufs[0].as_ref(), pending, "outbound is the first run");
+                let runs: Vec<u8> = bufs[..filled]
+                    .iter()
+                    .flat_map(|b| b.iter().copied())
+                    .collect();
                 let n = match peer.write_chunk {
-                    0 => pending.len(),
-                    chunk => chunk.min(pending.len()),
+                    0 => runs.len(),
+                    chunk => chunk.min(runs.len()),
                 };
-                let bytes = pending[..n].to_vec();
+                let bytes = runs[..n].to_vec();
                 self.peers[index].last_progress = self.now;
                 self.peers[index].receive(&bytes);
                 let conn = self.peers[index].conn;

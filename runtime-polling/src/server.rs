@@ -18,7 +18,7 @@
 
 #![allow(unsafe_code)] // polling::Poller::add is unsafe; see the SAFETY comment there.
 
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, IoSlice, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,6 +43,8 @@ const READ_CHUNK: usize = 64 * 1024;
 const ACCEPTS_PER_TURN: usize = 256;
 /// Extra non-blocking polls per turn before output is written (see the loop).
 const COALESCE_PASSES: usize = 2;
+/// Runs of a connection's queue handed to one vectored write.
+const WRITE_RUNS: usize = 16;
 /// Sockets written between looks for new input during a long write phase.
 const WRITE_SLICE: usize = 256;
 /// Least time between two warnings about running out of descriptors.
@@ -464,11 +466,25 @@ impl PollingServer {
             return;
         };
         loop {
-            let pending = tls::outbound(&mut self.core, socket.tls.as_deref_mut(), now, conn);
-            if pending.is_empty() {
-                break;
-            }
-            match socket.stream.write(pending) {
+            let written = if socket.tls.is_none() {
+                // Own frames and feed bytes alternate in a queue: one
+                // system call for several runs.
+                let mut runs = [IoSlice::new(&[]); WRITE_RUNS];
+                let filled = self.core.outbound_vectored(conn, &mut runs);
+                if filled == 0 {
+                    break;
+                }
+                socket
+                    .stream
+                    .write_vectored(runs.get(..filled).unwrap_or_default())
+            } else {
+                let pending = tls::outbound(&mut self.core, socket.tls.as_deref_mut(), now, conn);
+                if pending.is_empty() {
+                    break;
+                }
+                socket.stream.write(pending)
+            };
+            match written {
                 Ok(n) => tls::written(&mut self.core, socket.tls.as_deref_mut(), now, conn, n),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}

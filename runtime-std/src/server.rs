@@ -1,7 +1,7 @@
 //! The thread-per-client server. See the crate docs for the locking rule.
 
 use std::collections::HashMap;
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -18,6 +18,8 @@ use runtime_common::tls::{self, TlsSession};
 const READ_CHUNK: usize = 2048;
 /// Most bytes handed to one blocking `write`.
 const WRITE_CHUNK: usize = 64 * 1024;
+/// Runs of a connection's queue handed to one vectored send.
+const WRITE_RUNS: usize = 16;
 /// Stack size of the per-connection threads; they need little.
 const THREAD_STACK: usize = 128 * 1024;
 /// How long the flusher at most lets queued input go first (see `flusher_loop`).
@@ -759,13 +761,25 @@ fn flush(
         return;
     }
     let socket = socket2::SockRef::from(&*link.stream);
+    // MSG_DONTWAIT: the socket stays blocking for its reader thread.
+    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
     loop {
-        let pending = tls::outbound(core, link.tls.as_deref_mut(), now, conn);
-        if pending.is_empty() {
-            return;
-        }
-        // MSG_DONTWAIT: the socket stays blocking for its reader thread.
-        let sent = socket.send_with_flags(pending, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
+        let sent = if link.tls.is_none() {
+            // Own frames and feed bytes alternate in a queue: one system
+            // call for several runs.
+            let mut runs = [IoSlice::new(&[]); WRITE_RUNS];
+            let filled = core.outbound_vectored(conn, &mut runs);
+            if filled == 0 {
+                return;
+            }
+            socket.send_vectored_with_flags(runs.get(..filled).unwrap_or_default(), flags)
+        } else {
+            let pending = tls::outbound(core, link.tls.as_deref_mut(), now, conn);
+            if pending.is_empty() {
+                return;
+            }
+            socket.send_with_flags(pending, flags)
+        };
         match sent {
             Ok(n) if n > 0 => tls::written(core, link.tls.as_deref_mut(), now, conn, n),
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,

@@ -37,10 +37,11 @@ pub struct ServerConfig {
     /// for more when it follows other presence by less than this: in a
     /// connect storm each socket gets a few large writes instead of one per
     /// join. A lone join or departure is written at once; a storm's is
-    /// written this long after the wait began, or once presence has
-    /// stopped for a tenth of it; anything else for a reader (a message, a
+    /// written this long after the wait began, once presence has stopped
+    /// for 10 ms, or once a reader has a quarter of `max_outbound` (at most
+    /// 64 KiB) of it waiting; anything else for a reader (a message, a
     /// reply) takes its waiting presence along, in order. Zero writes
-    /// presence at once. Default 100 ms.
+    /// presence at once. Default 250 ms.
     pub presence_batch: Duration,
     /// The IRC front door's settings (used only for connections accepted
     /// with [`Server::handle_accept_irc`](super::Server::handle_accept_irc),
@@ -83,7 +84,7 @@ impl Default for ServerConfig {
             max_outbound: 1 << 20,
             linger: Duration::from_secs(1),
             stall_grace: Duration::from_millis(500),
-            presence_batch: Duration::from_millis(100),
+            presence_batch: Duration::from_millis(250),
             irc: IrcConfig::default(),
         }
     }

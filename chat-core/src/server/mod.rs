@@ -136,6 +136,7 @@ mod timers;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, VecDeque};
+use std::io::IoSlice;
 use std::time::Instant;
 
 use crate::channel::{Channel, Channels};
@@ -494,6 +495,32 @@ impl Server {
     pub fn outbound(&self, conn: ConnId) -> &[u8] {
         self.conn(conn)
             .map_or(&[], |c| c.stream.outbound(&self.feeds))
+    }
+
+    /// [`outbound`](Self::outbound) and what follows it, for one vectored
+    /// write (`write_vectored`): fills `bufs` with up to `bufs.len()` runs
+    /// of what is queued for `conn`, in order, and returns how many it
+    /// filled (0: nothing queued). Report what the write took with
+    /// [`handle_written`](Self::handle_written), wherever it ended.
+    ///
+    /// A connection's own frames and its part of the broadcast feed
+    /// alternate in its queue: a newcomer's WELCOME and the joins after it
+    /// are two runs, which one vectored write sends in one system call.
+    pub fn outbound_vectored<'a>(&'a self, conn: ConnId, bufs: &mut [IoSlice<'a>]) -> usize {
+        let Some(c) = self.conn(conn) else {
+            return 0;
+        };
+        let mut filled = 0;
+        let mut slots = bufs.iter_mut();
+        c.stream.chunks(&self.feeds, |run| match slots.next() {
+            Some(slot) => {
+                *slot = IoSlice::new(run);
+                filled += 1;
+                true
+            }
+            None => false,
+        });
+        filled
     }
 
     /// Bytes queued for `conn` in all, not yet written.
@@ -1180,9 +1207,9 @@ impl Server {
 
     /// The most presence a reader is held with: a quarter of the output
     /// limit (so that held readers never slow a sender down, which happens
-    /// at half), and at most 16 KiB.
+    /// at half), and at most 64 KiB.
     fn hold_limit(&self) -> usize {
-        (self.config.max_outbound / 4).min(16 * 1024)
+        (self.config.max_outbound / 4).min(64 * 1024)
     }
 
     /// Announces every held reader of `feed`.

@@ -368,22 +368,68 @@ impl Stream {
 
     /// The next bytes to write: a prefix of everything queued.
     pub(super) fn outbound<'a>(&'a self, feeds: &'a Feeds) -> &'a [u8] {
+        let mut first: &[u8] = &[];
+        self.chunks(feeds, |chunk| {
+            first = chunk;
+            false
+        });
+        first
+    }
+
+    /// Hands `each` what is to be written, in order, one contiguous run at
+    /// a time (own frames, then feed bytes up to the next own frames or
+    /// skip, and so on), while it returns true. Nothing empty is handed.
+    pub(super) fn chunks<'a>(&'a self, feeds: &'a Feeds, mut each: impl FnMut(&'a [u8]) -> bool) {
+        let own = self.own.pending();
         let Some(cursor) = self.cursor else {
-            return self.own.pending();
+            if !own.is_empty() {
+                each(own);
+            }
+            return;
         };
         let feed = feeds.get(cursor.feed);
-        let to = match self.marks.front() {
-            Some(mark) if mark.feed_at <= cursor.pos => {
-                let run = mark.own_upto.saturating_sub(self.own.total_sent);
-                let run = usize::try_from(run).unwrap_or(usize::MAX);
-                let pending = self.own.pending();
-                return pending.get(..run).unwrap_or(pending);
+        let end = cursor.stop.unwrap_or(feed.end());
+        let mut pos = cursor.pos;
+        // Own bytes before this count (since the connection opened) are handed.
+        let mut own_at = self.own.total_sent;
+        let mut marks = self.marks.iter().peekable();
+        let mut skips = self.skips.iter().peekable();
+        loop {
+            while let Some(&&(start, stop)) = skips.peek() {
+                if start > pos {
+                    break;
+                }
+                pos = pos.max(stop);
+                skips.next();
             }
-            Some(mark) => mark.feed_at,
-            None => cursor.stop.unwrap_or(feed.end()),
-        };
-        let to = self.skips.front().map_or(to, |&(start, _)| to.min(start));
-        feed.slice(cursor.pos, to)
+            let run = match marks.peek() {
+                Some(mark) if mark.feed_at <= pos => {
+                    let from = own_at.saturating_sub(self.own.total_sent);
+                    let to = mark.own_upto.saturating_sub(self.own.total_sent);
+                    own_at = mark.own_upto;
+                    marks.next();
+                    let range = usize::try_from(from).unwrap_or(usize::MAX)
+                        ..usize::try_from(to).unwrap_or(usize::MAX);
+                    own.get(range).unwrap_or_default()
+                }
+                next => {
+                    let to = next.map_or(end, |mark| mark.feed_at);
+                    let to = skips.peek().map_or(to, |&&(start, _)| to.min(start));
+                    if to <= pos {
+                        return;
+                    }
+                    let run = feed.slice(pos, to);
+                    if run.is_empty() {
+                        return;
+                    }
+                    pos = to;
+                    run
+                }
+            };
+            if !run.is_empty() && !each(run) {
+                return;
+            }
+        }
     }
 
     /// Queues an own frame after everything queued so far.
@@ -582,13 +628,18 @@ pub(super) struct FeedReaders {
     pub(super) last_presence: Option<Instant>,
 }
 
+/// How long presence must stop for a storm to count as over.
+const QUIET: Duration = Duration::from_millis(10);
+
 impl FeedReaders {
     /// When the held readers are announced: `batch` after holding began,
-    /// or sooner, once presence has stopped coming for a tenth of it (the
-    /// storm is over).
+    /// or sooner, once presence has stopped coming for [`QUIET`] (the storm
+    /// is over).
     pub(super) fn hold_due(&self, batch: Duration) -> Option<Instant> {
         let (latest, _) = self.hold?;
-        let quiet = self.last_presence.and_then(|at| at.checked_add(batch / 10));
+        let quiet = self
+            .last_presence
+            .and_then(|at| at.checked_add(batch.min(QUIET)));
         Some(quiet.map_or(latest, |quiet| quiet.min(latest)))
     }
 }
@@ -597,23 +648,38 @@ impl FeedReaders {
 mod tests {
     use super::*;
 
-    /// Writes everything queued in pieces of at most `chunk` bytes.
+    /// Writes everything queued in vectored writes of at most `chunk`
+    /// bytes from up to three runs, checking that the runs begin with
+    /// `outbound` and add up to everything that is then written.
     fn drain(
         stream: &mut Stream,
         feed: &mut Feeds,
         pool: &mut BufferPool,
         chunk: usize,
     ) -> Vec<u8> {
+        let mut whole = Vec::new();
+        stream.chunks(feed, |run| {
+            whole.extend_from_slice(run);
+            true
+        });
         let mut out = Vec::new();
         loop {
-            let bytes = stream.outbound(feed);
-            if bytes.is_empty() {
+            let mut runs = Vec::new();
+            stream.chunks(feed, |run| {
+                runs.push(run.to_vec());
+                runs.len() < 3
+            });
+            let Some(first) = runs.first() else {
+                assert!(stream.outbound(feed).is_empty());
                 break;
-            }
+            };
+            assert_eq!(stream.outbound(feed), &first[..]);
+            let bytes = runs.concat();
             let n = bytes.len().min(chunk);
             out.extend_from_slice(&bytes[..n]);
             stream.consume(n, feed, pool);
         }
+        assert_eq!(out, whole, "the runs are everything written");
         out
     }
 
