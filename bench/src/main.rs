@@ -165,6 +165,11 @@ pub(crate) struct Args {
     /// --irc-connect, default 1: all of them).
     #[arg(long, value_name = "R")]
     irc_ratio: Option<f64>,
+    /// Speak NATS to --connect instead (connect only, for comparison with
+    /// nats-server): a client is registered when its `CONNECT` and `PING`
+    /// are answered with `PONG`; there is no presence to wait for.
+    #[arg(long)]
+    nats: bool,
     /// Overall deadline in seconds (default: warm-up + duration + 60).
     #[arg(long, value_name = "SECS")]
     timeout: Option<f64>,
@@ -238,6 +243,14 @@ fn run(args: &Args) -> Result<(), String> {
             net::use_irc(resolve(irc)?, ratio);
             println!("IRC clients: {:.0} % of them, on {irc}", ratio * 100.0);
         }
+    }
+    if args.nats {
+        if args.scenario != Scenario::Connect || args.irc_connect.is_some() || args.tls_ca.is_some()
+        {
+            return Err("--nats goes with connect, without --irc-connect or --tls-ca".into());
+        }
+        net::use_nats();
+        println!("speaking NATS");
     }
     let deadline = Instant::now() + Duration::from_secs_f64(timeout);
     raise_fd_limit(args.clients + 64)?;

@@ -33,6 +33,14 @@ pub(crate) fn is_irc(id: u64) -> bool {
     })
 }
 
+/// Set when every client speaks NATS (`--nats`).
+static NATS: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+
+/// Makes every client of this run speak NATS.
+pub(crate) fn use_nats() {
+    let _ = NATS.set(());
+}
+
 /// The channel IRC clients talk in (the server's lobby).
 pub(crate) const IRC_CHANNEL: &str = "#lobby";
 
@@ -124,7 +132,9 @@ impl Net {
             };
             format!("cannot connect to {}: {e}{hint}", self.addr)
         };
-        let irc = is_irc(id);
+        let nats = NATS.get().is_some();
+        // NATS is line-based too: its lines go through `scan_irc`.
+        let irc = is_irc(id) || nats;
         let addr = match IRC.get() {
             Some(&(irc_addr, _)) if irc => irc_addr,
             _ => self.addr,
@@ -169,7 +179,9 @@ impl Net {
         };
         let name = format!("b{id}");
         let mut out = Vec::with_capacity(64);
-        if irc {
+        if nats {
+            out.extend_from_slice(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\nPING\r\n");
+        } else if irc {
             let lines = format!("NICK {name}\r\nUSER {name} 0 * :{name}\r\nJOIN {IRC_CHANNEL}\r\n");
             out.extend_from_slice(lines.as_bytes());
         } else {
@@ -429,6 +441,12 @@ pub(crate) fn scan_irc(
                 f(op::PING, payload);
             } else if line.starts_with(b"ERROR") {
                 f(op::SERVER_BYE, line);
+            } else if line == b"PONG" {
+                // NATS (IRC's PONG has a source): the answer to the PING
+                // after CONNECT, which registers the client.
+                f(op::WELCOME, &[]);
+            } else if line.starts_with(b"-ERR") {
+                f(op::ERROR, line);
             }
             continue;
         };
