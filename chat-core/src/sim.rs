@@ -293,7 +293,12 @@ impl World {
     /// Drains the server's outputs until it is idle: delivers queued bytes to
     /// reading peers, records events, marks closed peers.
     pub(crate) fn drive(&mut self) {
+        let mut rounds = 0u32;
         loop {
+            // A deadline that stays due after `handle_timeout` would spin a
+            // runtime: caught here rather than hanging.
+            rounds += 1;
+            assert!(rounds < 100_000, "the server never settles");
             let mut progress = self.feed_input();
             if self
                 .server
