@@ -178,8 +178,11 @@ impl Server {
 
     /// Whether `conn`, with `queued` bytes waiting, has taken nothing for the
     /// stall grace: it no longer holds anyone back.
+    /// A reader whose presence the server holds back is not: it was not
+    /// given anything to take.
     pub(super) fn is_stalled(&self, conn: &Conn, queued: usize, now: Instant) -> bool {
         queued > 0
+            && !conn.is_held()
             && conn
                 .progress_at
                 .checked_add(self.config.stall_grace)
@@ -200,6 +203,10 @@ impl Server {
         for (id, queued) in self.queues_over(feed, self.pace().saturating_sub(len)) {
             let Some(conn) = self.conn(id) else { continue };
             if !self.is_stalled(conn, queued, now) {
+                if conn.is_held() {
+                    // Waiting for it to drain: let it.
+                    self.release_hold(now, feed);
+                }
                 return Err(id);
             }
             if queued.saturating_add(len) > max {

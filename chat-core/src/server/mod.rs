@@ -247,6 +247,11 @@ impl Conn {
     fn is_closing(&self) -> bool {
         matches!(self.phase, Phase::Closing { .. })
     }
+
+    /// Output queued but held back by the server (presence in a storm).
+    fn is_held(&self) -> bool {
+        self.held_listed && !self.announced
+    }
 }
 
 /// The lobby's roster as USERS frames, extended as members join.
@@ -340,7 +345,11 @@ fn readers_of(readers: &mut [FeedReaders; 2], feed: FeedId) -> &mut FeedReaders 
 
 /// Announces every reader `readers` holds (those still queued and not
 /// announced meanwhile), and ends the hold.
+///
+/// Their queues count as new from `now`: the runtime could not write them
+/// before, so their stall grace starts here.
 fn release_held(
+    now: Instant,
     readers: &mut FeedReaders,
     slots: &mut [Slot],
     feeds: &Feeds,
@@ -351,10 +360,11 @@ fn release_held(
         let Some(conn) = live_conn(slots, id) else {
             continue;
         };
-        conn.held_listed = false;
-        if conn.stream.queued(feeds) > 0 {
+        if conn.is_held() && conn.stream.queued(feeds) > 0 {
+            conn.progress_at = now;
             transmits.push(id, &mut conn.announced);
         }
+        conn.held_listed = false;
     }
 }
 
@@ -579,8 +589,7 @@ impl Server {
     /// earlier does no harm.
     pub fn holds_presence(&self, conn: ConnId) -> bool {
         self.conn(conn).is_some_and(|c| {
-            c.held_listed
-                && !c.announced
+            c.is_held()
                 && c.stream
                     .feed_id()
                     .is_some_and(|feed| self.readers_ref(feed).hold.is_some())
@@ -753,7 +762,7 @@ impl Server {
                 .hold_due(batch)
                 .is_some_and(|due| due <= now)
             {
-                self.release_hold(feed);
+                self.release_hold(now, feed);
             }
         }
         if self.resume_due.is_some_and(|due| due <= now) {
@@ -1123,7 +1132,7 @@ impl Server {
         let Some(conn) = live_conn(&mut self.slots, id) else {
             return;
         };
-        if before == 0 {
+        if before == 0 || conn.is_held() {
             conn.progress_at = now;
         }
         // A held reader too: its presence goes with this frame.
@@ -1200,7 +1209,7 @@ impl Server {
             }
         }
         if !hold {
-            release_held(readers, slots, feeds, transmits);
+            release_held(now, readers, slots, feeds, transmits);
         }
         (from, to)
     }
@@ -1213,7 +1222,7 @@ impl Server {
     }
 
     /// Announces every held reader of `feed`.
-    fn release_hold(&mut self, feed: FeedId) {
+    fn release_hold(&mut self, now: Instant, feed: FeedId) {
         let Self {
             readers,
             slots,
@@ -1221,7 +1230,7 @@ impl Server {
             transmits,
             ..
         } = self;
-        release_held(readers_of(readers, feed), slots, feeds, transmits);
+        release_held(now, readers_of(readers, feed), slots, feeds, transmits);
     }
 
     /// Closes (without waiting for their BYE) closing connections so far

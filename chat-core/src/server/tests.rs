@@ -1325,3 +1325,45 @@ fn held_presence_stays_under_a_quarter_of_a_tiny_limit_and_drops_nobody() {
         "nobody dropped"
     );
 }
+
+#[test]
+fn a_held_reader_is_never_taken_for_a_stalled_one() {
+    // A stall grace far shorter than the batch time, and a small limit: a
+    // reader the server itself holds back has taken nothing for longer
+    // than the grace, yet it is still reading and must not be dropped when
+    // a message would take it past the limit.
+    let config = ServerConfig {
+        max_outbound: 600,
+        stall_grace: Duration::from_millis(1),
+        ..ServerConfig::default()
+    };
+    let mut w = World::new(config);
+    let alice = w.join("alice");
+    let bob = w.join("bob");
+    w.advance(Duration::from_secs(1));
+    w.join("carol");
+    w.take(alice);
+    w.take(bob);
+    w.join("dave");
+    w.advance(Duration::from_millis(5));
+    w.join("erin");
+    assert!(w.server.holds_presence(w.peers[alice].conn));
+    w.advance(Duration::from_millis(5));
+    w.join("fred");
+    // 100 + 500 bytes over a 600-byte limit.
+    let long = "x".repeat(500);
+    w.send(bob, &say(&long));
+    let frames = w.take(alice);
+    assert_eq!(
+        frames.last(),
+        Some(&message("bob", &long)),
+        "the message reached the held reader: {frames:?}"
+    );
+    assert!(
+        w.events
+            .iter()
+            .all(|e| !matches!(e, ServerEvent::Left { .. })),
+        "nobody dropped: {:?}",
+        w.events
+    );
+}
