@@ -394,6 +394,11 @@ pub fn descriptor_exhaustion(path: &'static str) {
     assert_eq!(roster, ["a", "b", "c"]);
     c.say("hello again");
     assert!(matches!(c.recv(), ServerFrame::Message { .. }));
+    // And it stays accepting: a connection that arrives once the backlog is
+    // drained is taken too (a listener re-armed for one event only would
+    // let `c` in and nobody after it).
+    let (_d, roster) = Client::join(server.addr, "d");
+    assert_eq!(roster, ["a", "b", "c", "d"]);
 }
 
 /// Connections killed mid-frame, reset with SO_LINGER 0, or half-closed: each

@@ -363,7 +363,12 @@ impl PollingServer {
             } else {
                 Interest::none(key)
             };
-            if let Err(error) = self.poller.modify(listener, interest) {
+            // Level, as registered: `modify` alone would make the listener
+            // one-shot, and it would stop accepting after its next event.
+            if let Err(error) = self
+                .poller
+                .modify_with_mode(listener, interest, PollMode::Level)
+            {
                 log::error!("cannot pause or resume a listener: {error}");
             }
         }
