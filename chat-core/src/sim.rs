@@ -293,30 +293,28 @@ impl World {
     /// Drains the server's outputs until it is idle: delivers queued bytes to
     /// reading peers, records events, marks closed peers.
     pub(crate) fn drive(&mut self) {
-        // Rounds in which a deadline was due. A deadline that stays due after
-        // `handle_timeout` would spin a runtime: caught here rather than
-        // hanging. (Rounds that move bytes do not count: a peer reading one
-        // byte at a time legitimately takes one round per byte.)
-        let mut due_rounds = 0u32;
+        // Consecutive rounds in which only a due deadline fired. A deadline
+        // that stays due after `handle_timeout` while nothing else happens
+        // would spin a runtime: caught here rather than hanging. (Rounds
+        // that move bytes reset it: paused input that runs a frame each
+        // time a one-byte-at-a-time reader drains is slow, not stuck.)
+        let mut idle_due_rounds = 0u32;
         loop {
-            let mut progress = self.feed_input();
-            if self
+            let mut moved = self.feed_input();
+            let fired = self
                 .server
                 .poll_timeout()
-                .is_some_and(|due| due <= self.now)
-            {
-                due_rounds += 1;
-                assert!(due_rounds < 100_000, "the server never settles");
+                .is_some_and(|due| due <= self.now);
+            if fired {
                 // Paused input is ready to run (or a timer is due).
                 self.server.handle_timeout(self.now);
-                progress = true;
             }
             while let Some(conn) = self.server.poll_transmit() {
                 self.to_write.insert(conn);
-                progress = true;
+                moved = true;
             }
             while let Some(event) = self.server.poll_event() {
-                progress = true;
+                moved = true;
                 if let ServerEvent::Close { conn, reason, .. } = event {
                     let grace = self.server.config().stall_grace;
                     let now = self.now;
@@ -392,10 +390,16 @@ impl World {
                 self.peers[index].receive(&bytes);
                 let conn = self.peers[index].conn;
                 self.server.handle_written(self.now, conn, n);
-                progress = true;
+                moved = true;
             }
-            if !progress {
-                break;
+            if !moved {
+                if !fired {
+                    break;
+                }
+                idle_due_rounds += 1;
+                assert!(idle_due_rounds < 10_000, "the server never settles");
+            } else {
+                idle_due_rounds = 0;
             }
         }
         self.check_bounds();
