@@ -11,8 +11,10 @@
 //!   joined it. Every join to and departure from the lobby is announced to
 //!   native members as JOINED/LEFT (through the shared feed) and to IRC
 //!   members as IRC lines, in the same call, so both see one order.
-//! - A message is encoded once per wire format: once into the native feed,
-//!   once as IRC lines copied into each IRC recipient's queue.
+//! - A lobby message is encoded once per wire format: once into the native
+//!   feed, once into the IRC feed that every IRC member of the lobby reads.
+//!   A message to any other channel is encoded once and copied into each
+//!   member's queue: only the lobby has feeds.
 //! - Messages from a sender (PRIVMSG, NOTICE, JOIN, PART) are admitted
 //!   against every recipient's queue before anything changes, as native
 //!   SAY is: a reader that is still reading pauses the sender instead of
