@@ -1350,6 +1350,9 @@ fn a_held_reader_is_never_taken_for_a_stalled_one() {
     assert!(w.server.holds_presence(w.peers[alice].conn));
     w.advance(Duration::from_millis(5));
     w.join("fred");
+    // Past the grace since fred's JOINED, within the quiet time: still held.
+    w.advance(Duration::from_millis(2));
+    assert!(w.server.holds_presence(w.peers[alice].conn));
     // 100 + 500 bytes over a 600-byte limit.
     let long = "x".repeat(500);
     w.send(bob, &say(&long));
