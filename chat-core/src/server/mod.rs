@@ -558,10 +558,34 @@ impl Server {
         self.conns().map(|c| c.stream.queued(&self.feeds)).sum()
     }
 
-    /// Bytes of queued output the server actually holds: the shared feed once
-    /// plus every connection's own frames. O(number of connections).
+    /// Bytes of queued output the server actually holds: each shared feed
+    /// once plus every connection's own frames. O(number of connections).
+    ///
+    /// A feed may also keep bytes every reader has already passed, up to
+    /// 64 KiB or as much as it still has unread, until moving them out is
+    /// worth it; they are counted here, since they take memory.
     pub fn output_memory(&self) -> usize {
         self.feeds.len() + self.conns().map(|c| c.stream.own_len()).sum::<usize>()
+    }
+
+    /// The part of [`output_memory`](Self::output_memory) that every reader
+    /// has passed, after checking that each feed keeps no more of it than the
+    /// compaction rule allows.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn checked_read_prefix(&self) -> usize {
+        self.feeds
+            .each()
+            .iter()
+            .map(|feed| {
+                let read = feed.read_prefix();
+                let unread = feed.len() - read;
+                assert!(
+                    read < outbound::COMPACT_AT.max(unread),
+                    "a feed keeps {read} read bytes before {unread} unread"
+                );
+                read
+            })
+            .sum()
     }
 
     /// Capacity of drained output buffers kept warm for reuse. The pool is

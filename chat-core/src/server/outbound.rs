@@ -15,8 +15,12 @@
 //!   IRC does not echo): skipped bytes are never written, but they count as
 //!   queued until the reader has passed them, since the feed keeps them for
 //!   it: a sender that never reads is paced and bounded by its own lines.
-//! - The feed keeps the bytes from its slowest reader's position onwards and
-//!   nothing before it; a reader's position only moves forward.
+//! - The feed keeps the bytes from its slowest reader's position onwards; a
+//!   reader's position only moves forward. Bytes every reader has passed go
+//!   at once when the slowest catches up, else in one move once they are
+//!   [`COMPACT_AT`] or more and at least half the buffer (amortised O(1) per
+//!   byte): the read prefix a feed keeps is under
+//!   `max(COMPACT_AT, unread)`, a constant per feed, never per reader.
 //! - [`Stream::queued`] is exactly what the runtime still has to write for
 //!   that connection, and [`Stream::outbound`] is a prefix of it that is never
 //!   empty while `queued` is not.
@@ -61,10 +65,16 @@ impl Feeds {
     pub(super) fn len(&self) -> usize {
         self.native.len() + self.irc.len()
     }
+
+    /// The feeds, for checks that look at each.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(super) fn each(&self) -> [&Feed; 2] {
+        [&self.native, &self.irc]
+    }
 }
 
 /// Written bytes at the front of a buffer worth moving the rest down for.
-const COMPACT_AT: usize = 64 * 1024;
+pub(super) const COMPACT_AT: usize = 64 * 1024;
 
 /// Drained output buffers kept for reuse, so that warm queues do not
 /// allocate per delivery. Bounded in total bytes: the pool's memory does not
@@ -221,6 +231,14 @@ impl Feed {
     /// Bytes held (what the slowest reader has not read).
     pub(super) fn len(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Bytes every reader has passed that the feed still keeps, waiting to
+    /// be compacted away (see the module's invariants).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(super) fn read_prefix(&self) -> usize {
+        let slowest = self.slowest().unwrap_or(self.end());
+        usize::try_from(slowest.saturating_sub(self.base)).unwrap_or(usize::MAX)
     }
 
     /// The slowest reader's offset, if anyone reads.
@@ -745,6 +763,36 @@ mod tests {
         assert_eq!(slow.queued(&feed), 0);
         assert_eq!(slow.capacity(), 0);
         assert_eq!(feed.native.len(), 0, "nobody needs the backlog any more");
+    }
+
+    /// A reader that never quite catches up: what both have read is moved
+    /// out once it is worth it, so the feed stays bounded by the compaction
+    /// rule rather than growing with everything ever broadcast. (The crowded
+    /// simulation once took such a read prefix for unread output.)
+    #[test]
+    fn a_feed_never_fully_read_keeps_a_bounded_read_prefix() {
+        let mut feed = Feeds::default();
+        let mut pool = BufferPool::default();
+        let mut lagging = Stream::default();
+        let mut fast = Stream::default();
+        lagging.subscribe(&mut feed, FeedId::Native);
+        fast.subscribe(&mut feed, FeedId::Native);
+        let mut peak = 0;
+        for i in 0..2_000u32 {
+            let frame = [u8::try_from(i % 251).unwrap(); 150];
+            feed.native.append(&frame);
+            drain(&mut fast, &mut feed, &mut pool, 4096);
+            // Everything but the frame just appended.
+            let behind = lagging.queued(&feed) - frame.len();
+            lagging.consume(behind, &mut feed, &mut pool);
+            assert_eq!(lagging.queued(&feed), frame.len());
+            let read = feed.native.read_prefix();
+            assert_eq!(feed.native.len() - read, frame.len(), "unread: one frame");
+            assert!(read < COMPACT_AT, "{read} read bytes kept");
+            peak = peak.max(feed.native.len());
+        }
+        assert!(peak > COMPACT_AT / 2, "the read prefix is kept for a while");
+        assert!(peak <= COMPACT_AT + 150, "peak {peak}");
     }
 
     #[test]
