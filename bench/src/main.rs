@@ -29,8 +29,8 @@
 //!
 //! With `--irc-connect ADDR`, a share of the fanout clients (`--irc-ratio`,
 //! all by default) speak IRC to that address instead: `NICK`/`USER`, `JOIN
-//! #lobby`, texts as `PRIVMSG #lobby`, registered once the JOIN's names
-//! end (366). Their lines are handed to the scenario as the frames a native
+//! #lobby` (or `--irc-channel`), texts as `PRIVMSG` to it, registered once
+//! the JOIN's names end (366). Their lines are handed to the scenario as the frames a native
 //! client would have got, and since IRC senders hear no echo of their own
 //! messages, their texts are expected by everyone else. Pointed at an IRC
 //! server such as ngIRCd, this measures that server the same way.
@@ -158,13 +158,17 @@ pub(crate) struct Args {
     #[arg(long, value_name = "FILE")]
     tls_ca: Option<std::path::PathBuf>,
     /// IRC listener of the server (or an IRC server such as ngIRCd) for the
-    /// clients that speak IRC (fanout): NICK/USER, JOIN #lobby, PRIVMSG.
+    /// clients that speak IRC (fanout): NICK/USER, JOIN, PRIVMSG.
     #[arg(long, value_name = "ADDR")]
     irc_connect: Option<String>,
     /// Share of the clients that speak IRC, spread evenly (0 to 1; with
     /// --irc-connect, default 1: all of them).
     #[arg(long, value_name = "R")]
     irc_ratio: Option<f64>,
+    /// Channel the IRC clients join and talk in (another than the lobby
+    /// needs --irc-ratio 1: native users cannot join it).
+    #[arg(long, value_name = "CHANNEL", default_value = "#lobby")]
+    irc_channel: String,
     /// Speak NATS to --connect instead (connect only, for comparison with
     /// nats-server): a client is registered when its `CONNECT` and `PING`
     /// are answered with `PONG`; there is no presence to wait for.
@@ -240,6 +244,19 @@ fn run(args: &Args) -> Result<(), String> {
                     "--size must be at most 400 with IRC clients (a line is 512 bytes)".into(),
                 );
             }
+            let lobby = args.irc_channel.eq_ignore_ascii_case("#lobby");
+            if !lobby && ratio < 1.0 {
+                return Err(
+                    "native clients talk in #lobby only: --irc-ratio 1 with --irc-channel".into(),
+                );
+            }
+            let valid = args.irc_channel.starts_with('#')
+                && args.irc_channel.len() <= 50
+                && !args.irc_channel.contains([' ', ',', '\r', '\n', '\x07']);
+            if !valid {
+                return Err(format!("{} is not a channel name", args.irc_channel));
+            }
+            net::use_irc_channel(args.irc_channel.clone());
             net::use_irc(resolve(irc)?, ratio);
             println!("IRC clients: {:.0} % of them, on {irc}", ratio * 100.0);
         }

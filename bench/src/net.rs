@@ -41,8 +41,18 @@ pub(crate) fn use_nats() {
     let _ = NATS.set(());
 }
 
-/// The channel IRC clients talk in (the server's lobby).
-pub(crate) const IRC_CHANNEL: &str = "#lobby";
+/// The channel IRC clients talk in, when not the server's lobby.
+static IRC_CHANNEL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Makes this run's IRC clients talk in `channel` instead of `#lobby`.
+pub(crate) fn use_irc_channel(channel: String) {
+    let _ = IRC_CHANNEL.set(channel);
+}
+
+/// The channel IRC clients join and talk in.
+pub(crate) fn irc_channel() -> &'static str {
+    IRC_CHANNEL.get().map_or("#lobby", String::as_str)
+}
 
 /// A scenario that registers its clients with [`register_all`].
 pub(crate) trait Registers {
@@ -182,7 +192,8 @@ impl Net {
         if nats {
             out.extend_from_slice(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\nPING\r\n");
         } else if irc {
-            let lines = format!("NICK {name}\r\nUSER {name} 0 * :{name}\r\nJOIN {IRC_CHANNEL}\r\n");
+            let channel = irc_channel();
+            let lines = format!("NICK {name}\r\nUSER {name} 0 * :{name}\r\nJOIN {channel}\r\n");
             out.extend_from_slice(lines.as_bytes());
         } else {
             put_header(&mut out, op::HELLO, 2 + name.len());
@@ -420,7 +431,7 @@ pub(crate) fn scan(data: &[u8], mut f: impl FnMut(u8, &[u8])) -> Result<usize, S
 }
 
 /// [`scan`] for IRC: each whole line at the front of `data` is handed on as
-/// the frame a native client would have got (`PRIVMSG #lobby` as MESSAGE,
+/// the frame a native client would have got (`PRIVMSG` to the channel as MESSAGE,
 /// the end of the JOIN's names as WELCOME, `PING` as PING, `ERROR` as BYE);
 /// other lines are skipped. Returns the bytes used.
 pub(crate) fn scan_irc(
@@ -567,10 +578,10 @@ pub(crate) fn put_say(out: &mut Vec<u8>, size: usize, seq: u64, ts: u64) {
     put_stamped_say(out, size, &stamp(seq, ts));
 }
 
-/// Appends the IRC form of a stamped SAY: a PRIVMSG to the lobby.
+/// Appends the IRC form of a stamped SAY: a PRIVMSG to the channel.
 pub(crate) fn put_irc_say(out: &mut Vec<u8>, size: usize, stamp: &[u8; STAMP_LEN]) {
     out.extend_from_slice(b"PRIVMSG ");
-    out.extend_from_slice(IRC_CHANNEL.as_bytes());
+    out.extend_from_slice(irc_channel().as_bytes());
     out.extend_from_slice(b" :");
     out.extend_from_slice(stamp);
     out.resize(out.len() + size - STAMP_LEN, b'x');

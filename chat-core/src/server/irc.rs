@@ -13,8 +13,9 @@
 //!   members as IRC lines, in the same call, so both see one order.
 //! - A lobby message is encoded once per wire format: once into the native
 //!   feed, once into the IRC feed that every IRC member of the lobby reads.
-//!   A message to any other channel is encoded once and copied into each
-//!   member's queue: only the lobby has feeds.
+//!   A message to any other channel (and any line for several users: NICK,
+//!   QUIT, KICK) is encoded once into a shared line that every recipient's
+//!   queue holds; its bytes are never copied per recipient.
 //! - Messages from a sender (PRIVMSG, NOTICE, JOIN, PART) are admitted
 //!   against every recipient's queue before anything changes, as native
 //!   SAY is: a reader that is still reading pauses the sender instead of
@@ -491,14 +492,22 @@ impl Server {
         Ok(())
     }
 
-    /// Queues `irc` (encoded once) for each of `to`.
+    /// Queues `irc` for each of `to`: encoded once, held by every queue,
+    /// copied into none.
     fn deliver(&mut self, now: Instant, irc: &[u8], to: &[ConnId]) {
-        if !irc.is_empty() {
-            for &reader in to {
-                self.send(now, reader, Delivery::Unasked, |out| {
-                    out.extend_from_slice(irc)
-                });
-            }
+        if irc.is_empty() {
+            return;
+        }
+        if let [reader] = to {
+            // Only one reader: its own buffer is cheaper than sharing.
+            self.send(now, *reader, Delivery::Unasked, |out| {
+                out.extend_from_slice(irc);
+            });
+            return;
+        }
+        let shared: Arc<[u8]> = Arc::from(irc);
+        for &reader in to {
+            self.send_shared(now, reader, Delivery::Unasked, &shared);
         }
     }
 

@@ -751,6 +751,54 @@ fn lobby_messages_are_shared_not_copied_and_never_echoed_to_their_irc_sender() {
 }
 
 #[test]
+fn channel_messages_are_shared_not_copied_and_keep_their_place_among_replies() {
+    let mut n = Net::default();
+    let irc: Vec<ConnId> = (0..50).map(|i| n.irc(&format!("u{i}"))).collect();
+    for &c in &irc {
+        n.line(c, "JOIN #side");
+    }
+    for &c in &irc {
+        n.lines(c);
+    }
+    n.stalled.extend(irc.iter().copied());
+    let line = |i: usize| format!(":u0!u0@irc PRIVMSG #side :line {i} for forty-nine readers");
+    for i in 0..3 {
+        n.line(
+            irc[0],
+            &format!("PRIVMSG #side :line {i} for forty-nine readers"),
+        );
+        // A reply of its own between the shared lines, for one reader.
+        n.line(irc[1], "PING :between");
+    }
+    let shared = 3 * (line(0).len() + 2);
+    assert_eq!(n.server.queued(irc[2]), shared);
+    assert_eq!(n.server.queued(irc[0]), 0, "no echo");
+    assert!(n.server.queued(irc[1]) > shared, "its PONGs too");
+    // 49 queues hold the three lines; memory counts them about once.
+    let memory = n.server.output_memory();
+    assert!(
+        memory < 2 * shared,
+        "{memory} bytes held for {shared} shared"
+    );
+    n.stalled.clear();
+    n.pump();
+    assert!(n.lines(irc[0]).is_empty());
+    let pong = n.lines(irc[1]);
+    assert_eq!(pong.len(), 6, "{pong:?}");
+    for i in 0..3 {
+        assert_eq!(pong[2 * i], line(i));
+        assert!(
+            pong[2 * i + 1].ends_with("PONG chat.local :between"),
+            "{pong:?}"
+        );
+    }
+    for &c in &irc[2..] {
+        assert_eq!(n.lines(c), (0..3).map(line).collect::<Vec<_>>());
+    }
+    assert_eq!(n.server.output_memory(), 0, "all of it let go");
+}
+
+#[test]
 fn an_irc_user_that_leaves_the_lobby_unread_cannot_pin_it() {
     let mut n = Net::new(ServerConfig {
         max_outbound: 4096,

@@ -137,6 +137,7 @@ mod timers;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, VecDeque};
 use std::io::IoSlice;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::channel::{Channel, Channels};
@@ -559,13 +560,21 @@ impl Server {
     }
 
     /// Bytes of queued output the server actually holds: each shared feed
-    /// once plus every connection's own frames. O(number of connections).
+    /// once, every line shared by several queues once, plus every
+    /// connection's own frames. O(number of connections and queued lines).
     ///
     /// A feed may also keep bytes every reader has already passed, up to
     /// 64 KiB or as much as it still has unread, until moving them out is
     /// worth it; they are counted here, since they take memory.
     pub fn output_memory(&self) -> usize {
-        self.feeds.len() + self.conns().map(|c| c.stream.own_len()).sum::<usize>()
+        let mut shared = std::collections::HashSet::new();
+        let shared_bytes: usize = self
+            .conns()
+            .flat_map(|c| c.stream.shared_lines())
+            .filter(|line| shared.insert(Arc::as_ptr(line)))
+            .map(|line| line.len())
+            .sum();
+        self.feeds.len() + shared_bytes + self.conns().map(|c| c.stream.own_len()).sum::<usize>()
     }
 
     /// The part of [`output_memory`](Self::output_memory) that every reader
@@ -1132,6 +1141,28 @@ impl Server {
         delivery: Delivery,
         encode: impl FnOnce(&mut Vec<u8>),
     ) {
+        self.queue(now, id, delivery, |stream, feeds, pool| {
+            stream.push_own(feeds, pool, encode);
+        });
+    }
+
+    /// Queues bytes encoded once for several connections: each queue holds
+    /// them, none copies them.
+    fn send_shared(&mut self, now: Instant, id: ConnId, delivery: Delivery, bytes: &Arc<[u8]>) {
+        self.queue(now, id, delivery, |stream, feeds, _| {
+            stream.push_shared(feeds, bytes);
+        });
+    }
+
+    /// Queues what `push` adds to one connection's stream, then drops a
+    /// reader it takes too far past the limit, or names it for writing.
+    fn queue(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        delivery: Delivery,
+        push: impl FnOnce(&mut Stream, &Feeds, &mut BufferPool),
+    ) {
         let max = self.config.max_outbound;
         let Self {
             slots, feeds, pool, ..
@@ -1143,7 +1174,7 @@ impl Server {
             return;
         }
         let before = conn.stream.queued(feeds);
-        conn.stream.push_own(feeds, pool, encode);
+        push(&mut conn.stream, feeds, pool);
         let after = conn.stream.queued(feeds);
         if delivery == Delivery::Unasked
             && before > 0

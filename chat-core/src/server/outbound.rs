@@ -11,6 +11,10 @@
 //!   were queued: a [`Mark`] says after which feed offset a run of its own
 //!   bytes comes. Nothing is ever copied out of a feed, so dropping or
 //!   closing a connection that is far behind costs no memory.
+//! - A line for several connections outside a feed (a message to a channel
+//!   other than the lobby) is encoded once into an [`Arc`] that each of
+//!   their streams holds among its own frames, in order; it counts as
+//!   queued for each, and its bytes exist once.
 //! - A stream may skip ranges of its feed (an IRC user's own messages, which
 //!   IRC does not echo): skipped bytes are never written, but they count as
 //!   queued until the reader has passed them, since the feed keeps them for
@@ -26,6 +30,7 @@
 //!   empty while `queued` is not.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::ConnId;
@@ -151,27 +156,99 @@ impl BufferPool {
     }
 }
 
-/// A connection's own frames. `buf[sent..]` is what is still to be written.
+/// A connection's own frames, in order: bytes in its own buffer, and
+/// between them lines it shares with other connections (a channel message
+/// encoded once and held by every member's queue, never copied).
 #[derive(Debug, Default)]
 struct Outbox {
+    /// `buf[sent..]` is what is still to be written of the own buffer.
     buf: Vec<u8>,
     sent: usize,
-    /// Own bytes written since the connection opened: marks refer to it.
+    /// Shared lines, in order, each placed after a count of own-buffer bytes.
+    shared: VecDeque<SharedRun>,
+    /// Unwritten bytes of `shared`.
+    shared_len: usize,
+    /// Own-buffer bytes written since the connection opened: where the
+    /// shared lines sit is counted in these.
+    buf_total_sent: u64,
+    /// Own bytes (buffer and shared) written since the connection opened:
+    /// marks refer to it.
     total_sent: u64,
 }
 
+/// A line shared with other queues, queued after the first `after`
+/// own-buffer bytes of the connection.
+#[derive(Debug)]
+struct SharedRun {
+    after: u64,
+    bytes: Arc<[u8]>,
+    sent: usize,
+}
+
+impl SharedRun {
+    fn rest(&self) -> &[u8] {
+        crate::in_bounds(&self.bytes, self.sent..)
+    }
+}
+
 impl Outbox {
-    fn pending(&self) -> &[u8] {
-        crate::in_bounds(&self.buf, self.sent..)
+    /// Hands `each` what is still to be written, one contiguous run at a
+    /// time, while it returns true; returns whether it always did.
+    fn runs<'a>(&'a self, each: &mut impl FnMut(&'a [u8]) -> bool) -> bool {
+        let mut from = self.sent;
+        let mut at = self.buf_total_sent;
+        for run in &self.shared {
+            let gap = usize::try_from(run.after.saturating_sub(at)).unwrap_or(usize::MAX);
+            let upto = from.saturating_add(gap).min(self.buf.len());
+            let own = crate::in_bounds(&self.buf, from..upto);
+            if !own.is_empty() && !each(own) {
+                return false;
+            }
+            (from, at) = (upto, run.after);
+            let rest = run.rest();
+            if !rest.is_empty() && !each(rest) {
+                return false;
+            }
+        }
+        let own = crate::in_bounds(&self.buf, from..);
+        own.is_empty() || each(own)
+    }
+
+    /// [`runs`](Self::runs) clipped to `skip..skip + take` of what is still
+    /// to be written.
+    fn runs_within<'a>(
+        &'a self,
+        skip: usize,
+        take: usize,
+        each: &mut impl FnMut(&'a [u8]) -> bool,
+    ) -> bool {
+        let (mut skip, mut take) = (skip, take);
+        let mut going = true;
+        self.runs(&mut |run: &'a [u8]| {
+            let passed = skip.min(run.len());
+            skip -= passed;
+            let run = crate::in_bounds(run, passed..run.len().min(passed.saturating_add(take)));
+            take -= run.len();
+            if !run.is_empty() {
+                going = each(run);
+            }
+            going && take > 0
+        });
+        going
     }
 
     fn len(&self) -> usize {
-        self.buf.len() - self.sent
+        self.buf.len() - self.sent + self.shared_len
     }
 
     /// Own bytes queued since the connection opened.
     fn total_queued(&self) -> u64 {
         self.total_sent + self.len() as u64
+    }
+
+    /// Own-buffer bytes queued since the connection opened.
+    fn buf_total_queued(&self) -> u64 {
+        self.buf_total_sent + (self.buf.len() - self.sent) as u64
     }
 
     /// Makes sure there is a buffer to append to, reusing a pooled one.
@@ -182,22 +259,69 @@ impl Outbox {
         &mut self.buf
     }
 
+    /// Queues a shared line after everything queued so far.
+    fn push_shared(&mut self, bytes: &Arc<[u8]>) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.shared_len += bytes.len();
+        self.shared.push_back(SharedRun {
+            after: self.buf_total_queued(),
+            bytes: Arc::clone(bytes),
+            sent: 0,
+        });
+    }
+
     /// Drops everything queued, giving the buffer to the pool.
     fn discard(&mut self, pool: &mut BufferPool) {
         self.total_sent += self.len() as u64;
+        self.buf_total_sent = self.buf_total_queued();
         pool.put(std::mem::take(&mut self.buf));
         self.sent = 0;
+        self.shared = VecDeque::new();
+        self.shared_len = 0;
     }
 
     fn consume(&mut self, n: usize, pool: &mut BufferPool) {
-        let n = n.min(self.len());
-        self.sent += n;
+        let mut n = n.min(self.len());
         self.total_sent += n as u64;
+        while n > 0 {
+            let taken = match self.shared.front_mut() {
+                Some(run) if run.after <= self.buf_total_sent => {
+                    let taken = n.min(run.rest().len());
+                    run.sent += taken;
+                    self.shared_len -= taken;
+                    if run.rest().is_empty() {
+                        self.shared.pop_front();
+                    }
+                    taken
+                }
+                next => {
+                    let own = self.buf.len() - self.sent;
+                    let before_next = next.map_or(own, |run| {
+                        let gap = run.after - self.buf_total_sent;
+                        usize::try_from(gap).unwrap_or(usize::MAX).min(own)
+                    });
+                    let taken = n.min(before_next);
+                    self.sent += taken;
+                    self.buf_total_sent += taken as u64;
+                    taken
+                }
+            };
+            if taken == 0 {
+                debug_assert!(false, "{n} bytes consumed past the queue");
+                break;
+            }
+            n -= taken;
+        }
         if self.sent == self.buf.len() {
             // An idle connection holds no buffer; the pool keeps it warm
             // for whoever needs one next.
             pool.put(std::mem::take(&mut self.buf));
             self.sent = 0;
+            if self.shared.is_empty() {
+                self.shared = VecDeque::new();
+            }
         } else if self.sent >= COMPACT_AT && self.sent * 2 >= self.buf.len() {
             // A connection that never fully drains must not grow without
             // bound: drop the written half (amortised O(1) per byte).
@@ -374,14 +498,20 @@ impl Stream {
         }
     }
 
-    /// Heap bytes of its own buffer.
+    /// Heap bytes of its own: its buffer, and its list of the lines it
+    /// shares with other queues (the lines themselves are not its own).
     pub(super) fn capacity(&self) -> usize {
-        self.own.buf.capacity()
+        self.own.buf.capacity() + self.own.shared.capacity() * std::mem::size_of::<SharedRun>()
     }
 
-    /// Own bytes queued (not counting the feed).
+    /// Own-buffer bytes queued (not counting the feed or shared lines).
     pub(super) fn own_len(&self) -> usize {
-        self.own.len()
+        self.own.buf.len() - self.own.sent
+    }
+
+    /// The lines it shares with other queues and still has to write.
+    pub(super) fn shared_lines(&self) -> impl Iterator<Item = &Arc<[u8]>> {
+        self.own.shared.iter().map(|run| &run.bytes)
     }
 
     /// The next bytes to write: a prefix of everything queued.
@@ -398,11 +528,8 @@ impl Stream {
     /// a time (own frames, then feed bytes up to the next own frames or
     /// skip, and so on), while it returns true. Nothing empty is handed.
     pub(super) fn chunks<'a>(&'a self, feeds: &'a Feeds, mut each: impl FnMut(&'a [u8]) -> bool) {
-        let own = self.own.pending();
         let Some(cursor) = self.cursor else {
-            if !own.is_empty() {
-                each(own);
-            }
+            self.own.runs(&mut each);
             return;
         };
         let feed = feeds.get(cursor.feed);
@@ -420,15 +547,17 @@ impl Stream {
                 pos = pos.max(stop);
                 skips.next();
             }
-            let run = match marks.peek() {
+            match marks.peek() {
                 Some(mark) if mark.feed_at <= pos => {
                     let from = own_at.saturating_sub(self.own.total_sent);
-                    let to = mark.own_upto.saturating_sub(self.own.total_sent);
+                    let len = mark.own_upto.saturating_sub(own_at);
                     own_at = mark.own_upto;
                     marks.next();
-                    let range = usize::try_from(from).unwrap_or(usize::MAX)
-                        ..usize::try_from(to).unwrap_or(usize::MAX);
-                    own.get(range).unwrap_or_default()
+                    let from = usize::try_from(from).unwrap_or(usize::MAX);
+                    let len = usize::try_from(len).unwrap_or(usize::MAX);
+                    if !self.own.runs_within(from, len, &mut each) {
+                        return;
+                    }
                 }
                 next => {
                     let to = next.map_or(end, |mark| mark.feed_at);
@@ -441,11 +570,10 @@ impl Stream {
                         return;
                     }
                     pos = to;
-                    run
+                    if !each(run) {
+                        return;
+                    }
                 }
-            };
-            if !run.is_empty() && !each(run) {
-                return;
             }
         }
     }
@@ -458,6 +586,18 @@ impl Stream {
         encode: impl FnOnce(&mut Vec<u8>),
     ) {
         encode(self.own.ensure(pool));
+        self.mark_own_queued(feeds);
+    }
+
+    /// Queues a line shared with other queues after everything queued so
+    /// far: the bytes are held, not copied.
+    pub(super) fn push_shared(&mut self, feeds: &Feeds, bytes: &Arc<[u8]>) {
+        self.own.push_shared(bytes);
+        self.mark_own_queued(feeds);
+    }
+
+    /// Own bytes just queued come after the feed bytes queued so far.
+    fn mark_own_queued(&mut self, feeds: &Feeds) {
         if let Some(cursor) = self.cursor {
             let at = cursor.stop.unwrap_or(feeds.get(cursor.feed).end());
             let upto = self.own.total_queued();
@@ -723,6 +863,39 @@ mod tests {
             assert_eq!(feed.native.len(), 4, "b has read nothing yet");
             assert_eq!(drain(&mut b, &mut feed, &mut pool, chunk), b"1223");
             assert_eq!(feed.native.len(), 0, "read by everyone: gone");
+        }
+    }
+
+    #[test]
+    fn shared_lines_keep_their_place_among_own_frames_and_broadcasts() {
+        for chunk in [1, 2, 3, 4, 7, 100] {
+            let mut feed = Feeds::default();
+            let mut pool = BufferPool::default();
+            let mut a = Stream::default();
+            let mut b = Stream::default();
+            let line = |s: &str| -> Arc<[u8]> { Arc::from(s.as_bytes()) };
+            let (x, y, z) = (line("xx"), line("yyy"), line("z"));
+            a.push_shared(&feed, &x);
+            a.push_own(&feed, &mut pool, |o| o.extend_from_slice(b"W"));
+            a.subscribe(&mut feed, FeedId::Native);
+            b.push_shared(&feed, &x);
+            b.subscribe(&mut feed, FeedId::Native);
+            feed.native.append(b"1");
+            a.push_shared(&feed, &y);
+            a.push_own(&feed, &mut pool, |o| o.extend_from_slice(b"p"));
+            b.push_shared(&feed, &y);
+            a.push_shared(&feed, &z);
+            feed.native.append(b"22");
+            a.push_own(&feed, &mut pool, |o| o.extend_from_slice(b"q"));
+            a.push_shared(&feed, &z);
+            assert_eq!(a.queued(&feed), 13);
+            assert_eq!(a.own_len(), 3, "the shared lines are not in its buffer");
+            let got = drain(&mut a, &mut feed, &mut pool, chunk);
+            assert_eq!(got, b"xxW1yyypz22qz", "write size {chunk}");
+            assert_eq!(drain(&mut b, &mut feed, &mut pool, chunk), b"xx1yyy22");
+            assert_eq!(a.shared_lines().count() + b.shared_lines().count(), 0);
+            assert_eq!(Arc::strong_count(&y), 1, "every queue let go of it");
+            assert_eq!(a.capacity() + b.capacity(), 0, "idle: nothing held");
         }
     }
 
