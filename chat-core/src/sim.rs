@@ -462,6 +462,7 @@ impl World {
     /// frame past it when it was empty, and replies to a peer's own requests
     /// (at most one roster) past half the limit.
     fn check_bounds(&self) {
+        self.server.check_shared_lines();
         let max = self.server.config().max_outbound;
         let names = self.server.registered_count();
         let roster = names * (1 + crate::MAX_NAME) + names.div_ceil(400).max(1) * (HEADER_LEN + 4);

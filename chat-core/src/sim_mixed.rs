@@ -392,6 +392,7 @@ impl Mixed {
     }
 
     fn check_bounds(&self) {
+        self.server.check_shared_lines();
         for peer in self.peers.iter().filter(|p| !p.closed) {
             assert!(
                 self.server.queued(peer.conn) == 0

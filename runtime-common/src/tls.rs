@@ -25,7 +25,7 @@
 //!   [`TlsSession::transmit`] holds (often an alert) without blocking, and
 //!   closes it.
 
-use std::io::{Read, Write};
+use std::io::{IoSlice, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,6 +37,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 /// Plaintext taken from the chat core at a time: one TLS record's worth.
 pub const PLAINTEXT_BATCH: usize = 16 * 1024;
+/// Runs of the core's queue sealed in one batch at most.
+const VECTORED_RUNS: usize = 128;
 /// Capacity of the sealed-bytes buffer an idle session may keep.
 const IDLE_BUFFER: usize = 2 * 1024;
 
@@ -265,6 +267,31 @@ impl TlsSession {
         taken
     }
 
+    /// [`send`](Self::send) for plaintext in several runs (a queue's
+    /// vectored output), sealed together: small runs share records.
+    pub fn send_vectored(&mut self, runs: &[IoSlice<'_>]) -> usize {
+        if self.in_flight > 0 || !self.wants_plaintext() {
+            return 0;
+        }
+        let mut room = PLAINTEXT_BATCH;
+        let mut batch = [IoSlice::new(&[]); VECTORED_RUNS];
+        let mut filled = 0;
+        for (slot, run) in batch.iter_mut().zip(runs) {
+            if room == 0 {
+                break;
+            }
+            let run = run.get(..room).unwrap_or(run);
+            *slot = IoSlice::new(run);
+            room -= run.len();
+            filled += 1;
+        }
+        let batch = batch.get(..filled).unwrap_or_default();
+        let taken = self.conn.writer().write_vectored(batch).unwrap_or(0);
+        self.in_flight = taken;
+        self.seal();
+        taken
+    }
+
     /// Encrypted bytes waiting for the socket.
     pub fn transmit(&self) -> &[u8] {
         self.sealed.get(self.sent..).unwrap_or_default()
@@ -322,7 +349,9 @@ pub fn outbound<'a>(
             if acknowledged > 0 {
                 core.handle_written(now, conn, acknowledged);
             }
-            tls.send(core.outbound(conn));
+            let mut runs = [IoSlice::new(&[]); VECTORED_RUNS];
+            let filled = core.outbound_vectored(conn, &mut runs);
+            tls.send_vectored(runs.get(..filled).unwrap_or_default());
             tls.transmit()
         }
     }

@@ -44,7 +44,7 @@ const ACCEPTS_PER_TURN: usize = 256;
 /// Extra non-blocking polls per turn before output is written (see the loop).
 const COALESCE_PASSES: usize = 2;
 /// Runs of a connection's queue handed to one vectored write.
-const WRITE_RUNS: usize = 16;
+const WRITE_RUNS: usize = 128;
 /// Sockets written between looks for new input during a long write phase.
 const WRITE_SLICE: usize = 256;
 /// Least time between two warnings about running out of descriptors.

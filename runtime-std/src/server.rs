@@ -19,7 +19,7 @@ const READ_CHUNK: usize = 2048;
 /// Most bytes handed to one blocking `write`.
 const WRITE_CHUNK: usize = 64 * 1024;
 /// Runs of a connection's queue handed to one vectored send.
-const WRITE_RUNS: usize = 16;
+const WRITE_RUNS: usize = 128;
 /// Stack size of the per-connection threads; they need little.
 const THREAD_STACK: usize = 128 * 1024;
 /// How long the flusher at most lets queued input go first (see `flusher_loop`).

@@ -505,10 +505,11 @@ impl Server {
             });
             return;
         }
-        let shared: Arc<[u8]> = Arc::from(irc);
+        let line = self.feeds.lines.insert(irc);
         for &reader in to {
-            self.send_shared(now, reader, Delivery::Unasked, &shared);
+            self.send_shared(now, reader, Delivery::Unasked, line);
         }
+        self.feeds.lines.release(line);
     }
 
     /// Whether anyone on IRC is in the lobby (reading its feed or not).

@@ -137,7 +137,6 @@ mod timers;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, VecDeque};
 use std::io::IoSlice;
-use std::sync::Arc;
 use std::time::Instant;
 
 use crate::channel::{Channel, Channels};
@@ -150,7 +149,7 @@ use crate::text::validate_text;
 pub use config::{ConfigError, IrcConfig, ServerConfig};
 pub use event::{ConnId, ServerEvent};
 use irc::IrcConn;
-use outbound::{BufferPool, FeedId, FeedReaders, Feeds, Queue, Stream};
+use outbound::{BufferPool, FeedId, FeedReaders, Feeds, LineId, Queue, Stream};
 
 /// The wire format a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -561,20 +560,28 @@ impl Server {
 
     /// Bytes of queued output the server actually holds: each shared feed
     /// once, every line shared by several queues once, plus every
-    /// connection's own frames. O(number of connections and queued lines).
+    /// connection's own frames. O(number of connections).
     ///
     /// A feed may also keep bytes every reader has already passed, up to
     /// 64 KiB or as much as it still has unread, until moving them out is
     /// worth it; they are counted here, since they take memory.
     pub fn output_memory(&self) -> usize {
-        let mut shared = std::collections::HashSet::new();
-        let shared_bytes: usize = self
-            .conns()
-            .flat_map(|c| c.stream.shared_lines())
-            .filter(|line| shared.insert(Arc::as_ptr(line)))
-            .map(|line| line.len())
-            .sum();
-        self.feeds.len() + shared_bytes + self.conns().map(|c| c.stream.own_len()).sum::<usize>()
+        self.feeds.len() + self.conns().map(|c| c.stream.own_len()).sum::<usize>()
+    }
+
+    /// Checks that every stored shared line is held exactly by the queues
+    /// it is in (no line kept for nobody, none freed while queued).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn check_shared_lines(&self) {
+        let mut held = std::collections::BTreeMap::new();
+        for line in self.conns().flat_map(|c| c.stream.shared_lines()) {
+            *held.entry(line).or_insert(0) += 1;
+        }
+        assert_eq!(
+            held,
+            self.feeds.lines.holders(),
+            "shared lines and their holders"
+        );
     }
 
     /// The part of [`output_memory`](Self::output_memory) that every reader
@@ -1146,11 +1153,11 @@ impl Server {
         });
     }
 
-    /// Queues bytes encoded once for several connections: each queue holds
-    /// them, none copies them.
-    fn send_shared(&mut self, now: Instant, id: ConnId, delivery: Delivery, bytes: &Arc<[u8]>) {
+    /// Queues a line stored once for several connections: each queue holds
+    /// it, none copies it.
+    fn send_shared(&mut self, now: Instant, id: ConnId, delivery: Delivery, line: LineId) {
         self.queue(now, id, delivery, |stream, feeds, _| {
-            stream.push_shared(feeds, bytes);
+            stream.push_shared(feeds, line);
         });
     }
 
@@ -1161,7 +1168,7 @@ impl Server {
         now: Instant,
         id: ConnId,
         delivery: Delivery,
-        push: impl FnOnce(&mut Stream, &Feeds, &mut BufferPool),
+        push: impl FnOnce(&mut Stream, &mut Feeds, &mut BufferPool),
     ) {
         let max = self.config.max_outbound;
         let Self {

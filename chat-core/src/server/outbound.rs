@@ -30,7 +30,6 @@
 //!   empty while `queued` is not.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::ConnId;
@@ -44,11 +43,12 @@ pub(super) enum FeedId {
     Irc,
 }
 
-/// One [`Feed`] per wire format.
+/// One [`Feed`] per wire format, and the [`SharedLines`] outside them.
 #[derive(Debug, Default)]
 pub(super) struct Feeds {
     native: Feed,
     irc: Feed,
+    pub(super) lines: SharedLines,
 }
 
 impl Feeds {
@@ -66,9 +66,9 @@ impl Feeds {
         }
     }
 
-    /// Bytes held by every feed.
+    /// Bytes held by every feed and shared line.
     pub(super) fn len(&self) -> usize {
-        self.native.len() + self.irc.len()
+        self.native.len() + self.irc.len() + self.lines.bytes
     }
 
     /// The feeds, for checks that look at each.
@@ -156,6 +156,87 @@ impl BufferPool {
     }
 }
 
+/// Lines for several connections outside a feed (a message to a channel
+/// other than the lobby), each stored once and counted by its holders: the
+/// queues it is in, and its sender while it is being handed out.
+///
+/// Invariant: a line is stored while it has a holder, and freed when the
+/// last lets go; an id is only used by its holders. Counts are plain
+/// integers (the server is single-threaded): no atomic operation per
+/// recipient.
+#[derive(Debug, Default)]
+pub(super) struct SharedLines {
+    slots: Vec<SharedLine>,
+    free: Vec<usize>,
+    /// Bytes of every stored line.
+    bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct SharedLine {
+    bytes: Box<[u8]>,
+    holders: usize,
+}
+
+/// A line stored in [`SharedLines`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct LineId(usize);
+
+impl SharedLines {
+    /// Stores `bytes` with one holder, the caller, who hands it to queues
+    /// with [`Stream::push_shared`] and then [`release`](Self::release)s it.
+    pub(super) fn insert(&mut self, bytes: &[u8]) -> LineId {
+        self.bytes += bytes.len();
+        let line = SharedLine {
+            bytes: bytes.into(),
+            holders: 1,
+        };
+        if let Some(index) = self.free.pop() {
+            if let Some(slot) = self.slots.get_mut(index) {
+                *slot = line;
+                return LineId(index);
+            }
+        }
+        self.slots.push(line);
+        LineId(self.slots.len() - 1)
+    }
+
+    fn get(&self, id: LineId) -> &[u8] {
+        self.slots.get(id.0).map_or(&[], |line| &line.bytes)
+    }
+
+    fn hold(&mut self, id: LineId) {
+        if let Some(line) = self.slots.get_mut(id.0) {
+            line.holders += 1;
+        }
+    }
+
+    /// One holder lets go; the last frees the line.
+    pub(super) fn release(&mut self, id: LineId) {
+        let Some(line) = self.slots.get_mut(id.0) else {
+            return;
+        };
+        debug_assert!(line.holders > 0, "a line released more often than held");
+        line.holders = line.holders.saturating_sub(1);
+        if line.holders == 0 {
+            self.bytes -= line.bytes.len();
+            line.bytes = Box::default();
+            self.free.push(id.0);
+        }
+    }
+
+    /// Holders of each stored line, for checks against the queues.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(super) fn holders(&self) -> std::collections::BTreeMap<LineId, usize> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, line)| line.holders > 0)
+            .map(|(index, line)| (LineId(index), line.holders))
+            .collect()
+    }
+}
+
 /// A connection's own frames, in order: bytes in its own buffer, and
 /// between them lines it shares with other connections (a channel message
 /// encoded once and held by every member's queue, never copied).
@@ -181,20 +262,21 @@ struct Outbox {
 #[derive(Debug)]
 struct SharedRun {
     after: u64,
-    bytes: Arc<[u8]>,
+    line: LineId,
+    len: usize,
     sent: usize,
 }
 
 impl SharedRun {
-    fn rest(&self) -> &[u8] {
-        crate::in_bounds(&self.bytes, self.sent..)
+    fn rest<'a>(&self, lines: &'a SharedLines) -> &'a [u8] {
+        crate::in_bounds(lines.get(self.line), self.sent..)
     }
 }
 
 impl Outbox {
     /// Hands `each` what is still to be written, one contiguous run at a
     /// time, while it returns true; returns whether it always did.
-    fn runs<'a>(&'a self, each: &mut impl FnMut(&'a [u8]) -> bool) -> bool {
+    fn runs<'a>(&'a self, lines: &'a SharedLines, each: &mut impl FnMut(&'a [u8]) -> bool) -> bool {
         let mut from = self.sent;
         let mut at = self.buf_total_sent;
         for run in &self.shared {
@@ -205,7 +287,7 @@ impl Outbox {
                 return false;
             }
             (from, at) = (upto, run.after);
-            let rest = run.rest();
+            let rest = run.rest(lines);
             if !rest.is_empty() && !each(rest) {
                 return false;
             }
@@ -218,13 +300,14 @@ impl Outbox {
     /// to be written.
     fn runs_within<'a>(
         &'a self,
+        lines: &'a SharedLines,
         skip: usize,
         take: usize,
         each: &mut impl FnMut(&'a [u8]) -> bool,
     ) -> bool {
         let (mut skip, mut take) = (skip, take);
         let mut going = true;
-        self.runs(&mut |run: &'a [u8]| {
+        self.runs(lines, &mut |run: &'a [u8]| {
             let passed = skip.min(run.len());
             skip -= passed;
             let run = crate::in_bounds(run, passed..run.len().min(passed.saturating_add(take)));
@@ -259,39 +342,47 @@ impl Outbox {
         &mut self.buf
     }
 
-    /// Queues a shared line after everything queued so far.
-    fn push_shared(&mut self, bytes: &Arc<[u8]>) {
-        if bytes.is_empty() {
+    /// Queues a shared line after everything queued so far, as one more
+    /// holder of it.
+    fn push_shared(&mut self, lines: &mut SharedLines, line: LineId) {
+        let len = lines.get(line).len();
+        if len == 0 {
             return;
         }
-        self.shared_len += bytes.len();
+        lines.hold(line);
+        self.shared_len += len;
         self.shared.push_back(SharedRun {
             after: self.buf_total_queued(),
-            bytes: Arc::clone(bytes),
+            line,
+            len,
             sent: 0,
         });
     }
 
-    /// Drops everything queued, giving the buffer to the pool.
-    fn discard(&mut self, pool: &mut BufferPool) {
+    /// Drops everything queued, giving the buffer to the pool and letting
+    /// go of the shared lines.
+    fn discard(&mut self, lines: &mut SharedLines, pool: &mut BufferPool) {
         self.total_sent += self.len() as u64;
         self.buf_total_sent = self.buf_total_queued();
         pool.put(std::mem::take(&mut self.buf));
         self.sent = 0;
-        self.shared = VecDeque::new();
+        for run in std::mem::take(&mut self.shared) {
+            lines.release(run.line);
+        }
         self.shared_len = 0;
     }
 
-    fn consume(&mut self, n: usize, pool: &mut BufferPool) {
+    fn consume(&mut self, n: usize, lines: &mut SharedLines, pool: &mut BufferPool) {
         let mut n = n.min(self.len());
         self.total_sent += n as u64;
         while n > 0 {
             let taken = match self.shared.front_mut() {
                 Some(run) if run.after <= self.buf_total_sent => {
-                    let taken = n.min(run.rest().len());
+                    let taken = n.min(run.len - run.sent);
                     run.sent += taken;
                     self.shared_len -= taken;
-                    if run.rest().is_empty() {
+                    if run.sent == run.len {
+                        lines.release(run.line);
                         self.shared.pop_front();
                     }
                     taken
@@ -509,9 +600,10 @@ impl Stream {
         self.own.buf.len() - self.own.sent
     }
 
-    /// The lines it shares with other queues and still has to write.
-    pub(super) fn shared_lines(&self) -> impl Iterator<Item = &Arc<[u8]>> {
-        self.own.shared.iter().map(|run| &run.bytes)
+    /// The shared lines it holds, once per place in its queue.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(super) fn shared_lines(&self) -> impl Iterator<Item = LineId> {
+        self.own.shared.iter().map(|run| run.line)
     }
 
     /// The next bytes to write: a prefix of everything queued.
@@ -529,7 +621,7 @@ impl Stream {
     /// skip, and so on), while it returns true. Nothing empty is handed.
     pub(super) fn chunks<'a>(&'a self, feeds: &'a Feeds, mut each: impl FnMut(&'a [u8]) -> bool) {
         let Some(cursor) = self.cursor else {
-            self.own.runs(&mut each);
+            self.own.runs(&feeds.lines, &mut each);
             return;
         };
         let feed = feeds.get(cursor.feed);
@@ -555,7 +647,7 @@ impl Stream {
                     marks.next();
                     let from = usize::try_from(from).unwrap_or(usize::MAX);
                     let len = usize::try_from(len).unwrap_or(usize::MAX);
-                    if !self.own.runs_within(from, len, &mut each) {
+                    if !self.own.runs_within(&feeds.lines, from, len, &mut each) {
                         return;
                     }
                 }
@@ -590,9 +682,9 @@ impl Stream {
     }
 
     /// Queues a line shared with other queues after everything queued so
-    /// far: the bytes are held, not copied.
-    pub(super) fn push_shared(&mut self, feeds: &Feeds, bytes: &Arc<[u8]>) {
-        self.own.push_shared(bytes);
+    /// far: the line is held, not copied.
+    pub(super) fn push_shared(&mut self, feeds: &mut Feeds, line: LineId) {
+        self.own.push_shared(&mut feeds.lines, line);
         self.mark_own_queued(feeds);
     }
 
@@ -613,6 +705,11 @@ impl Stream {
 
     /// Takes `n` written bytes off the front.
     pub(super) fn consume(&mut self, mut n: usize, feeds: &mut Feeds, pool: &mut BufferPool) {
+        if self.cursor.is_none() {
+            // Own frames only: no feed bytes to interleave, one pass.
+            self.own.consume(n, &mut feeds.lines, pool);
+            return;
+        }
         while n > 0 {
             let run = self.outbound(feeds).len();
             if run == 0 {
@@ -626,13 +723,13 @@ impl Stream {
                     advance(feeds.get_mut(cursor.feed), cursor, taken);
                 }
                 (Some(_), Some(mark)) => {
-                    self.own.consume(taken, pool);
+                    self.own.consume(taken, &mut feeds.lines, pool);
                     if self.own.total_sent >= mark.own_upto {
                         self.marks.pop_front();
                     }
                 }
                 (Some(cursor), None) => advance(feeds.get_mut(cursor.feed), cursor, taken),
-                (None, _) => self.own.consume(taken, pool),
+                (None, _) => self.own.consume(taken, &mut feeds.lines, pool),
             }
             self.normalize(feeds);
         }
@@ -726,7 +823,7 @@ impl Stream {
         }
         self.marks.clear();
         self.skips.clear();
-        self.own.discard(pool);
+        self.own.discard(&mut feeds.lines, pool);
     }
 }
 
@@ -873,30 +970,53 @@ mod tests {
             let mut pool = BufferPool::default();
             let mut a = Stream::default();
             let mut b = Stream::default();
-            let line = |s: &str| -> Arc<[u8]> { Arc::from(s.as_bytes()) };
-            let (x, y, z) = (line("xx"), line("yyy"), line("z"));
-            a.push_shared(&feed, &x);
+            let x = feed.lines.insert(b"xx");
+            let y = feed.lines.insert(b"yyy");
+            let z = feed.lines.insert(b"z");
+            a.push_shared(&mut feed, x);
             a.push_own(&feed, &mut pool, |o| o.extend_from_slice(b"W"));
             a.subscribe(&mut feed, FeedId::Native);
-            b.push_shared(&feed, &x);
+            b.push_shared(&mut feed, x);
             b.subscribe(&mut feed, FeedId::Native);
             feed.native.append(b"1");
-            a.push_shared(&feed, &y);
+            a.push_shared(&mut feed, y);
             a.push_own(&feed, &mut pool, |o| o.extend_from_slice(b"p"));
-            b.push_shared(&feed, &y);
-            a.push_shared(&feed, &z);
+            b.push_shared(&mut feed, y);
+            a.push_shared(&mut feed, z);
             feed.native.append(b"22");
             a.push_own(&feed, &mut pool, |o| o.extend_from_slice(b"q"));
-            a.push_shared(&feed, &z);
+            a.push_shared(&mut feed, z);
+            for line in [x, y, z] {
+                feed.lines.release(line);
+            }
             assert_eq!(a.queued(&feed), 13);
             assert_eq!(a.own_len(), 3, "the shared lines are not in its buffer");
+            assert_eq!(feed.len(), 3 + 6, "the feed's bytes and each line once");
             let got = drain(&mut a, &mut feed, &mut pool, chunk);
             assert_eq!(got, b"xxW1yyypz22qz", "write size {chunk}");
+            assert_eq!(feed.lines.holders().len(), 2, "b still holds x and y");
             assert_eq!(drain(&mut b, &mut feed, &mut pool, chunk), b"xx1yyy22");
-            assert_eq!(a.shared_lines().count() + b.shared_lines().count(), 0);
-            assert_eq!(Arc::strong_count(&y), 1, "every queue let go of it");
+            assert!(feed.lines.holders().is_empty(), "every line let go of");
+            assert_eq!(feed.len(), 0);
             assert_eq!(a.capacity() + b.capacity(), 0, "idle: nothing held");
         }
+    }
+
+    #[test]
+    fn a_shared_line_lives_while_a_queue_holds_it_and_its_slot_is_reused() {
+        let mut feeds = Feeds::default();
+        let mut pool = BufferPool::default();
+        let mut a = Stream::default();
+        let line = feeds.lines.insert(b"once");
+        a.push_shared(&mut feeds, line);
+        feeds.lines.release(line);
+        assert_eq!(feeds.lines.holders().get(&line), Some(&1));
+        a.discard(&mut feeds, &mut pool);
+        assert!(feeds.lines.holders().is_empty(), "discarding lets go");
+        let next = feeds.lines.insert(b"again");
+        assert_eq!(next, line, "the freed slot is used again");
+        feeds.lines.release(next);
+        assert_eq!(feeds.len(), 0);
     }
 
     #[test]

@@ -133,6 +133,35 @@ fn plaintext_is_taken_one_batch_at_a_time_once_the_last_is_written() {
 }
 
 #[test]
+fn small_runs_are_sealed_together_up_to_one_batch() {
+    let pki = Pki::new("vectored");
+    let (mut server, mut client) = pki.pair("localhost");
+    exchange(&mut server, &mut client, usize::MAX).unwrap();
+    let lines: Vec<Vec<u8>> = (0..100)
+        .map(|i| format!("line {i:03}\r\n").into_bytes())
+        .collect();
+    let runs: Vec<IoSlice<'_>> = lines.iter().map(|l| IoSlice::new(l)).collect();
+    assert_eq!(server.send_vectored(&runs), 1000);
+    let sealed = server.transmit().len();
+    // One record for the hundred runs: a record each would be 100 headers
+    // and tags (over 2 KiB more).
+    assert!(sealed < 1000 + 64, "{sealed} bytes sealed for 1000");
+    let (_, at_client) = exchange(&mut server, &mut client, 1500).unwrap();
+    assert_eq!(at_client, lines.concat());
+    assert_eq!(server.acknowledge(), 1000);
+    // Runs past one batch are cut at it.
+    let big = vec![b'y'; PLAINTEXT_BATCH - 10];
+    let runs = [
+        IoSlice::new(&big),
+        IoSlice::new(&lines[0]),
+        IoSlice::new(&big),
+    ];
+    assert_eq!(server.send_vectored(&runs), PLAINTEXT_BATCH);
+    let (_, at_client) = exchange(&mut server, &mut client, usize::MAX).unwrap();
+    assert_eq!(at_client[PLAINTEXT_BATCH - 10..], lines[0][..10]);
+}
+
+#[test]
 fn garbage_instead_of_a_client_hello_is_an_error_with_an_alert() {
     let pki = Pki::new("garbage");
     let (mut server, _) = pki.pair("localhost");
