@@ -440,7 +440,9 @@ pub(crate) fn scan_irc(
     mut f: impl FnMut(u8, &[u8]),
 ) -> Result<usize, String> {
     let mut pos = 0;
-    let text_start = memchr::memmem::Finder::new(b" :");
+    // The parts before the text are a few bytes each: a plain scan beats
+    // setting up a vector search for them.
+    let find = |bytes: &[u8], b: u8| bytes.iter().position(|&c| c == b);
     while let Some(end) = memchr::memchr(b'\n', &data[pos..]) {
         let line = &data[pos..pos + end];
         pos += end + 1;
@@ -462,19 +464,22 @@ pub(crate) fn scan_irc(
             continue;
         };
         // `source COMMAND rest`: found by hand, this is the bench's hot loop.
-        let Some(space) = memchr::memchr(b' ', rest) else {
+        let Some(space) = find(rest, b' ') else {
             continue;
         };
         let (source, after) = rest.split_at(space);
         let after = &after[1..];
-        let command_end = memchr::memchr(b' ', after).unwrap_or(after.len());
+        let command_end = find(after, b' ').unwrap_or(after.len());
         let (command, params) = after.split_at(command_end);
         let params = params.get(1..).unwrap_or_default();
         match command {
             b"PRIVMSG" => {
-                let nick_end = memchr::memchr(b'!', source).unwrap_or(source.len());
+                let nick_end = find(source, b'!').unwrap_or(source.len());
                 let nick = &source[..nick_end];
-                let text_at = text_start.find(params).map_or(params.len(), |at| at + 2);
+                // `target :text`: a target has no spaces.
+                let text_at = find(params, b' ').map_or(params.len(), |at| {
+                    at + 1 + usize::from(params.get(at + 1) == Some(&b':'))
+                });
                 let text = &params[text_at.min(params.len())..];
                 payload.clear();
                 payload.push(nick.len() as u8);
