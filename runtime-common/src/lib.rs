@@ -35,7 +35,7 @@ pub mod tls;
 pub use door::{Door, door_label};
 pub use logging::log_event;
 pub use memory::{handle_timeout_then_trim, return_freed_memory};
-pub use net::{SEND_BUFFER, close_connection, connect, listen, tune_accepted};
+pub use net::{SEND_BUFFER, close_connection, coalesce, connect, listen, tune_accepted};
 pub use throttle::{LogThrottle, is_out_of_descriptors, warn_out_of_descriptors};
 
 /// A server core told the wall-clock time, for the dates IRC shows.

@@ -2,7 +2,7 @@
 //! socket, the options of an accepted connection, and the end of a graceful
 //! close.
 
-use std::io::{self, ErrorKind};
+use std::io::{self, ErrorKind, IoSlice};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::AsFd;
 use std::time::Duration;
@@ -84,4 +84,66 @@ pub fn listen(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         }
     }
     Err(last_error.unwrap_or_else(|| io::Error::new(ErrorKind::InvalidInput, "no address to bind")))
+}
+
+/// Average run length below which [`coalesce`] gathers a write's runs.
+const SMALL_RUN: usize = 512;
+
+/// Prepares the runs of one vectored write (`Server::outbound_vectored`):
+/// when there are several and they are small on average (lines shared with
+/// other queues, one run each), copies them into `scratch` and leaves that
+/// as the only run. The kernel copies every byte into the socket anyway,
+/// but it pays per run, and many runs of one line each cost more than this
+/// copy. Returns how many runs to write: 1 after gathering (at most
+/// `runs.len()` × 512 bytes), else `runs.len()`.
+pub fn coalesce<'a>(runs: &mut [IoSlice<'a>], scratch: &'a mut Vec<u8>) -> usize {
+    let total: usize = runs.iter().map(|run| run.len()).sum();
+    if runs.len() < 4 || total > runs.len() * SMALL_RUN {
+        return runs.len();
+    }
+    scratch.clear();
+    for run in runs.iter() {
+        scratch.extend_from_slice(run);
+    }
+    let gathered: &'a [u8] = scratch;
+    if let Some(first) = runs.first_mut() {
+        *first = IoSlice::new(gathered);
+    }
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_small_runs_are_gathered_and_large_ones_left_alone() {
+        let lines: Vec<Vec<u8>> = (0..10).map(|i| vec![b'a' + i; 70]).collect();
+        let mut runs: Vec<IoSlice<'_>> = lines.iter().map(|l| IoSlice::new(l)).collect();
+        let mut scratch = Vec::new();
+        assert_eq!(coalesce(&mut runs, &mut scratch), 1);
+        assert_eq!(&*runs[0], &lines.concat()[..]);
+
+        let big = vec![b'x'; 4096];
+        let mut runs = vec![
+            IoSlice::new(&big),
+            IoSlice::new(&lines[0]),
+            IoSlice::new(&big),
+            IoSlice::new(&lines[1]),
+        ];
+        let mut scratch = Vec::new();
+        assert_eq!(
+            coalesce(&mut runs, &mut scratch),
+            4,
+            "large on average: written as they are"
+        );
+        assert!(scratch.is_empty());
+
+        let mut runs = vec![IoSlice::new(&lines[0]), IoSlice::new(&lines[1])];
+        assert_eq!(
+            coalesce(&mut runs, &mut scratch),
+            2,
+            "a few runs: not worth a copy"
+        );
+    }
 }

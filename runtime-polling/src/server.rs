@@ -100,6 +100,8 @@ pub struct PollingServer {
     read_buf: Vec<u8>,
     /// Plaintext of the last TLS read.
     plain_buf: Vec<u8>,
+    /// Small runs of one write gathered (see `runtime_common::coalesce`).
+    write_buf: Vec<u8>,
     /// Connections whose interest may need updating after this turn.
     touched: Vec<ConnId>,
     /// Readiness taken in the middle of a write phase (see `drain_core`).
@@ -136,6 +138,7 @@ impl PollingServer {
             sockets: Vec::new(),
             read_buf: vec![0; READ_CHUNK],
             plain_buf: Vec::new(),
+            write_buf: Vec::new(),
             touched: Vec::new(),
             slice_events: Some(Events::new()),
             accept_paused_until: None,
@@ -476,9 +479,10 @@ impl PollingServer {
                 // system call for several runs.
                 let mut runs = [IoSlice::new(&[]); WRITE_RUNS];
                 let filled = self.core.outbound_vectored(conn, &mut runs);
-                if filled == 0 {
+                let Some(runs) = runs.get_mut(..filled).filter(|runs| !runs.is_empty()) else {
                     break;
-                }
+                };
+                let filled = runtime_common::coalesce(runs, &mut self.write_buf);
                 socket
                     .stream
                     .write_vectored(runs.get(..filled).unwrap_or_default())

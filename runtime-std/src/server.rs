@@ -75,6 +75,8 @@ struct State {
     flusher: Option<Thread>,
     /// The deadline the timer thread sleeps towards.
     timer_target: Option<Instant>,
+    /// Small runs of one write gathered (see `runtime_common::coalesce`).
+    write_buf: Vec<u8>,
 }
 
 struct Shared {
@@ -163,6 +165,7 @@ impl StdServer {
                 ready: Vec::new(),
                 flusher: None,
                 timer_target: None,
+                write_buf: Vec::new(),
             }),
             timer_wake: Condvar::new(),
             closed: Condvar::new(),
@@ -753,7 +756,12 @@ fn flush(
     wakes: &mut Wakes,
     spawns: &mut Vec<(ConnId, Arc<TcpStream>)>,
 ) {
-    let State { core, links, .. } = state;
+    let State {
+        core,
+        links,
+        write_buf,
+        ..
+    } = state;
     let Some(link) = links.get_mut(&conn) else {
         return;
     };
@@ -769,9 +777,10 @@ fn flush(
             // call for several runs.
             let mut runs = [IoSlice::new(&[]); WRITE_RUNS];
             let filled = core.outbound_vectored(conn, &mut runs);
-            if filled == 0 {
+            let Some(runs) = runs.get_mut(..filled).filter(|runs| !runs.is_empty()) else {
                 return;
-            }
+            };
+            let filled = runtime_common::coalesce(runs, write_buf);
             socket.send_vectored_with_flags(runs.get(..filled).unwrap_or_default(), flags)
         } else {
             let pending = tls::outbound(core, link.tls.as_deref_mut(), now, conn);
