@@ -113,7 +113,8 @@ macro_rules! irc_cases {
         $crate::server_cases!(@each_in irc; $target;
             irc_and_native_users_share_the_lobby, irc_bad_input_gets_numerics,
             irc_registration_times_out, irc_stalled_reader_is_dropped,
-            irc_flood_is_served_in_order, irc_shutdown_says_error);
+            irc_flood_is_served_in_order, irc_channel_flood_reaches_every_member,
+            irc_shutdown_says_error);
     };
 }
 
@@ -278,6 +279,97 @@ pub fn irc_flood_is_served_in_order(target: &Target) {
         }
     }
     sender.join().expect("writer").expect("write");
+    server.stop();
+}
+
+/// A channel other than the lobby (its lines are shared by the members'
+/// queues): a flood in one write, bigger than the output limit, reaches
+/// two members that read, whole and in order, interleaved with their own
+/// replies; a member that never reads is dropped and the readers see it
+/// quit; the sender hears no echo.
+pub fn irc_channel_flood_reaches_every_member(target: &Target) {
+    let server = target.start(ServerConfig {
+        max_outbound: 16 * 1024,
+        ..ServerConfig::default()
+    });
+    let addr = irc_addr(&server);
+    let mut flooder = IrcClient::register(addr, "flooder");
+    let mut readers = vec![
+        IrcClient::register(addr, "r1"),
+        IrcClient::register(addr, "r2"),
+    ];
+    let mut stalled = IrcClient::register(addr, "stalled");
+    for client in std::iter::once(&mut flooder)
+        .chain(readers.iter_mut())
+        .chain(std::iter::once(&mut stalled))
+    {
+        client.send("JOIN #side");
+        client.expect(|l| numeric(l) == Some("366"));
+    }
+    for reader in &mut readers {
+        reader.expect(|l| l.starts_with(":stalled!") && l.ends_with("JOIN #side"));
+    }
+    // 1.3 MB: far more than the limit and every socket buffer together.
+    let count = 3000;
+    let pad = "x".repeat(400);
+    let burst: String = (0..count)
+        .map(|i| format!("PRIVMSG #side :flood {i:05} {pad}\r\n"))
+        .chain(std::iter::once("PING :done\r\n".to_owned()))
+        .collect();
+    let mut writer = flooder.writer.try_clone().expect("clone");
+    let sender = std::thread::spawn(move || writer.write_all(burst.as_bytes()));
+    // Both readers read at once, each on its own thread, as real clients do.
+    let reading: Vec<_> = readers
+        .into_iter()
+        .enumerate()
+        .map(|(r, mut reader)| {
+            let pad = pad.clone();
+            std::thread::spawn(move || {
+                reader.send("PING :mid-flood");
+                let (mut next, mut pong, mut saw_quit) = (0, false, false);
+                while next < count || !pong {
+                    let line = reader.expect(|_| true);
+                    if line.ends_with(" :mid-flood") {
+                        pong = true;
+                    } else if line.starts_with(":stalled!") && line.contains(" QUIT ") {
+                        assert!(!saw_quit, "r{} heard the quit twice", r + 1);
+                        saw_quit = true;
+                    } else {
+                        let want =
+                            format!(":flooder!flooder@irc PRIVMSG #side :flood {next:05} {pad}");
+                        assert!(line == want, "r{} got {line:.60} for message {next}", r + 1);
+                        next += 1;
+                    }
+                }
+                (reader, saw_quit)
+            })
+        })
+        .collect();
+    let readers: Vec<(IrcClient, bool)> = reading
+        .into_iter()
+        .map(|t| t.join().expect("reader"))
+        .collect();
+    sender.join().expect("writer").expect("write");
+    // The flooder's PONG comes after its whole burst: nothing echoed.
+    let line = flooder.expect(|l| !l.contains(" JOIN ") && !l.contains(" QUIT "));
+    assert!(line.ends_with(" :done"), "{line:.80}");
+    let last = stalled.expect_closed();
+    assert!(
+        last.last().is_some_and(|l| l.starts_with("ERROR")),
+        "{:.80?}",
+        last.last()
+    );
+    for (r, (mut reader, saw_quit)) in readers.into_iter().enumerate() {
+        if !saw_quit {
+            reader.send("PING :after");
+            let line = reader.expect(|l| l.contains(" QUIT ") || l.ends_with(" :after"));
+            assert!(
+                line.starts_with(":stalled!"),
+                "r{} never heard it quit",
+                r + 1
+            );
+        }
+    }
     server.stop();
 }
 

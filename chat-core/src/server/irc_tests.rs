@@ -530,6 +530,51 @@ fn irc_connections_get_the_same_timers_in_irc_words() {
     assert!(n.is_closed(bob));
 }
 
+/// The runtime had written part of a line when the reader was dropped: the
+/// line is finished before the ERROR, which starts a line of its own (it
+/// was glued to the half line). In the lobby (its feed) and in another
+/// channel (shared lines).
+#[test]
+fn a_slow_irc_consumer_cut_mid_line_gets_the_line_finished_then_its_error() {
+    for channel in ["#lobby", "#side"] {
+        let mut n = Net::new(ServerConfig {
+            max_outbound: 4096,
+            ..immediate()
+        });
+        let sender = n.irc("sender");
+        let slow = n.irc("slow");
+        n.line(sender, &format!("JOIN {channel}"));
+        n.line(slow, &format!("JOIN {channel}"));
+        n.lines(slow);
+        n.stalled.insert(slow);
+        n.advance(Duration::from_secs(1));
+        let text = "y".repeat(200);
+        n.line(sender, &format!("PRIVMSG {channel} :{text}"));
+        // The socket took 10 bytes of the first line.
+        let head = n.server.outbound(slow)[..10].to_vec();
+        n.server.handle_written(n.now, slow, 10);
+        let mut said = 1;
+        while !n.server.is_closing(slow) {
+            n.line(sender, &format!("PRIVMSG {channel} :{text}"));
+            n.advance(Duration::from_millis(100));
+            said += 1;
+            assert!(said < 100, "never dropped");
+        }
+        n.stalled.remove(&slow);
+        n.pump();
+        let mut got = head;
+        got.extend(n.out.remove(&slow).unwrap_or_default());
+        let got = String::from_utf8(got).unwrap();
+        let line = format!(":sender!sender@irc PRIVMSG {channel} :{text}\r\n");
+        assert_eq!(
+            got,
+            format!("{line}ERROR :Closing link (slow consumer)\r\n"),
+            "in {channel}"
+        );
+        assert!(n.is_closed(slow));
+    }
+}
+
 #[test]
 fn a_stalled_irc_reader_is_dropped_with_an_error_and_others_go_on() {
     let mut n = Net::new(ServerConfig {

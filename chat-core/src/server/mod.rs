@@ -1043,7 +1043,7 @@ impl Server {
         let farewell = match farewell {
             Farewell::Abort if irc && reason == Reason::SlowConsumer && !was_closing => {
                 conn.doomed = false;
-                conn.stream.discard(feeds, pool);
+                conn.stream.discard_after_line(feeds, pool);
                 Farewell::Bye("")
             }
             other => other,
@@ -1132,7 +1132,12 @@ impl Server {
         if let Some(conn) = live_conn(slots, id) {
             if !conn.doomed {
                 conn.doomed = true;
-                conn.stream.discard(feeds, pool);
+                if conn.irc.is_some() {
+                    // Its ERROR follows: a line half written is finished first.
+                    conn.stream.discard_after_line(feeds, pool);
+                } else {
+                    conn.stream.discard(feeds, pool);
+                }
                 doomed.push(id);
             }
         }

@@ -78,6 +78,9 @@ impl Feeds {
     }
 }
 
+/// Most bytes kept of a line begun when the rest of a queue is dropped.
+const LONGEST_LINE: usize = 4096;
+
 /// Written bytes at the front of a buffer worth moving the rest down for.
 pub(super) const COMPACT_AT: usize = 64 * 1024;
 
@@ -372,14 +375,17 @@ impl Outbox {
         self.shared_len = 0;
     }
 
-    fn consume(&mut self, n: usize, lines: &mut SharedLines, pool: &mut BufferPool) {
+    /// Takes `n` written bytes off the front; returns the last of them.
+    fn consume(&mut self, n: usize, lines: &mut SharedLines, pool: &mut BufferPool) -> Option<u8> {
         let mut n = n.min(self.len());
         self.total_sent += n as u64;
+        let mut last = None;
         while n > 0 {
             let taken = match self.shared.front_mut() {
                 Some(run) if run.after <= self.buf_total_sent => {
                     let taken = n.min(run.len - run.sent);
                     run.sent += taken;
+                    last = lines.get(run.line).get(run.sent.wrapping_sub(1)).copied();
                     self.shared_len -= taken;
                     if run.sent == run.len {
                         lines.release(run.line);
@@ -396,6 +402,7 @@ impl Outbox {
                     let taken = n.min(before_next);
                     self.sent += taken;
                     self.buf_total_sent += taken as u64;
+                    last = self.buf.get(self.sent.wrapping_sub(1)).copied().or(last);
                     taken
                 }
             };
@@ -419,6 +426,7 @@ impl Outbox {
             self.buf.drain(..self.sent);
             self.sent = 0;
         }
+        last
     }
 }
 
@@ -541,6 +549,9 @@ pub(super) struct Stream {
     /// Feed ranges after the cursor that this stream does not get, in
     /// order; the first starts past the cursor (see `normalize`).
     skips: VecDeque<(u64, u64)>,
+    /// The last byte written did not end a line: a line-based peer (IRC)
+    /// is in the middle of one.
+    line_open: bool,
 }
 
 impl Stream {
@@ -707,15 +718,20 @@ impl Stream {
     pub(super) fn consume(&mut self, mut n: usize, feeds: &mut Feeds, pool: &mut BufferPool) {
         if self.cursor.is_none() {
             // Own frames only: no feed bytes to interleave, one pass.
-            self.own.consume(n, &mut feeds.lines, pool);
+            if let Some(last) = self.own.consume(n, &mut feeds.lines, pool) {
+                self.line_open = last != b'\n';
+            }
             return;
         }
         while n > 0 {
-            let run = self.outbound(feeds).len();
-            if run == 0 {
+            let chunk = self.outbound(feeds);
+            if chunk.is_empty() {
                 break;
             }
-            let taken = n.min(run);
+            let taken = n.min(chunk.len());
+            if let Some(&last) = chunk.get(taken - 1) {
+                self.line_open = last != b'\n';
+            }
             n -= taken;
             let mark = self.marks.front().copied();
             match (self.cursor.as_mut(), mark) {
@@ -729,7 +745,9 @@ impl Stream {
                     }
                 }
                 (Some(cursor), None) => advance(feeds.get_mut(cursor.feed), cursor, taken),
-                (None, _) => self.own.consume(taken, &mut feeds.lines, pool),
+                (None, _) => {
+                    self.own.consume(taken, &mut feeds.lines, pool);
+                }
             }
             self.normalize(feeds);
         }
@@ -814,6 +832,32 @@ impl Stream {
             }
         }
         self.leave_feed_if_done(feeds);
+    }
+
+    /// [`discard`](Self::discard) for a line-based peer: a line the runtime
+    /// has begun to write is kept to its end, so that what is queued next
+    /// (an IRC `ERROR`) starts a line of its own.
+    pub(super) fn discard_after_line(&mut self, feeds: &mut Feeds, pool: &mut BufferPool) {
+        let mut rest = Vec::new();
+        if self.line_open {
+            self.chunks(feeds, |chunk| {
+                match chunk.iter().position(|&b| b == b'\n') {
+                    Some(end) => {
+                        rest.extend_from_slice(crate::in_bounds(chunk, ..=end));
+                        false
+                    }
+                    // A line is at most 512 bytes: more would not be a line.
+                    None => {
+                        rest.extend_from_slice(chunk);
+                        rest.len() < LONGEST_LINE
+                    }
+                }
+            });
+        }
+        self.discard(feeds, pool);
+        if !rest.is_empty() {
+            self.push_own(feeds, pool, |out| out.extend_from_slice(&rest));
+        }
     }
 
     /// Drops everything queued and leaves its feed.
