@@ -12,9 +12,10 @@
 //!   bytes comes. Nothing is ever copied out of a feed, so dropping or
 //!   closing a connection that is far behind costs no memory.
 //! - A line for several connections outside a feed (a message to a channel
-//!   other than the lobby) is encoded once into an [`Arc`] that each of
-//!   their streams holds among its own frames, in order; it counts as
-//!   queued for each, and its bytes exist once.
+//!   other than the lobby) is stored once in [`SharedLines`], and each of
+//!   their streams holds it among its own frames, in order; it counts as
+//!   queued for each, its bytes exist once, and it is freed when the last
+//!   stream has written or dropped it.
 //! - A stream may skip ranges of its feed (an IRC user's own messages, which
 //!   IRC does not echo): skipped bytes are never written, but they count as
 //!   queued until the reader has passed them, since the feed keeps them for
