@@ -347,11 +347,11 @@ impl Outbox {
     }
 
     /// Queues a shared line after everything queued so far, as one more
-    /// holder of it.
-    fn push_shared(&mut self, lines: &mut SharedLines, line: LineId) {
+    /// holder of it; false if there is nothing to queue (empty or freed).
+    fn push_shared(&mut self, lines: &mut SharedLines, line: LineId) -> bool {
         let len = lines.get(line).len();
         if len == 0 {
-            return;
+            return false;
         }
         lines.hold(line);
         self.shared_len += len;
@@ -361,6 +361,7 @@ impl Outbox {
             len,
             sent: 0,
         });
+        true
     }
 
     /// Drops everything queued, giving the buffer to the pool and letting
@@ -696,8 +697,10 @@ impl Stream {
     /// Queues a line shared with other queues after everything queued so
     /// far: the line is held, not copied.
     pub(super) fn push_shared(&mut self, feeds: &mut Feeds, line: LineId) {
-        self.own.push_shared(&mut feeds.lines, line);
-        self.mark_own_queued(feeds);
+        // A mark with no bytes behind it would take feed bytes for its own.
+        if self.own.push_shared(&mut feeds.lines, line) {
+            self.mark_own_queued(feeds);
+        }
     }
 
     /// Own bytes just queued come after the feed bytes queued so far.
@@ -838,6 +841,12 @@ impl Stream {
     /// [`discard`](Self::discard) for a line-based peer: a line the runtime
     /// has begun to write is kept to its end, so that what is queued next
     /// (an IRC `ERROR`) starts a line of its own.
+    ///
+    /// "Begun" is what the runtime has reported written. A runtime that
+    /// holds bytes it has not reported yet (`chat-server-std`'s blocked
+    /// writer thread, a TLS batch awaiting acknowledgement) reports them
+    /// later against the new queue, which can still cut the `ERROR`: the
+    /// core would need to be told what is in flight.
     pub(super) fn discard_after_line(&mut self, feeds: &mut Feeds, pool: &mut BufferPool) {
         let mut rest = Vec::new();
         if self.line_open {
@@ -1045,6 +1054,20 @@ mod tests {
             assert_eq!(feed.len(), 0);
             assert_eq!(a.capacity() + b.capacity(), 0, "idle: nothing held");
         }
+    }
+
+    #[test]
+    fn a_freed_line_queues_nothing_and_leaves_the_feed_in_order() {
+        let mut feeds = Feeds::default();
+        let mut pool = BufferPool::default();
+        let mut a = Stream::default();
+        a.subscribe(&mut feeds, FeedId::Native);
+        feeds.native.append(b"abc");
+        let line = feeds.lines.insert(b"gone");
+        feeds.lines.release(line);
+        a.push_shared(&mut feeds, line);
+        feeds.native.append(b"def");
+        assert_eq!(drain(&mut a, &mut feeds, &mut pool, 2), b"abcdef");
     }
 
     #[test]
