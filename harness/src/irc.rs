@@ -243,6 +243,36 @@ pub fn irc_stalled_reader_is_dropped(target: &Target) {
     }
     alice.say("still here");
     assert!(matches!(alice.recv(), ServerFrame::Message { .. }));
+    // Reading at last, it finds whole lines, then its ERROR on a line of
+    // its own (not glued to a line cut short, nor eaten by bytes a writer
+    // thread or the kernel held).
+    let lines = stalled.expect_closed();
+    let (last, before) = lines.split_last().expect("at least the ERROR");
+    assert_eq!(last, "ERROR :Closing link (slow consumer)");
+    // A 1,000-byte text takes several lines of at most 512 bytes: every
+    // line is its part of a text, whole, in turn (the last text may stop
+    // after any of its lines: the server finishes lines, not texts, before
+    // the ERROR).
+    let prefix = ":alice!alice@native PRIVMSG #lobby :";
+    let bodies: Vec<&str> = before
+        .iter()
+        .map(|line| line.strip_prefix(prefix).unwrap_or_default())
+        .collect();
+    let mut parts = Vec::new();
+    for body in &bodies {
+        if parts.iter().sum::<usize>() == text.len() {
+            break;
+        }
+        parts.push(body.len());
+    }
+    assert_eq!(parts.iter().sum::<usize>(), text.len(), "{parts:?}");
+    for (i, body) in bodies.iter().enumerate() {
+        assert!(
+            body.bytes().all(|b| b == b'z') && Some(&body.len()) == parts.get(i % parts.len()),
+            "line {i}: {} bytes, parts {parts:?}",
+            body.len(),
+        );
+    }
     server.stop();
 }
 

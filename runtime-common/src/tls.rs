@@ -351,7 +351,11 @@ pub fn outbound<'a>(
             }
             let mut runs = [IoSlice::new(&[]); VECTORED_RUNS];
             let filled = core.outbound_vectored(conn, &mut runs);
-            tls.send_vectored(runs.get(..filled).unwrap_or_default());
+            let taken = tls.send_vectored(runs.get(..filled).unwrap_or_default());
+            if taken > 0 {
+                // Reported written once its records are (`acknowledge`).
+                core.handle_taken(conn, taken);
+            }
             tls.transmit()
         }
     }

@@ -673,6 +673,11 @@ fn writer_loop(shared: &Shared, conn: ConnId, stream: &TcpStream) {
                         let take = pending.len().min(WRITE_CHUNK);
                         chunk.clear();
                         chunk.extend_from_slice(pending.get(..take).unwrap_or_default());
+                        if link.tls.is_none() {
+                            // Plaintext from the core's queue, written
+                            // outside the lock (over TLS the session did this).
+                            core.handle_taken(conn, take);
+                        }
                         Next::Io
                     }
                 }

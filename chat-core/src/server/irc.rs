@@ -157,8 +157,9 @@ fn format_time(unix: u64) -> String {
 /// Appends `:source COMMAND target :text` once per piece of `text` that
 /// fits in a line (each LF starts a new one; nothing is cut mid-character).
 fn write_text_lines(out: &mut Vec<u8>, source: &str, command: &str, target: &str, text: &str) {
-    // `:source COMMAND target :` and CRLF around the text.
-    let overhead = source.len() + command.len() + target.len() + 6;
+    // `:source COMMAND target :` and CRLF around the text: the colon and
+    // the three spaces, the trailing colon, CR and LF.
+    let overhead = source.len() + command.len() + target.len() + 7;
     let room = crate::irc::MAX_LINE.saturating_sub(overhead);
     for piece in split_lines(text, room) {
         write_text_message(out, Some(source), command, &[target, piece]);

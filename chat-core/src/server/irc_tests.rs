@@ -530,13 +530,15 @@ fn irc_connections_get_the_same_timers_in_irc_words() {
     assert!(n.is_closed(bob));
 }
 
-/// The runtime had written part of a line when the reader was dropped: the
-/// line is finished before the ERROR, which starts a line of its own (it
-/// was glued to the half line). In the lobby (its feed) and in another
-/// channel (shared lines).
+/// The runtime had written part of a line when the reader was dropped, and
+/// perhaps held more to write later (`handle_taken`, as a blocked writer
+/// thread or a TLS batch does): what it holds and the line begun by then
+/// are finished before the ERROR, which starts a line of its own (it was
+/// glued to the half line, or eaten by the late report of the held bytes).
+/// In the lobby (its feed) and in another channel (own buffer).
 #[test]
 fn a_slow_irc_consumer_cut_mid_line_gets_the_line_finished_then_its_error() {
-    for channel in ["#lobby", "#side"] {
+    for (channel, held) in [("#lobby", 0), ("#side", 0), ("#lobby", 300), ("#side", 300)] {
         let mut n = Net::new(ServerConfig {
             max_outbound: 4096,
             ..immediate()
@@ -549,27 +551,37 @@ fn a_slow_irc_consumer_cut_mid_line_gets_the_line_finished_then_its_error() {
         n.stalled.insert(slow);
         n.advance(Duration::from_secs(1));
         let text = "y".repeat(200);
-        n.line(sender, &format!("PRIVMSG {channel} :{text}"));
-        // The socket took 10 bytes of the first line.
-        let head = n.server.outbound(slow)[..10].to_vec();
+        for _ in 0..3 {
+            n.line(sender, &format!("PRIVMSG {channel} :{text}"));
+        }
+        // The socket took 10 bytes; the runtime holds the next `held`.
+        let mut got = n.server.outbound(slow)[..10].to_vec();
         n.server.handle_written(n.now, slow, 10);
-        let mut said = 1;
+        let holding = n.server.outbound(slow)[..held].to_vec();
+        n.server.handle_taken(slow, held);
+        let mut said = 3;
         while !n.server.is_closing(slow) {
             n.line(sender, &format!("PRIVMSG {channel} :{text}"));
             n.advance(Duration::from_millis(100));
             said += 1;
             assert!(said < 100, "never dropped");
         }
+        // What it held is written, and reported, after the drop.
+        got.extend_from_slice(&holding);
+        n.server.handle_written(n.now, slow, held);
         n.stalled.remove(&slow);
         n.pump();
-        let mut got = head;
         got.extend(n.out.remove(&slow).unwrap_or_default());
         let got = String::from_utf8(got).unwrap();
         let line = format!(":sender!sender@irc PRIVMSG {channel} :{text}\r\n");
+        let lines = 1 + held / line.len();
         assert_eq!(
             got,
-            format!("{line}ERROR :Closing link (slow consumer)\r\n"),
-            "in {channel}"
+            format!(
+                "{}ERROR :Closing link (slow consumer)\r\n",
+                line.repeat(lines)
+            ),
+            "in {channel}, {held} bytes held"
         );
         assert!(n.is_closed(slow));
     }
@@ -1074,4 +1086,30 @@ fn a_closing_slow_irc_consumer_whose_socket_fails_is_closed() {
     n.server.handle_io_error(n.now, slow);
     n.pump();
     assert!(n.is_closed(slow));
+}
+
+/// A native text longer than an IRC line reaches IRC users whole: split
+/// into lines of at most 512 bytes that add up to every byte of it (one
+/// byte of each full line was cut off, counted out of a line one short).
+#[test]
+fn long_native_texts_reach_irc_users_split_but_whole() {
+    let mut n = Net::default();
+    let alice = n.native("alice");
+    let bob = n.irc("bob");
+    n.line(bob, "JOIN #lobby");
+    n.lines(bob);
+    let prefix = ":alice!alice@native PRIVMSG #lobby :";
+    for len in [473, 474, 475, 947, 948, 949, 1000, crate::MAX_TEXT] {
+        for unit in ["z", "é", "中", "🦀"] {
+            let text: String = unit.repeat(len / unit.len());
+            n.say(alice, &text);
+            let lines = n.lines(bob);
+            let mut got = String::new();
+            for line in &lines {
+                assert!(line.len() + 2 <= 512, "{} bytes", line.len() + 2);
+                got.push_str(line.strip_prefix(prefix).unwrap());
+            }
+            assert_eq!(got, text, "{len} bytes of {unit}");
+        }
+    }
 }

@@ -224,6 +224,9 @@ struct Conn {
     waiting_listed: bool,
     /// Its queue passed the limit; it is dropped at the next reaping.
     doomed: bool,
+    /// Bytes at the front of its queue the runtime holds to write later
+    /// (see [`Server::handle_taken`]).
+    taken: usize,
     /// Its key in `Server::load`, while it receives broadcasts.
     load_key: Option<(FeedId, i128)>,
     /// When it last took output, or when its queue last became non-empty.
@@ -751,6 +754,20 @@ impl Server {
         self.reap(now);
     }
 
+    /// The runtime holds the first `n` bytes of `conn`'s queue (from
+    /// [`outbound`](Self::outbound)) to write later: a copy for a blocking
+    /// write on another thread, plaintext being sealed into TLS records.
+    /// They stay queued until [`handle_written`](Self::handle_written)
+    /// reports them; if `conn` is dropped as a slow consumer meanwhile they
+    /// are kept, so that a farewell queued after them (an IRC `ERROR`)
+    /// comes after them, whole. Each call replaces the last; a runtime that
+    /// writes what it takes at once need not call it.
+    pub fn handle_taken(&mut self, conn: ConnId, n: usize) {
+        if let Some(c) = live_conn(&mut self.slots, conn) {
+            c.taken = n;
+        }
+    }
+
     /// The runtime wrote `n` bytes of [`outbound`](Self::outbound) for `conn`.
     pub fn handle_written(&mut self, now: Instant, conn: ConnId, n: usize) {
         let low_water = self.pace() / 2;
@@ -766,6 +783,7 @@ impl Server {
         };
         let before = c.stream.queued(feeds);
         c.stream.consume(n, feeds, pool);
+        c.taken = c.taken.saturating_sub(n);
         let after = c.stream.queued(feeds);
         if after < before {
             c.progress_at = now;
@@ -963,6 +981,7 @@ impl Server {
             resumable_listed: false,
             waiting_listed: false,
             doomed: false,
+            taken: 0,
             load_key: None,
             progress_at: now,
             paused: None,
@@ -1043,7 +1062,7 @@ impl Server {
         let farewell = match farewell {
             Farewell::Abort if irc && reason == Reason::SlowConsumer && !was_closing => {
                 conn.doomed = false;
-                conn.stream.discard_after_line(feeds, pool);
+                conn.stream.discard_after_line(feeds, pool, conn.taken);
                 Farewell::Bye("")
             }
             other => other,
@@ -1133,8 +1152,9 @@ impl Server {
             if !conn.doomed {
                 conn.doomed = true;
                 if conn.irc.is_some() {
-                    // Its ERROR follows: a line half written is finished first.
-                    conn.stream.discard_after_line(feeds, pool);
+                    // Its ERROR follows: what the runtime holds and a line
+                    // half written come first.
+                    conn.stream.discard_after_line(feeds, pool, conn.taken);
                 } else {
                     conn.stream.discard(feeds, pool);
                 }

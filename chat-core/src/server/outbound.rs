@@ -838,35 +838,50 @@ impl Stream {
         self.leave_feed_if_done(feeds);
     }
 
-    /// [`discard`](Self::discard) for a line-based peer: a line the runtime
-    /// has begun to write is kept to its end, so that what is queued next
-    /// (an IRC `ERROR`) starts a line of its own.
-    ///
-    /// "Begun" is what the runtime has reported written. A runtime that
-    /// holds bytes it has not reported yet (`chat-server-std`'s blocked
-    /// writer thread, a TLS batch awaiting acknowledgement) reports them
-    /// later against the new queue, which can still cut the `ERROR`: the
-    /// core would need to be told what is in flight.
-    pub(super) fn discard_after_line(&mut self, feeds: &mut Feeds, pool: &mut BufferPool) {
-        let mut rest = Vec::new();
-        if self.line_open {
-            self.chunks(feeds, |chunk| {
+    /// [`discard`](Self::discard) for a line-based peer, keeping the first
+    /// `taken` bytes (which the runtime holds and will report written) and
+    /// the rest of a line begun by then, so that what is queued next (an
+    /// IRC `ERROR`) starts a line of its own.
+    pub(super) fn discard_after_line(
+        &mut self,
+        feeds: &mut Feeds,
+        pool: &mut BufferPool,
+        taken: usize,
+    ) {
+        let mut kept = Vec::new();
+        let mut open = self.line_open;
+        if taken > 0 || open {
+            self.chunks(feeds, |mut chunk| {
+                if kept.len() < taken {
+                    let (head, tail) = chunk.split_at((taken - kept.len()).min(chunk.len()));
+                    kept.extend_from_slice(head);
+                    if let Some(&last) = head.last() {
+                        open = last != b'\n';
+                    }
+                    if kept.len() < taken {
+                        return true;
+                    }
+                    if !open {
+                        return false;
+                    }
+                    chunk = tail;
+                }
                 match chunk.iter().position(|&b| b == b'\n') {
                     Some(end) => {
-                        rest.extend_from_slice(crate::in_bounds(chunk, ..=end));
+                        kept.extend_from_slice(crate::in_bounds(chunk, ..=end));
                         false
                     }
                     // A line is at most 512 bytes: more would not be a line.
                     None => {
-                        rest.extend_from_slice(chunk);
-                        rest.len() < LONGEST_LINE
+                        kept.extend_from_slice(chunk);
+                        kept.len() < taken + LONGEST_LINE
                     }
                 }
             });
         }
         self.discard(feeds, pool);
-        if !rest.is_empty() {
-            self.push_own(feeds, pool, |out| out.extend_from_slice(&rest));
+        if !kept.is_empty() {
+            self.push_own(feeds, pool, |out| out.extend_from_slice(&kept));
         }
     }
 
