@@ -11,7 +11,9 @@
 //!    [`handle_io_error`](Server::handle_io_error),
 //!    [`handle_written`](Server::handle_written),
 //!    [`handle_timeout`](Server::handle_timeout), [`shutdown`](Server::shutdown).
-//!    Each takes `now`, which must never go backwards.
+//!    Each takes `now`, which must never go backwards. A runtime that copies
+//!    queued bytes to write them later (on another thread, into TLS records)
+//!    says so with [`handle_taken`](Server::handle_taken).
 //! 2. Outputs, in this order: [`poll_transmit`](Server::poll_transmit) (which
 //!    connections have new bytes; write [`outbound`](Server::outbound) and report
 //!    with `handle_written`, until `outbound` is empty or the socket is full),
