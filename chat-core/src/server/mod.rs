@@ -116,12 +116,19 @@
 //!   registered connection: a message to 1,000 users is stored once and
 //!   written to each socket straight from the feed. A connection's own frames
 //!   are interleaved with its part of the feed in the order they were queued,
-//!   and nothing is ever copied out of the feed (see `outbound.rs`).
+//!   and nothing is copied out of the feed (see `outbound.rs`), with one
+//!   bounded exception below.
 //! - Memory for queued output is the feed (at most `max_outbound`, what the
 //!   slowest remaining reader has not read) plus each connection's own
 //!   frames: dropping a reader that is far behind frees its share at once,
-//!   whatever the number of stalled readers. Per connection, input holds one
-//!   unfinished frame plus one read. Drained buffers are given back.
+//!   whatever the number of stalled readers. The exception: an IRC reader
+//!   dropped while its runtime holds bytes of its queue
+//!   ([`handle_taken`](Server::handle_taken): a writer thread's chunk, a TLS
+//!   batch) keeps a copy of those bytes and of the line they end in, so that
+//!   its `ERROR` follows them whole; that is at most what the runtime itself
+//!   holds for it (64 KiB, 16 KiB over TLS) plus one line, until its linger
+//!   ends. Per connection, input holds one unfinished frame plus one read.
+//!   Drained buffers are given back.
 
 // Where each concern lives: `config` (settings), `event` (handles and
 // events), `outbound` (streams, the shared feed, buffers), `congestion`
@@ -1139,7 +1146,8 @@ impl Server {
     }
 
     /// Drops everything queued for `id` and marks it for reaping as a slow
-    /// consumer. Nothing is copied: its share of the feed is simply let go.
+    /// consumer. Its share of the feed is simply let go; an IRC connection
+    /// keeps what its runtime holds and the line begun (see the module doc).
     fn doom(&mut self, now: Instant, id: ConnId) {
         self.wake_waiters(now, id);
         self.leave_load(id);

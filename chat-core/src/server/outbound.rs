@@ -9,8 +9,10 @@
 //!   connection's stream is its own frames (replies, whispers, pings, its
 //!   BYE) interleaved with its unread part of one feed, in the order they
 //!   were queued: a [`Mark`] says after which feed offset a run of its own
-//!   bytes comes. Nothing is ever copied out of a feed, so dropping or
-//!   closing a connection that is far behind costs no memory.
+//!   bytes comes. Nothing is copied out of a feed, so dropping or closing a
+//!   connection that is far behind costs no memory; the one exception is
+//!   [`Stream::discard_after_line`], which copies what the runtime holds
+//!   and the line begun (bounded by what the runtime holds, plus a line).
 //! - A line for several connections outside a feed (a message to a channel
 //!   other than the lobby) is stored once in [`SharedLines`], and each of
 //!   their streams holds it among its own frames, in order; it counts as
