@@ -61,6 +61,9 @@ struct Peer {
     /// Ledger texts of `#side` messages seen, in order (IRC only).
     seen_side: Vec<String>,
     reading: bool,
+    /// Bytes its runtime took to write later (`handle_taken`), as a writer
+    /// thread blocked on a full socket does: written when it reads again.
+    held: Vec<u8>,
     outgoing: Vec<u8>,
     ended: bool,
     closed: bool,
@@ -77,6 +80,19 @@ impl Peer {
                 assert!(line.len() <= MAX_LINE, "a line of {} bytes", line.len());
                 let line = &line[..line.len() - 2];
                 assert!(!line.contains(&0) && !line.contains(&b'\r') && !line.contains(&b'\n'));
+                // Whole lines only: an ERROR glued to a line cut short, or
+                // the tail of one, is a line nobody wrote.
+                let text = String::from_utf8_lossy(line);
+                assert!(
+                    line.starts_with(b":")
+                        || line.starts_with(b"ERROR :")
+                        || line.starts_with(b"PING "),
+                    "a line without a source: {text:.80}"
+                );
+                assert!(
+                    !text.contains("Closing link") || line.starts_with(b"ERROR :"),
+                    "an ERROR inside a line: {text:.80}"
+                );
                 let message = Message::parse(line).expect("a line the server wrote parses");
                 self.apply_irc(&message, lobby);
             }
@@ -259,6 +275,7 @@ impl Mixed {
             seen: Vec::new(),
             seen_side: Vec::new(),
             reading: true,
+            held: Vec::new(),
             outgoing: Vec::new(),
             ended: false,
             closed: false,
@@ -364,6 +381,14 @@ impl Mixed {
                 }
             }
             for index in 0..self.peers.len() {
+                let peer = &self.peers[index];
+                if !peer.closed && peer.reading && !peer.held.is_empty() {
+                    let (conn, lobby) = (peer.conn, self.lobby.clone());
+                    let held = std::mem::take(&mut self.peers[index].held);
+                    self.peers[index].receive(&held, &lobby);
+                    self.server.handle_written(self.now, conn, held.len());
+                    moved = true;
+                }
                 let peer = &self.peers[index];
                 if peer.closed || !peer.reading || !self.to_write.contains(&peer.conn) {
                     continue;
@@ -580,7 +605,20 @@ pub(crate) fn run_mixed_with(config: ServerConfig, data: &[u8]) -> Mixed {
             }
             (12, Some(p)) if world.peers[p].irc => world.line(p, &format!("NAMES {}", world.lobby)),
             (12, Some(p)) => world.frame(p, &ClientFrame::Who),
-            (13, _) => world.advance(Duration::from_millis(u64::from(*arg) * 5)),
+            (13, _) => {
+                // The runtimes of peers that stopped reading may have taken
+                // part of their queues, even part of a line, to write once
+                // the socket drains (`handle_taken`).
+                for peer in world.peers.iter_mut().filter(|p| !p.reading && !p.closed) {
+                    if peer.held.is_empty() {
+                        let pending = world.server.outbound(peer.conn);
+                        let take = pending.len().min(usize::from(*arg) * 13);
+                        peer.held = pending.get(..take).unwrap_or_default().to_vec();
+                        world.server.handle_taken(peer.conn, take);
+                    }
+                }
+                world.advance(Duration::from_millis(u64::from(*arg) * 5));
+            }
             (14, _) => world.advance(Duration::from_millis(u64::from(*arg) * 500)),
             _ => world.advance(Duration::from_millis(1)),
         }
