@@ -74,7 +74,8 @@ impl ChannelName {
         &self.0
     }
 
-    fn key(&self) -> String {
+    /// The name in one case: equal names have equal keys.
+    pub(crate) fn key(&self) -> String {
         self.0.to_ascii_lowercase()
     }
 }

@@ -34,6 +34,7 @@ use crate::text::Text;
 
 /// The other channel IRC users meet in.
 const SIDE: &str = "#side";
+const THIRD: &str = "#third";
 
 /// Lowercased, as names compare.
 fn key(name: &str) -> String {
@@ -58,8 +59,15 @@ struct Peer {
     users_reply: Option<BTreeSet<String>>,
     /// Ledger texts of lobby messages seen, in order.
     seen: Vec<String>,
-    /// Ledger texts of `#side` messages seen, in order (IRC only).
-    seen_side: Vec<String>,
+    /// Ledger texts of messages seen in each channel other than the lobby
+    /// (lowercased), in order (IRC only).
+    seen_in: BTreeMap<String, Vec<String>>,
+    /// Channels other than the lobby it is in (lowercased), with their
+    /// rosters as it was told: the 353 names after its own JOIN (`None`
+    /// until 366), then every JOIN, PART, KICK, QUIT and NICK.
+    rooms: BTreeMap<String, Option<BTreeSet<String>>>,
+    /// 353 names being collected, per channel other than the lobby.
+    room_names: BTreeMap<String, BTreeSet<String>>,
     reading: bool,
     /// Bytes its runtime took to write later (`handle_taken`), as a writer
     /// thread blocked on a full socket does: written when it reads again.
@@ -103,6 +111,99 @@ impl Peer {
                 let frame = ServerFrame::decode(raw).expect("a frame the server wrote decodes");
                 self.apply_native(&frame);
             }
+        }
+    }
+
+    /// Membership and rosters of the channels other than the lobby: a line
+    /// about a channel it is not in is one it should not have got.
+    fn apply_rooms(
+        &mut self,
+        command: &str,
+        nick: Option<&String>,
+        me: Option<&String>,
+        param: &dyn Fn(usize) -> Option<String>,
+        lobby: &str,
+    ) {
+        let channel = |i| {
+            param(i)
+                .map(|c| key(&c))
+                .filter(|c| c.starts_with('#') && *c != key(lobby))
+        };
+        let mine = nick.is_some() && nick == me;
+        match command {
+            "JOIN" | "PART" | "PRIVMSG" | "KICK" | "TOPIC" | "MODE" => {
+                let Some(room) = channel(0) else { return };
+                if command == "JOIN" && mine {
+                    assert!(!self.rooms.contains_key(&room), "joined {room} twice");
+                    self.rooms.insert(room.clone(), None);
+                    self.room_names.insert(room, BTreeSet::new());
+                    return;
+                }
+                let roster = self.rooms.get_mut(&room);
+                let roster = roster.unwrap_or_else(|| panic!("{command} seen outside {room}"));
+                let roster = roster
+                    .as_mut()
+                    .unwrap_or_else(|| panic!("{command} in {room} before its names"));
+                let nick = nick.expect("a channel line has a source").clone();
+                match command {
+                    "JOIN" => assert!(
+                        roster.insert(nick.clone()),
+                        "JOIN of {nick} to {room} twice"
+                    ),
+                    "PART" if mine => {
+                        self.rooms.remove(&room);
+                    }
+                    "PART" => assert!(roster.remove(&nick), "PART of {nick}, not in {room}"),
+                    "KICK" => {
+                        let victim = key(&param(1).unwrap_or_default());
+                        assert!(roster.remove(&victim), "KICK of {victim}, not in {room}");
+                        if Some(&victim) == me {
+                            self.rooms.remove(&room);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            "353" => {
+                if let Some(names) = channel(2).and_then(|room| self.room_names.get_mut(&room)) {
+                    for name in param(3).unwrap_or_default().split(' ') {
+                        names.insert(key(name.trim_start_matches(['@', '+'])));
+                    }
+                }
+            }
+            "366" => {
+                if let Some(room) = channel(1) {
+                    if let Some(names) = self.room_names.remove(&room) {
+                        assert!(
+                            names.contains(me.map_or("", String::as_str)),
+                            "{room}'s names without us"
+                        );
+                        self.rooms.insert(room, Some(names));
+                    }
+                }
+            }
+            "QUIT" => {
+                if let Some(nick) = nick {
+                    for roster in self.rooms.values_mut().flatten() {
+                        roster.remove(nick);
+                    }
+                }
+            }
+            "NICK" => {
+                if let Some(old) = nick {
+                    let new = key(&param(0).unwrap_or_default());
+                    for roster in self.rooms.values_mut().flatten() {
+                        if roster.remove(old) {
+                            assert!(roster.insert(new.clone()), "NICK to {new}, already there");
+                        }
+                    }
+                }
+            }
+            "ERROR" => {
+                self.rooms.clear();
+                self.room_names.clear();
+            }
+            _ => {}
         }
     }
 
@@ -153,6 +254,7 @@ impl Peer {
         let command = String::from_utf8_lossy(message.command).to_ascii_uppercase();
         let is_lobby = |p: Option<String>| p.is_some_and(|c| c.eq_ignore_ascii_case(lobby));
         let me = self.name.as_deref().map(key);
+        self.apply_rooms(&command, nick.as_ref(), me.as_ref(), &param, lobby);
         match command.as_str() {
             "001" => self.name = param(0),
             "353" if is_lobby(param(2)) => {
@@ -215,10 +317,11 @@ impl Peer {
                     self.seen.push(text);
                 }
             }
-            "PRIVMSG" if param(0).is_some_and(|c| c.eq_ignore_ascii_case(SIDE)) => {
+            "PRIVMSG" if param(0).is_some_and(|c| c.starts_with('#')) => {
                 let text = param(1).unwrap_or_default();
                 if text.starts_with('§') {
-                    self.seen_side.push(text);
+                    let channel = key(&param(0).unwrap_or_default());
+                    self.seen_in.entry(channel).or_default().push(text);
                 }
             }
             "ERROR" => self.roster = None,
@@ -273,7 +376,9 @@ impl Mixed {
             names_reply: None,
             users_reply: None,
             seen: Vec::new(),
-            seen_side: Vec::new(),
+            seen_in: BTreeMap::new(),
+            rooms: BTreeMap::new(),
+            room_names: BTreeMap::new(),
             reading: true,
             held: Vec::new(),
             outgoing: Vec::new(),
@@ -324,12 +429,13 @@ impl Mixed {
         }
     }
 
-    /// A `#side` message with a unique text (IRC users only).
-    fn say_side(&mut self, peer: usize, len: usize) {
+    /// A message with a unique text to `channel`, not the lobby (IRC
+    /// users only).
+    fn say_in(&mut self, peer: usize, channel: &str, len: usize) {
         self.next_text += 1;
         let mut text = format!("§{}#", self.next_text);
         text.extend(std::iter::repeat_n('.', len.saturating_sub(text.len())));
-        self.line(peer, &format!("PRIVMSG {SIDE} :{text}"));
+        self.line(peer, &format!("PRIVMSG {channel} :{text}"));
     }
 
     fn advance(&mut self, by: Duration) {
@@ -494,14 +600,31 @@ impl Mixed {
                 }
                 None => assert!(!member || !peer.irc, "{name} is in the lobby unawares"),
             }
+            // Rosters of the other channels: the names, then every change.
+            for channel in [SIDE, THIRD] {
+                let members: BTreeSet<String> = self
+                    .server
+                    .channel_member_names(channel)
+                    .iter()
+                    .map(|n| key(n.as_str()))
+                    .collect();
+                let told = peer.rooms.get(&key(channel));
+                if members.contains(&name) {
+                    assert_eq!(told, Some(&Some(members)), "{name}'s roster of {channel}");
+                } else {
+                    assert_eq!(told, None, "{name} thinks it is in {channel}");
+                }
+            }
         }
         // One order per channel: common texts appear in the same order
         // everywhere.
         let lobby_seen = |p: &Peer| p.seen.clone();
-        let side_seen = |p: &Peer| p.seen_side.clone();
+        let side_seen = |p: &Peer| p.seen_in.get(SIDE).cloned().unwrap_or_default();
+        let third_seen = |p: &Peer| p.seen_in.get(THIRD).cloned().unwrap_or_default();
         for (channel, seen) in [
             ("the lobby", &lobby_seen as &dyn Fn(&Peer) -> Vec<String>),
             (SIDE, &side_seen),
+            (THIRD, &third_seen),
         ] {
             for a in self.peers.iter().filter(|p| !p.garbled) {
                 let a_seen = seen(a);
@@ -553,10 +676,10 @@ pub(crate) fn run_mixed_with(config: ServerConfig, data: &[u8]) -> Mixed {
             .collect();
         let peer = (!open.is_empty()).then(|| open[usize::from(*who) % open.len()]);
         let name = NAMES[usize::from(*arg) % NAMES.len()];
-        let channel = if arg % 4 == 3 {
-            SIDE.to_owned()
-        } else {
-            world.lobby.clone()
+        let channel = match arg % 4 {
+            3 => SIDE.to_owned(),
+            2 => THIRD.to_owned(),
+            _ => world.lobby.clone(),
         };
         match (op % 16, peer) {
             (0, _) | (_, None) => {
@@ -569,7 +692,8 @@ pub(crate) fn run_mixed_with(config: ServerConfig, data: &[u8]) -> Mixed {
                     world.line(p, &join);
                 }
             }
-            (2, Some(p)) if world.peers[p].irc && arg % 5 == 4 => world.say_side(p, 40),
+            (2, Some(p)) if world.peers[p].irc && arg % 5 == 4 => world.say_in(p, SIDE, 40),
+            (2, Some(p)) if world.peers[p].irc && arg % 5 == 3 => world.say_in(p, THIRD, 40),
             (2, Some(p)) => world.say(p, [8, 100, 400][usize::from(*arg) % 3]),
             (3, Some(p)) if world.peers[p].irc => world.line(p, &format!("JOIN {channel}")),
             (4, Some(p)) if world.peers[p].irc => world.line(p, &format!("PART {channel} :bye")),
@@ -620,6 +744,12 @@ pub(crate) fn run_mixed_with(config: ServerConfig, data: &[u8]) -> Mixed {
                 world.advance(Duration::from_millis(u64::from(*arg) * 5));
             }
             (14, _) => world.advance(Duration::from_millis(u64::from(*arg) * 500)),
+            (15, Some(p)) if world.peers[p].irc && arg % 2 == 0 => {
+                world.line(p, &format!("KICK {channel} {name} :out"));
+            }
+            (15, Some(p)) if world.peers[p].irc => {
+                world.line(p, &format!("TOPIC {channel} :topic {arg}"));
+            }
             _ => world.advance(Duration::from_millis(1)),
         }
     }
@@ -695,7 +825,7 @@ mod tests {
             for &p in &peers {
                 world.say(p, 10 + round);
                 if world.peers[p].irc {
-                    world.say_side(p, 20);
+                    world.say_in(p, SIDE, 20);
                 }
             }
         }
@@ -706,7 +836,8 @@ mod tests {
             let expected = if peer.irc { 60 - 5 } else { 60 };
             assert_eq!(peer.seen.len(), expected, "peer {p}");
             let side = if peer.irc { 30 - 5 } else { 0 };
-            assert_eq!(peer.seen_side.len(), side, "peer {p} in #side");
+            let seen_side = peer.seen_in.get(SIDE).map_or(0, Vec::len);
+            assert_eq!(seen_side, side, "peer {p} in #side");
             assert_eq!(peer.roster.as_ref().map(BTreeSet::len), Some(12));
         }
     }

@@ -486,7 +486,12 @@ impl Server {
 
     /// Admits a message of `irc_len` bytes to each of `to` (copies).
     /// `Err(reader)` when a reader that is still reading must drain first.
-    fn admit_copies(&mut self, now: Instant, irc_len: usize, to: &[ConnId]) -> Result<(), ConnId> {
+    pub(super) fn admit_copies(
+        &mut self,
+        now: Instant,
+        irc_len: usize,
+        to: &[ConnId],
+    ) -> Result<(), ConnId> {
         for &reader in to {
             self.admit_private(now, reader, irc_len)?;
         }
@@ -495,7 +500,7 @@ impl Server {
 
     /// Queues `irc` for each of `to`: encoded once, held by every queue,
     /// copied into none.
-    fn deliver(&mut self, now: Instant, irc: &[u8], to: &[ConnId]) {
+    pub(super) fn deliver(&mut self, now: Instant, irc: &[u8], to: &[ConnId]) {
         if irc.is_empty() {
             return;
         }
@@ -515,7 +520,7 @@ impl Server {
 
     /// Whether anyone on IRC is in the lobby (reading its feed or not).
     pub(super) fn lobby_has_irc(&self) -> bool {
-        self.feeds.get(FeedId::Irc).slowest().is_some() || !self.lobby_irc.is_empty()
+        self.channel_has_irc(self.channels.lobby())
     }
 
     /// Whether `id` is in the lobby.
@@ -543,16 +548,8 @@ impl Server {
             self.admit_broadcast(now, FeedId::Native, native_len)?;
         }
         if irc_len > 0 {
-            if self.feeds.get(FeedId::Irc).slowest().is_some() {
-                self.admit_broadcast(now, FeedId::Irc, irc_len)?;
-            }
-            let copies: Vec<ConnId> = self
-                .lobby_irc
-                .iter()
-                .copied()
-                .filter(|&m| m != sender)
-                .collect();
-            self.admit_copies(now, irc_len, &copies)?;
+            let lobby = self.channels.lobby().clone();
+            self.admit_channel(now, &lobby, sender, false, irc_len)?;
         }
         Ok(())
     }
@@ -576,76 +573,8 @@ impl Server {
             self.scratch.extend_from_slice(native);
             self.broadcast(now, FeedId::Native, kind);
         }
-        if irc.is_empty() {
-            return;
-        }
-        if self.feeds.get(FeedId::Irc).slowest().is_some() {
-            self.scratch.clear();
-            self.scratch.extend_from_slice(irc);
-            let (from, to) = self.broadcast(now, FeedId::Irc, kind);
-            let Self {
-                slots,
-                feeds,
-                readers,
-                transmits,
-                ..
-            } = self;
-            let sender_reads = live_conn(slots, sender)
-                .filter(|c| c.stream.receiving() && c.stream.feed_id() == Some(FeedId::Irc));
-            if let Some(conn) = sender_reads {
-                if echo {
-                    transmits.push(sender, &mut conn.announced);
-                } else {
-                    conn.stream.skip(feeds, from, to);
-                    if conn.stream.queued(feeds) == 0 {
-                        // The broadcast took it off the idle list for bytes
-                        // it does not get: back on, or the next one would
-                        // not name it.
-                        readers_of(readers, FeedId::Irc)
-                            .idle
-                            .push(sender, &mut conn.idle_listed);
-                    }
-                    self.reindex(sender);
-                }
-            }
-        }
-        let copies: Vec<ConnId> = self
-            .lobby_irc
-            .iter()
-            .copied()
-            .filter(|&m| echo || m != sender)
-            .collect();
-        self.deliver(now, irc, &copies);
-    }
-
-    /// Makes IRC connection `id`, just in the lobby, receive its events:
-    /// from the IRC feed when it reads no feed now, else by copy.
-    fn enter_lobby(&mut self, id: ConnId) {
-        if self.conn(id).is_some_and(|c| c.stream.feed_id().is_none()) {
-            self.closing_readers.retain(|&c| c != id);
-            self.subscribe(id, FeedId::Irc);
-        } else {
-            self.lobby_irc.push(id);
-        }
-    }
-
-    /// IRC connection `id` left the lobby (PART): no more lobby events, but
-    /// what was sent before still arrives.
-    fn leave_lobby(&mut self, id: ConnId) {
-        self.lobby_irc.retain(|&m| m != id);
-        let Self { slots, feeds, .. } = self;
-        let Some(conn) = live_conn(slots, id) else {
-            return;
-        };
-        if conn.stream.receiving() && conn.stream.feed_id() == Some(FeedId::Irc) {
-            conn.stream.stop_receiving(feeds);
-            let still_reading = conn.stream.in_feed();
-            self.leave_load(id);
-            if still_reading && !self.closing_readers.contains(&id) {
-                // Bounded like a closing reader: far behind, it is dropped.
-                self.closing_readers.push(id);
-            }
-        }
+        let lobby = self.channels.lobby().clone();
+        self.deliver_channel(now, &lobby, sender, echo, kind, irc);
     }
 
     // ----- what native users do, seen by IRC users -----
@@ -723,11 +652,12 @@ impl Server {
             }
         }
         if irc {
-            self.channels.remove(id);
+            for channel in self.channels.remove(id) {
+                self.leave_channel(id, &channel);
+            }
         } else {
             self.channels.leave_lobby(id);
         }
-        self.lobby_irc.retain(|&m| m != id);
         let mut line = Vec::new();
         write_text_message(
             &mut line,
@@ -1153,15 +1083,13 @@ impl Server {
                 return Flow::Done;
             };
             let mut native = Vec::new();
-            let mut to = Vec::new();
             let admitted = if lobby {
                 frame::encode_joined(&mut native, &nick);
                 self.admit_lobby(now, id, native.len(), line.len())
             } else {
-                to = self.irc_members(&name);
-                to.push(id);
-                self.admit_copies(now, line.len(), &to)
-            };
+                self.admit_channel(now, &name, id, true, line.len())
+            }
+            .and_then(|()| self.admit_private(now, id, line.len()));
             if let Err(blocker) = admitted {
                 return self.wait_at(id, i, blocker);
             }
@@ -1176,12 +1104,12 @@ impl Server {
             let shown = channel.name().as_str().to_owned();
             line.clear();
             write_message(&mut line, Some(&mask), "JOIN", &[&shown]);
+            // In first, so that its own JOIN reaches it like the others'.
+            self.enter_channel(id, &name);
             if lobby {
-                // In first, so that its own JOIN reaches it like the others'.
-                self.enter_lobby(id);
                 self.deliver_lobby(now, id, true, Broadcast::Presence, &native, &line);
             } else {
-                self.deliver(now, &line, &to);
+                self.deliver_channel(now, &name, id, true, Broadcast::Presence, &line);
             }
             self.topic_reply(now, id, &name, false);
             self.names_reply(now, id, &shown);
@@ -1222,27 +1150,25 @@ impl Server {
                 return Flow::Done;
             };
             let mut native = Vec::new();
-            let mut to = Vec::new();
             let admitted = if lobby {
                 frame::encode_left(&mut native, &nick, Reason::Quit);
                 self.admit_lobby(now, id, native.len(), line.len())
             } else {
-                to = self.irc_members(&name);
-                self.admit_copies(now, line.len(), &to)
+                self.admit_channel(now, &name, id, true, line.len())
             };
             if let Err(blocker) = admitted {
                 return self.wait_at(id, i, blocker);
             }
+            // Its own PART still reaches it, then nothing more.
+            if lobby {
+                self.deliver_lobby(now, id, true, Broadcast::Presence, &native, &line);
+            } else {
+                self.deliver_channel(now, &name, id, true, Broadcast::Presence, &line);
+            }
             if self.channels.part(id, &name).is_err() {
                 continue;
             }
-            if lobby {
-                // Its own PART still reaches it, then nothing more.
-                self.deliver_lobby(now, id, true, Broadcast::Presence, &native, &line);
-                self.leave_lobby(id);
-            } else {
-                self.deliver(now, &line, &to);
-            }
+            self.leave_channel(id, &name);
         }
         Flow::Done
     }
@@ -1294,13 +1220,11 @@ impl Server {
                 }
                 return Flow::Done;
             }
-            let mut to = self.irc_members(&name);
-            to.retain(|&m| m != id);
-            if let Err(blocker) = self.admit_copies(now, lines.len(), &to) {
+            if let Err(blocker) = self.admit_channel(now, &name, id, false, lines.len()) {
                 return Flow::Wait(blocker);
             }
             if !self.is_doomed(id) {
-                self.deliver(now, &lines, &to);
+                self.deliver_channel(now, &name, id, false, Broadcast::Message, &lines);
             }
             return Flow::Done;
         }
@@ -1434,8 +1358,7 @@ impl Server {
             .unwrap_or_default();
         let mut line = Vec::new();
         write_text_message(&mut line, Some(&mask), "TOPIC", &[name.as_str(), &shown]);
-        let to = self.irc_members(&name);
-        self.deliver(now, &line, &to);
+        self.deliver_channel(now, &name, id, true, Broadcast::Message, &line);
     }
 
     fn list(&mut self, now: Instant, id: ConnId) {
@@ -1473,7 +1396,6 @@ impl Server {
         let Some(target) = self.lookup_nick(victim.as_bytes()) else {
             return self.numeric(now, id, "401", &[&echo(victim), "No such nick/channel"]);
         };
-        let to = self.irc_members(&name);
         match self.channels.kick(id, target, &name) {
             Err(ChannelError::TargetNotOnChannel) => {
                 let shown = self
@@ -1501,7 +1423,9 @@ impl Server {
                     "KICK",
                     &[name.as_str(), &shown, reason],
                 );
-                self.deliver(now, &line, &to);
+                // The target is still listed: it hears its KICK, then nothing.
+                self.deliver_channel(now, &name, id, true, Broadcast::Message, &line);
+                self.leave_channel(target, &name);
             }
         }
     }
@@ -1628,8 +1552,7 @@ impl Server {
         let mask = self.mask_of(id);
         let mut line = Vec::new();
         write_message(&mut line, Some(&mask), "MODE", &params);
-        let to = self.irc_members(&name);
-        self.deliver(now, &line, &to);
+        self.deliver_channel(now, &name, id, true, Broadcast::Message, &line);
     }
 
     /// `+o-k+b alice *!*@x` for applied changes.

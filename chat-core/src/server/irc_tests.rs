@@ -1113,3 +1113,147 @@ fn long_native_texts_reach_irc_users_split_but_whole() {
         }
     }
 }
+
+/// The lines of `lines` that are messages, as `channel text`.
+fn said(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter_map(|l| l.split_once(" PRIVMSG "))
+        .map(|(_, rest)| rest.replacen(" :", " ", 1))
+        .collect()
+}
+
+#[test]
+fn a_member_reads_one_channel_from_its_feed_and_the_others_by_copy_each_line_once_in_order() {
+    let mut n = Net::default();
+    let hub = n.irc("hub");
+    let a = n.irc("a");
+    let b = n.irc("b");
+    let alice = n.native("alice");
+    // hub's stream reads #one's feed (its first channel); #two and the
+    // lobby come by copy.
+    for line in ["JOIN #one", "JOIN #two", "JOIN #lobby"] {
+        n.line(hub, line);
+    }
+    n.line(a, "JOIN #one");
+    n.line(b, "JOIN #two");
+    for c in [hub, a, b] {
+        n.lines(c);
+    }
+    n.frames(alice);
+    assert_eq!(
+        n.server.conn(hub).and_then(|c| c.stream.feed_id()),
+        Some(FeedId::Channel(0))
+    );
+    n.stalled.insert(hub);
+    n.line(a, "PRIVMSG #one :1");
+    n.line(b, "PRIVMSG #two :2");
+    n.say(alice, "3");
+    n.line(a, "PRIVMSG hub :4");
+    n.line(a, "PRIVMSG #one :5");
+    n.line(b, "PRIVMSG #two :6");
+    n.stalled.clear();
+    n.pump();
+    assert_eq!(
+        said(&n.lines(hub)),
+        ["#one 1", "#two 2", "#lobby 3", "hub 4", "#one 5", "#two 6"]
+    );
+    // Its own lines are not echoed, whichever way it reads.
+    n.line(hub, "PRIVMSG #one :7");
+    n.line(hub, "PRIVMSG #two :8");
+    assert!(n.lines(hub).is_empty());
+    assert_eq!(said(&n.lines(a)), ["#one 7"]);
+    assert_eq!(said(&n.lines(b)), ["#two 8"]);
+}
+
+#[test]
+fn a_member_that_leaves_a_channel_it_reads_gets_its_part_then_nothing_and_reads_the_next() {
+    let mut n = Net::default();
+    let hub = n.irc("hub");
+    let a = n.irc("a");
+    n.line(hub, "JOIN #one");
+    n.line(a, "JOIN #one");
+    n.line(a, "JOIN #two");
+    n.lines(hub);
+    n.lines(a);
+    // Unread #one lines, then the PART: they and the PART still arrive.
+    n.stalled.insert(hub);
+    n.line(a, "PRIVMSG #one :before");
+    n.line(hub, "PART #one");
+    n.line(a, "PRIVMSG #one :after");
+    // Joined while still reading #one's feed up to its PART: #two by copy.
+    n.line(hub, "JOIN #two");
+    n.line(a, "PRIVMSG #two :two");
+    n.stalled.clear();
+    n.pump();
+    let lines = n.lines(hub);
+    assert_eq!(said(&lines), ["#one before", "#two two"], "{lines:?}");
+    assert!(lines.iter().any(|l| l.ends_with("PART #one")), "{lines:?}");
+    // Drained, it reads no feed: the next channel it joins, it reads
+    // from that channel's feed, and the broadcast names it (it is listed
+    // as idle there, not in #one's list any more).
+    n.line(hub, "PART #two");
+    n.lines(hub);
+    assert_eq!(n.server.conn(hub).and_then(|c| c.stream.feed_id()), None);
+    n.line(hub, "JOIN #three");
+    n.line(a, "JOIN #three");
+    n.lines(hub);
+    n.line(a, "PRIVMSG #three :three");
+    n.line(a, "PRIVMSG #one :one");
+    assert_eq!(said(&n.lines(hub)), ["#three three"]);
+    assert!(matches!(
+        n.server.conn(hub).and_then(|c| c.stream.feed_id()),
+        Some(FeedId::Channel(_))
+    ));
+}
+
+#[test]
+fn a_kicked_member_reading_the_channel_feed_gets_its_kick_then_nothing() {
+    let mut n = Net::default();
+    let op = n.irc("op");
+    let victim = n.irc("victim");
+    n.line(op, "JOIN #room");
+    n.line(victim, "JOIN #room");
+    n.lines(op);
+    n.lines(victim);
+    n.line(op, "KICK #room victim :out");
+    n.line(op, "PRIVMSG #room :private now");
+    let lines = n.lines(victim);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].ends_with("KICK #room victim :out"), "{lines:?}");
+    assert_eq!(n.server.conn(victim).and_then(|c| c.stream.feed_id()), None);
+}
+
+#[test]
+fn a_gone_channels_feed_is_reused_only_after_its_last_reader_left_it() {
+    let mut n = Net::default();
+    let slow = n.irc("slow");
+    let a = n.irc("a");
+    n.line(slow, "JOIN #old");
+    n.line(a, "JOIN #old");
+    n.lines(slow);
+    n.lines(a);
+    n.stalled.insert(slow);
+    n.line(a, "PRIVMSG #old :unread");
+    n.line(slow, "PART #old");
+    n.line(a, "PART #old");
+    // #old is gone, but `slow` still reads its feed up to its PART: a new
+    // channel gets a slot of its own.
+    n.line(a, "JOIN #new");
+    assert_eq!(n.server.feeds.channel_slots(), 2);
+    n.line(a, "PART #new");
+    n.stalled.clear();
+    n.pump();
+    let lines = n.lines(slow);
+    assert_eq!(said(&lines), ["#old unread"]);
+    assert!(lines.last().unwrap().ends_with("PART #old"), "{lines:?}");
+    // Both slots are free now: new channels reuse them.
+    n.line(a, "JOIN #x");
+    n.line(slow, "JOIN #y");
+    assert_eq!(n.server.feeds.channel_slots(), 2);
+    n.line(a, "JOIN #y");
+    n.lines(slow);
+    n.line(a, "PRIVMSG #y :fresh");
+    assert_eq!(said(&n.lines(slow)), ["#y fresh"]);
+    assert_eq!(n.server.output_memory(), 0);
+}

@@ -138,6 +138,7 @@
 mod config;
 mod congestion;
 mod event;
+mod fanout;
 mod irc;
 mod outbound;
 mod requests;
@@ -223,8 +224,10 @@ struct Conn {
     /// Listed in `transmits` (or named by `poll_transmit`) since its queue was
     /// last empty.
     announced: bool,
-    /// Listed in its feed's `idle` readers.
+    /// Listed in the `idle` readers of `idle_feed`.
     idle_listed: bool,
+    /// The feed whose idle readers list it, if `idle_listed`.
+    idle_feed: FeedId,
     /// Listed in its feed's `held` readers.
     held_listed: bool,
     /// Listed in `resumable`.
@@ -297,8 +300,8 @@ pub struct Server {
     presence: Presence<ConnId>,
     /// Channels, the lobby among them (every native user is in it).
     channels: Channels<ConnId>,
-    /// IRC connections in the lobby (native ones read the feed).
-    lobby_irc: Vec<ConnId>,
+    /// By channel key: how its IRC members get its lines (see [`fanout`]).
+    channel_feeds: std::collections::HashMap<String, fanout::ChannelFeed>,
     /// Recent departures, for `WHOWAS`.
     whowas: VecDeque<irc::Gone>,
     /// IRC operators online.
@@ -309,8 +312,8 @@ pub struct Server {
     events: VecDeque<ServerEvent>,
     /// Connections whose queue went from empty to non-empty.
     transmits: Queue,
-    /// Per feed, its readers not listed in `transmits`.
-    readers: [FeedReaders; 2],
+    /// Per feed (by [`FeedId::index`]), its readers not listed in `transmits`.
+    readers: Vec<FeedReaders>,
     doomed: Vec<ConnId>,
     /// A frame encoded once before it is queued (a broadcast).
     scratch: Vec<u8>,
@@ -347,12 +350,31 @@ fn live_conn(slots: &mut [Slot], id: ConnId) -> Option<&mut Conn> {
 }
 
 /// The readers of `feed` that are idle or held.
-fn readers_of(readers: &mut [FeedReaders; 2], feed: FeedId) -> &mut FeedReaders {
-    let [native, irc] = readers;
-    match feed {
-        FeedId::Native => native,
-        FeedId::Irc => irc,
+fn readers_of(readers: &mut Vec<FeedReaders>, feed: FeedId) -> &mut FeedReaders {
+    let index = feed.index();
+    if index >= readers.len() {
+        readers.resize_with(index + 1, FeedReaders::default);
     }
+    #[allow(clippy::indexing_slicing)] // in bounds: resized just above
+    &mut readers[index]
+}
+
+/// Lists `id`, whose queue is empty, among the idle readers of `feed`, the
+/// feed it receives. Listed in another feed's (one it left), it is taken
+/// out of that list first: one flag says whether it is listed, so it must
+/// be listed in one feed's at most. (Today's callers never get there: a
+/// stream leaves a feed only after its own PART, KICK or QUIT went into
+/// it, and that broadcast empties the feed's idle list. The check keeps a
+/// new way of leaving from losing wake-ups silently.)
+fn list_idle(readers: &mut Vec<FeedReaders>, id: ConnId, conn: &mut Conn, feed: FeedId) {
+    if conn.idle_listed && conn.idle_feed != feed {
+        readers_of(readers, conn.idle_feed).idle.remove(id);
+        conn.idle_listed = false;
+    }
+    conn.idle_feed = feed;
+    readers_of(readers, feed)
+        .idle
+        .push(id, &mut conn.idle_listed);
 }
 
 /// Announces every reader `readers` holds (those still queued and not
@@ -434,14 +456,14 @@ impl Server {
             open: 0,
             live: 0,
             presence: Presence::default(),
-            lobby_irc: Vec::new(),
+            channel_feeds: std::collections::HashMap::new(),
             whowas: VecDeque::new(),
             opers_online: 0,
             wall_clock: None,
             timers: BinaryHeap::new(),
             events: VecDeque::new(),
             transmits: Queue::default(),
-            readers: Default::default(),
+            readers: Vec::new(),
             doomed: Vec::new(),
             scratch: Vec::new(),
             roster: None,
@@ -478,6 +500,22 @@ impl Server {
     /// The registered names, in no particular order.
     pub fn names(&self) -> &[Name] {
         self.presence.names()
+    }
+
+    /// The members of `channel` (any case), for checks against what they
+    /// were told.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn channel_member_names(&self, channel: &str) -> Vec<Name> {
+        crate::channel::ChannelName::new(channel)
+            .ok()
+            .and_then(|name| self.channels.get(&name))
+            .map(|c| {
+                c.members()
+                    .iter()
+                    .filter_map(|m| self.name_of(m.id))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The lobby's members (every native user, and the IRC users who joined
@@ -603,7 +641,6 @@ impl Server {
     pub(crate) fn checked_read_prefix(&self) -> usize {
         self.feeds
             .each()
-            .iter()
             .map(|feed| {
                 let read = feed.read_prefix();
                 let unread = feed.len() - read;
@@ -644,7 +681,8 @@ impl Server {
             c.is_held()
                 && c.stream
                     .feed_id()
-                    .is_some_and(|feed| self.readers_ref(feed).hold.is_some())
+                    .and_then(|feed| self.readers_ref(feed))
+                    .is_some_and(|readers| readers.hold.is_some())
         })
     }
 
@@ -800,9 +838,7 @@ impl Server {
         if after == 0 {
             c.announced = false;
             if let (true, Some(feed)) = (c.stream.receiving(), c.stream.feed_id()) {
-                readers_of(readers, feed)
-                    .idle
-                    .push(conn, &mut c.idle_listed);
+                list_idle(readers, conn, c, feed);
             }
         }
         let closing = c.is_closing();
@@ -826,7 +862,7 @@ impl Server {
             let batch = self.config.presence_batch;
             if self
                 .readers_ref(feed)
-                .hold_due(batch)
+                .and_then(|readers| readers.hold_due(batch))
                 .is_some_and(|due| due <= now)
             {
                 self.release_hold(now, feed);
@@ -882,7 +918,7 @@ impl Server {
         self.presence.clear();
         self.channels = Channels::new(self.config.irc.lobby.clone());
         self.roster = None;
-        self.lobby_irc.clear();
+        self.clear_channel_feeds();
         for id in ids {
             if self.conn(id).is_some_and(|c| !c.is_closing()) {
                 self.depart(
@@ -952,12 +988,8 @@ impl Server {
     }
 
     /// The readers of `feed` that are idle or held.
-    fn readers_ref(&self, feed: FeedId) -> &FeedReaders {
-        let [native, irc] = &self.readers;
-        match feed {
-            FeedId::Native => native,
-            FeedId::Irc => irc,
-        }
+    fn readers_ref(&self, feed: FeedId) -> Option<&FeedReaders> {
+        self.readers.get(feed.index())
     }
 
     fn conns(&self) -> impl Iterator<Item = &Conn> + '_ {
@@ -986,6 +1018,7 @@ impl Server {
             counted: false,
             announced: false,
             idle_listed: false,
+            idle_feed: FeedId::Native,
             held_listed: false,
             resumable_listed: false,
             waiting_listed: false,
@@ -1295,6 +1328,9 @@ impl Server {
             let Some(conn) = live_conn(slots, id) else {
                 continue;
             };
+            if conn.idle_feed != feed {
+                continue; // listed in another feed's list since
+            }
             conn.idle_listed = false;
             if conn.stream.receiving() && !conn.announced {
                 conn.progress_at = now;
@@ -1392,9 +1428,7 @@ impl Server {
         };
         conn.stream.subscribe(feeds, feed);
         if conn.stream.queued(feeds) == 0 {
-            readers_of(readers, feed)
-                .idle
-                .push(id, &mut conn.idle_listed);
+            list_idle(readers, id, conn, feed);
         }
         self.reindex(id);
     }

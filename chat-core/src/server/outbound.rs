@@ -44,21 +44,66 @@ pub(super) enum FeedId {
     Native,
     /// IRC lines of the lobby, read by IRC connections in the lobby.
     Irc,
+    /// IRC lines of one channel other than the lobby (a slot in
+    /// [`Feeds`], reused once the channel is gone and nobody reads it).
+    Channel(u32),
 }
 
-/// One [`Feed`] per wire format, and the [`SharedLines`] outside them.
-#[derive(Debug, Default)]
+impl FeedId {
+    /// A dense index: 0 and 1 for the lobby's feeds, then the channels'.
+    pub(super) fn index(self) -> usize {
+        match self {
+            Self::Native => 0,
+            Self::Irc => 1,
+            Self::Channel(slot) => 2 + slot as usize,
+        }
+    }
+}
+
+/// One [`Feed`] per wire format of the lobby, one per other channel with
+/// IRC members, and the [`SharedLines`] outside them.
+///
+/// Invariant: a channel's feed slot is reused only once the channel is gone
+/// ([`retire`](Self::retire)) and the last reader has left it, so a stream
+/// never reads a feed that became another channel's.
+#[derive(Debug)]
 pub(super) struct Feeds {
     native: Feed,
     irc: Feed,
+    channels: Vec<Feed>,
+    /// Slots of `channels` that are free to reuse.
+    free_channels: Vec<u32>,
     pub(super) lines: SharedLines,
 }
+
+impl Default for Feeds {
+    fn default() -> Self {
+        Self {
+            native: Feed::with_keep(Feed::KEEP),
+            irc: Feed::with_keep(Feed::KEEP),
+            channels: Vec::new(),
+            free_channels: Vec::new(),
+            lines: SharedLines::default(),
+        }
+    }
+}
+
+/// What a feed slot that is not in use reads as.
+static NO_FEED: Feed = Feed {
+    buf: Vec::new(),
+    base: 0,
+    positions: BTreeMap::new(),
+    keep: 0,
+    retired: true,
+    freed: true,
+};
 
 impl Feeds {
     pub(super) fn get(&self, id: FeedId) -> &Feed {
         match id {
             FeedId::Native => &self.native,
             FeedId::Irc => &self.irc,
+            FeedId::Channel(slot) => self.channels.get(slot as usize).unwrap_or(&NO_FEED),
         }
     }
 
@@ -66,18 +111,85 @@ impl Feeds {
         match id {
             FeedId::Native => &mut self.native,
             FeedId::Irc => &mut self.irc,
+            FeedId::Channel(slot) => {
+                let slot = slot as usize;
+                if slot >= self.channels.len() {
+                    // Not reachable: ids come from `open_channel`.
+                    debug_assert!(false, "a channel feed that was never opened");
+                    self.channels.resize_with(slot + 1, Feed::default);
+                }
+                match self.channels.get_mut(slot) {
+                    Some(feed) => feed,
+                    None => &mut self.native,
+                }
+            }
+        }
+    }
+
+    /// A new, empty feed for a channel. Channel feeds keep no buffer once
+    /// drained: there may be many channels, each mostly idle.
+    pub(super) fn open_channel(&mut self) -> FeedId {
+        let feed = Feed::with_keep(0);
+        match self.free_channels.pop() {
+            Some(slot) => {
+                if let Some(old) = self.channels.get_mut(slot as usize) {
+                    *old = feed;
+                }
+                FeedId::Channel(slot)
+            }
+            None => {
+                self.channels.push(feed);
+                FeedId::Channel(u32::try_from(self.channels.len() - 1).unwrap_or(u32::MAX))
+            }
+        }
+    }
+
+    /// The channel of `id` is gone: nothing more is appended, and the slot
+    /// is reused once its last reader has left.
+    pub(super) fn retire(&mut self, id: FeedId) {
+        if let FeedId::Channel(_) = id {
+            self.get_mut(id).retired = true;
+            self.free_if_done(id);
+        }
+    }
+
+    /// A reader at `pos` leaves feed `id`.
+    fn leave(&mut self, id: FeedId, pos: u64) {
+        self.get_mut(id).leave(pos);
+        self.free_if_done(id);
+    }
+
+    fn free_if_done(&mut self, id: FeedId) {
+        if let FeedId::Channel(slot) = id {
+            let feed = self.get_mut(id);
+            if feed.retired && !feed.freed && feed.positions.is_empty() {
+                feed.buf = Vec::new();
+                feed.freed = true;
+                self.free_channels.push(slot);
+            }
         }
     }
 
     /// Bytes held by every feed and shared line.
     pub(super) fn len(&self) -> usize {
-        self.native.len() + self.irc.len() + self.lines.bytes
+        self.native.len()
+            + self.irc.len()
+            + self.channels.iter().map(Feed::len).sum::<usize>()
+            + self.lines.bytes
+    }
+
+    /// Channel feed slots, in use or free.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(super) fn channel_slots(&self) -> usize {
+        self.channels.len()
     }
 
     /// The feeds, for checks that look at each.
     #[cfg(any(test, feature = "fuzzing"))]
-    pub(super) fn each(&self) -> [&Feed; 2] {
+    pub(super) fn each(&self) -> impl Iterator<Item = &Feed> {
         [&self.native, &self.irc]
+            .into_iter()
+            .chain(self.channels.iter())
     }
 }
 
@@ -444,11 +556,24 @@ pub(super) struct Feed {
     /// How many readers stand at each offset: the first entry is the slowest,
     /// and everything before it can go.
     positions: BTreeMap<u64, usize>,
+    /// Capacity a drained feed keeps.
+    keep: usize,
+    /// Its channel is gone: nothing is appended any more.
+    retired: bool,
+    /// Retired and left by its last reader: its slot is free to reuse.
+    freed: bool,
 }
 
 impl Feed {
-    /// A drained feed keeps at most this much capacity.
+    /// A drained lobby feed keeps at most this much capacity.
     const KEEP: usize = 64 * 1024;
+
+    fn with_keep(keep: usize) -> Self {
+        Self {
+            keep,
+            ..Self::default()
+        }
+    }
 
     /// The offset just past the last frame appended.
     pub(super) fn end(&self) -> u64 {
@@ -474,6 +599,10 @@ impl Feed {
     }
 
     pub(super) fn append(&mut self, frame: &[u8]) {
+        debug_assert!(
+            !self.retired,
+            "appended to the feed of a channel that is gone"
+        );
         if self.positions.is_empty() {
             // Nobody reads it: only the offsets move on.
             self.base = self.end() + frame.len() as u64;
@@ -515,7 +644,7 @@ impl Feed {
         if read == self.buf.len() {
             self.base = self.end();
             self.buf.clear();
-            if self.buf.capacity() > Self::KEEP {
+            if self.buf.capacity() > self.keep {
                 self.buf = Vec::new();
             }
         } else if read >= COMPACT_AT && read * 2 >= self.buf.len() {
@@ -802,7 +931,7 @@ impl Stream {
                 self.marks.clear();
                 self.skips.clear();
                 self.cursor = None;
-                feeds.get_mut(cursor.feed).leave(cursor.pos);
+                feeds.leave(cursor.feed, cursor.pos);
             }
         }
     }
@@ -890,7 +1019,7 @@ impl Stream {
     /// Drops everything queued and leaves its feed.
     pub(super) fn discard(&mut self, feeds: &mut Feeds, pool: &mut BufferPool) {
         if let Some(cursor) = self.cursor.take() {
-            feeds.get_mut(cursor.feed).leave(cursor.pos);
+            feeds.leave(cursor.feed, cursor.pos);
         }
         self.marks.clear();
         self.skips.clear();
@@ -923,6 +1052,11 @@ impl Queue {
 
     pub(super) fn pop(&mut self) -> Option<ConnId> {
         self.ids.pop_front()
+    }
+
+    /// Takes `id` out of the list (O(length)).
+    pub(super) fn remove(&mut self, id: ConnId) {
+        self.ids.retain(|&listed| listed != id);
     }
 
     pub(super) fn is_empty(&self) -> bool {
