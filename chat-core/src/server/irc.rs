@@ -12,10 +12,11 @@
 //!   native members as JOINED/LEFT (through the shared feed) and to IRC
 //!   members as IRC lines, in the same call, so both see one order.
 //! - A lobby message is encoded once per wire format: once into the native
-//!   feed, once into the IRC feed that every IRC member of the lobby reads.
-//!   A message to any other channel (and any line for several users: NICK,
-//!   QUIT, KICK) is encoded once into a shared line that every recipient's
-//!   queue holds; its bytes are never copied per recipient.
+//!   feed, once into the lobby's IRC feed. A message to any other channel
+//!   is encoded once into that channel's feed. A member whose stream reads
+//!   another feed, and any line for several users outside one channel
+//!   (NICK, QUIT), gets it as a shared line its queue holds (see
+//!   [`fanout`](super::fanout)); its bytes are never copied per recipient.
 //! - Messages from a sender (PRIVMSG, NOTICE, JOIN, PART) are admitted
 //!   against every recipient's queue before anything changes, as native
 //!   SAY is: a reader that is still reading pauses the sender instead of

@@ -112,14 +112,18 @@
 //! - Queued output per connection stays within `max_outbound`, except that a
 //!   reader with nothing queued always takes the next frame, and replies to
 //!   a connection's own requests may take it one reply past half the limit.
-//! - Every frame broadcast is encoded once, into a feed shared by every
-//!   registered connection: a message to 1,000 users is stored once and
-//!   written to each socket straight from the feed. A connection's own frames
+//! - Every frame broadcast is encoded once per wire format, into a feed
+//!   shared by its channel's members (the lobby has one per wire format;
+//!   every other channel one of IRC lines): a message to 1,000 users is
+//!   stored once and written to each socket straight from the feed. A
+//!   stream reads one feed; a member reading another gets the line by
+//!   reference (see `fanout.rs`). A connection's own frames
 //!   are interleaved with its part of the feed in the order they were queued,
 //!   and nothing is copied out of the feed (see `outbound.rs`), with one
 //!   bounded exception below.
-//! - Memory for queued output is the feed (at most `max_outbound`, what the
-//!   slowest remaining reader has not read) plus each connection's own
+//! - Memory for queued output is the feeds (each at most `max_outbound`, what
+//!   its slowest remaining reader has not read; a stream reads one feed, so
+//!   there are no more feeds with unread bytes than readers) plus each connection's own
 //!   frames: dropping a reader that is far behind frees its share at once,
 //!   whatever the number of stalled readers. The exception: an IRC reader
 //!   dropped while its runtime holds bytes of its queue

@@ -1,11 +1,11 @@
 //! Outbound bytes: each connection's [`Stream`], the [`Feeds`] of broadcasts
-//! (one per wire format: native frames for native users, IRC lines for IRC
-//! users in the lobby), and the [`BufferPool`] that keeps drained buffers
+//! (the lobby's native frames, the lobby's IRC lines, and the IRC lines of
+//! each other channel), and the [`BufferPool`] that keeps drained buffers
 //! warm.
 //!
 //! Invariants:
 //!
-//! - A broadcast is stored once per wire format, in that format's feed. A
+//! - A broadcast is stored once per wire format, in its channel's feed. A
 //!   connection's stream is its own frames (replies, whispers, pings, its
 //!   BYE) interleaved with its unread part of one feed, in the order they
 //!   were queued: a [`Mark`] says after which feed offset a run of its own
@@ -13,9 +13,10 @@
 //!   connection that is far behind costs no memory; the one exception is
 //!   [`Stream::discard_after_line`], which copies what the runtime holds
 //!   and the line begun (bounded by what the runtime holds, plus a line).
-//! - A line for several connections outside a feed (a message to a channel
-//!   other than the lobby) is stored once in [`SharedLines`], and each of
-//!   their streams holds it among its own frames, in order; it counts as
+//! - A line for several connections outside the feed each reads (a channel
+//!   line for members that read another channel's feed; NICK and QUIT for
+//!   everyone sharing a channel) is stored once in [`SharedLines`], and each
+//!   of their streams holds it among its own frames, in order; it counts as
 //!   queued for each, its bytes exist once, and it is freed when the last
 //!   stream has written or dropped it.
 //! - A stream may skip ranges of its feed (an IRC user's own messages, which
@@ -274,8 +275,9 @@ impl BufferPool {
     }
 }
 
-/// Lines for several connections outside a feed (a message to a channel
-/// other than the lobby), each stored once and counted by its holders: the
+/// Lines for several connections outside the feeds they read (a channel
+/// line for members reading another feed, a QUIT for everyone sharing a
+/// channel), each stored once and counted by its holders: the
 /// queues it is in, and its sender while it is being handed out.
 ///
 /// Invariant: a line is stored while it has a holder, and freed when the
