@@ -273,6 +273,13 @@ impl TlsSession {
         if self.in_flight > 0 || !self.wants_plaintext() {
             return 0;
         }
+        match runs {
+            // One run, or a first one that fills the batch (a feed read in
+            // one piece): a plain write, cheaper in rustls than a vectored one.
+            [only] => return self.send(only),
+            [first, ..] if first.len() >= PLAINTEXT_BATCH => return self.send(first),
+            _ => {}
+        }
         let mut room = PLAINTEXT_BATCH;
         let mut batch = [IoSlice::new(&[]); VECTORED_RUNS];
         let mut filled = 0;

@@ -159,6 +159,18 @@ fn small_runs_are_sealed_together_up_to_one_batch() {
     assert_eq!(server.send_vectored(&runs), PLAINTEXT_BATCH);
     let (_, at_client) = exchange(&mut server, &mut client, usize::MAX).unwrap();
     assert_eq!(at_client[PLAINTEXT_BATCH - 10..], lines[0][..10]);
+    assert_eq!(server.acknowledge(), PLAINTEXT_BATCH);
+    // A first run that fills the batch goes alone, cut at it.
+    let bigger = vec![b'z'; PLAINTEXT_BATCH + 5];
+    let runs = [IoSlice::new(&bigger), IoSlice::new(&lines[1])];
+    assert_eq!(server.send_vectored(&runs), PLAINTEXT_BATCH);
+    let (_, at_client) = exchange(&mut server, &mut client, usize::MAX).unwrap();
+    assert_eq!(at_client, bigger[..PLAINTEXT_BATCH]);
+    assert_eq!(server.acknowledge(), PLAINTEXT_BATCH);
+    // So does a single run.
+    assert_eq!(server.send_vectored(&[IoSlice::new(&lines[2])]), 10);
+    let (_, at_client) = exchange(&mut server, &mut client, usize::MAX).unwrap();
+    assert_eq!(at_client, lines[2]);
 }
 
 #[test]
