@@ -38,6 +38,24 @@ impl Server {
             .is_some_and(|c| !c.by_copy.is_empty() || self.feeds.get(c.feed).slowest().is_some())
     }
 
+    /// The feed of `channel` and its members that get its lines by copy
+    /// (`sender` only with `echo`); `None` when no IRC user is in it.
+    fn recipients(
+        &self,
+        channel: &ChannelName,
+        sender: ConnId,
+        echo: bool,
+    ) -> Option<(FeedId, Vec<ConnId>)> {
+        let c = self.channel_feeds.get(&channel.key())?;
+        let copies = c
+            .by_copy
+            .iter()
+            .copied()
+            .filter(|&m| echo || m != sender)
+            .collect();
+        Some((c.feed, copies))
+    }
+
     /// Admits a line of `irc_len` bytes to the IRC members of `channel`
     /// (the sender too with `echo`) before anything changes. `Err(reader)`
     /// when a reader that is still reading must drain first.
@@ -49,16 +67,9 @@ impl Server {
         echo: bool,
         irc_len: usize,
     ) -> Result<(), ConnId> {
-        let Some(c) = self.channel_feeds.get(&channel.key()) else {
+        let Some((feed, copies)) = self.recipients(channel, sender, echo) else {
             return Ok(());
         };
-        let feed = c.feed;
-        let copies: Vec<ConnId> = c
-            .by_copy
-            .iter()
-            .copied()
-            .filter(|&m| echo || m != sender)
-            .collect();
         if self.feeds.get(feed).slowest().is_some() {
             self.admit_broadcast(now, feed, irc_len)?;
         }
@@ -78,19 +89,12 @@ impl Server {
         kind: Broadcast,
         irc: &[u8],
     ) {
-        let Some(c) = self.channel_feeds.get(&channel.key()) else {
-            return;
-        };
         if irc.is_empty() {
             return;
         }
-        let feed = c.feed;
-        let copies: Vec<ConnId> = c
-            .by_copy
-            .iter()
-            .copied()
-            .filter(|&m| echo || m != sender)
-            .collect();
+        let Some((feed, copies)) = self.recipients(channel, sender, echo) else {
+            return;
+        };
         // Only the lobby's presence is held back in storms: handle_timeout
         // and the hold limits look after the lobby's feeds.
         let kind = match feed {
