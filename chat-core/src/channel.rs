@@ -131,6 +131,17 @@ pub enum List {
     Invite,
 }
 
+impl List {
+    /// Its mode letter.
+    pub fn letter(self) -> char {
+        match self {
+            Self::Ban => 'b',
+            Self::Except => 'e',
+            Self::Invite => 'I',
+        }
+    }
+}
+
 /// One change of a channel's modes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModeChange<Id> {
@@ -244,6 +255,8 @@ pub struct Channel<Id> {
     limit: Option<usize>,
     lists: HashMap<List, Vec<String>>,
     invited: Vec<Id>,
+    /// When it was created, in the caller's units, if it said.
+    created_at: Option<u64>,
 }
 
 impl<Id: Copy + PartialEq> Channel<Id> {
@@ -258,7 +271,14 @@ impl<Id: Copy + PartialEq> Channel<Id> {
             limit: None,
             lists: HashMap::new(),
             invited: Vec::new(),
+            created_at: None,
         }
+    }
+
+    /// When it was created (IRC 329 RPL_CREATIONTIME), if the caller said
+    /// ([`Channels::set_created_at`]).
+    pub fn created_at(&self) -> Option<u64> {
+        self.created_at
     }
 
     /// The name as first given.
@@ -397,6 +417,14 @@ impl<Id: Copy + PartialEq> Channels<Id> {
     /// The lobby's name.
     pub fn lobby(&self) -> &ChannelName {
         &self.lobby
+    }
+
+    /// Records when `name` was created (in the caller's units), unless it
+    /// already knows.
+    pub fn set_created_at(&mut self, name: &ChannelName, at: u64) {
+        if let Some(channel) = self.by_name.get_mut(&name.key()) {
+            channel.created_at.get_or_insert(at);
+        }
     }
 
     /// The channel called `name` (any case), if it exists.
@@ -706,6 +734,22 @@ impl<Id: Copy + PartialEq> Channels<Id> {
 }
 
 /// A key or mask: 1 to `max` bytes, no spaces, commas or control characters.
+impl<Id> ModeChange<Id> {
+    /// The mode letter and the parameter to show in 696
+    /// ERR_INVALIDMODEPARAM when this change's parameter is not valid (the
+    /// one [`Channels::change_modes`] refuses): a key is shown as `*`, never
+    /// echoed.
+    pub fn invalid_parameter(&self) -> Option<(char, &str)> {
+        match self {
+            Self::Key(Some(key)) if !valid_parameter(key, MAX_KEY) => Some(('k', "*")),
+            Self::Mask(list, mask, true) if !valid_parameter(mask, MAX_MASK) => {
+                Some((list.letter(), mask))
+            }
+            _ => None,
+        }
+    }
+}
+
 fn valid_parameter(value: &str, max: usize) -> bool {
     !value.is_empty()
         && value.len() <= max

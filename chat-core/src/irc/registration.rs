@@ -112,8 +112,11 @@ impl Registration {
                     Ok(name) => self.nick = Some(name),
                 },
             },
+            // An empty user name or real name is a missing one (Modern IRC).
             "USER" => match (param(0), param(3)) {
-                (Some(user), Some(realname)) if message.params().len() >= 4 => {
+                (Some(user), Some(realname))
+                    if message.params().len() >= 4 && !user.is_empty() && !realname.is_empty() =>
+                {
                     self.user = Some((username(&user), realname_of(&realname)));
                 }
                 _ => reply(out, "461", &["USER", "Not enough parameters"]),
@@ -210,6 +213,8 @@ pub struct Lusers {
     pub unknown: usize,
     /// Channels that exist.
     pub channels: usize,
+    /// The most users registered at once since the server started.
+    pub max_users: usize,
 }
 
 /// Writes the LUSERS numerics (251–255) for `nick`.
@@ -244,6 +249,12 @@ pub fn lusers(out: &mut Vec<u8>, server: &str, nick: &str, counts: Lusers) {
     );
     let me = format!("I have {} clients and 0 servers", counts.users);
     write_message(out, Some(server), "255", &[nick, &me]);
+    // One server: the local counts are the global ones.
+    let (now, max) = (counts.users.to_string(), counts.max_users.to_string());
+    let local = format!("Current local users {now}, max {max}");
+    write_message(out, Some(server), "265", &[nick, &now, &max, &local]);
+    let global = format!("Current global users {now}, max {max}");
+    write_message(out, Some(server), "266", &[nick, &now, &max, &global]);
 }
 
 /// The ISUPPORT tokens this server advertises (005), in lines of at most 13.
@@ -491,6 +502,7 @@ mod tests {
             operators: 0,
             unknown: 1,
             channels: 2,
+            max_users: 4,
         };
         let mut out = Vec::new();
         welcome(&mut out, &info, "alice", "u", "127.0.0.1", counts, None);
@@ -499,7 +511,8 @@ mod tests {
         assert_eq!(
             codes,
             [
-                "001", "002", "003", "004", "005", "005", "251", "252", "253", "254", "255", "422"
+                "001", "002", "003", "004", "005", "005", "251", "252", "253", "254", "255", "265",
+                "266", "422"
             ]
         );
         assert!(text.starts_with(

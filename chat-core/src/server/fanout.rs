@@ -14,8 +14,12 @@
 //!   in `by_copy`, never both. A stream reads one feed at a time, so a
 //!   member reads the feed of the channel it joined while reading none,
 //!   and gets the others' lines by copy.
-//! - A member that leaves still gets what was appended before it left (its
-//!   stream stops at the feed's end), and nothing after.
+//! - A member that leaves (PART, KICK) still gets what was appended before
+//!   it left, and nothing after: its unread part of the feed becomes its
+//!   own queue and it leaves the feed at once
+//!   ([`Stream::leave_feed_keeping`]), so it is paced and bounded like any
+//!   reader and never dropped because the channel runs ahead. Only closing
+//!   connections read a feed up to a stop (`closing_readers`).
 //! - A sender's own line is skipped in the feed it reads (IRC echoes a
 //!   JOIN or PART, never a PRIVMSG), and counts as queued until passed,
 //!   which paces a sender that never reads.
@@ -174,16 +178,23 @@ impl Server {
         if gone {
             self.channel_feeds.remove(&key);
         }
-        let Self { slots, feeds, .. } = self;
+        let Self {
+            slots,
+            feeds,
+            pool,
+            transmits,
+            ..
+        } = self;
         if let Some(conn) = live_conn(slots, id) {
             if conn.stream.receiving() && conn.stream.feed_id() == Some(feed) {
-                conn.stream.stop_receiving(feeds);
-                let still_reading = conn.stream.in_feed();
-                self.leave_load(id);
-                if still_reading && !self.closing_readers.contains(&id) {
-                    // Bounded like a closing reader: far behind, it is dropped.
-                    self.closing_readers.push(id);
+                // Its unread part goes with it: a member that left and reads
+                // on is never dropped because the channel runs ahead of it.
+                conn.stream.leave_feed_keeping(feeds, pool);
+                if conn.stream.queued(feeds) > 0 {
+                    // Held presence of the feed it left is its own now.
+                    transmits.push(id, &mut conn.announced);
                 }
+                self.leave_load(id);
             }
         }
         if gone {

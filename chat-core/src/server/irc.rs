@@ -167,6 +167,21 @@ fn write_text_lines(out: &mut Vec<u8>, source: &str, command: &str, target: &str
     }
 }
 
+/// An IRC user's PRIVMSG or NOTICE relayed to IRC users: one line, the
+/// text cut at a character boundary if the source added makes it longer
+/// than a line (as servers do: a client that reads one line per message
+/// must not get two). Native text is split instead ([`write_text_lines`]).
+fn write_relayed_line(out: &mut Vec<u8>, source: &str, command: &str, target: &str, text: &str) {
+    let overhead = source.len() + command.len() + target.len() + 7;
+    let room = crate::irc::MAX_LINE.saturating_sub(overhead);
+    let mut end = text.len().min(room);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let text = text.get(..end).unwrap_or_default();
+    write_text_message(out, Some(source), command, &[target, text]);
+}
+
 impl Server {
     // ----- input -----
 
@@ -320,6 +335,7 @@ impl Server {
                 if !self.presence.insert(nick, id) {
                     return;
                 }
+                self.max_users = self.max_users.max(self.presence.len());
                 let Some(conn) = self.conn_mut(id) else {
                     return;
                 };
@@ -368,6 +384,7 @@ impl Server {
             operators: self.opers_online,
             unknown: self.open.saturating_sub(self.presence.len()),
             channels: self.channels.iter().count(),
+            max_users: self.max_users.max(self.presence.len()),
         }
     }
 
@@ -881,7 +898,14 @@ impl Server {
                 self.whois(now, id, &target);
             }
             "WHOWAS" if !needs(1) => return too_few(self),
-            "WHOWAS" => self.whowas_reply(now, id, &param(0).unwrap_or_default()),
+            "WHOWAS" => {
+                // `WHOWAS nick [count]`: a count that is not positive means all.
+                let count = param(1)
+                    .and_then(|c| c.parse::<i64>().ok())
+                    .and_then(|c| usize::try_from(c).ok())
+                    .filter(|&c| c > 0);
+                self.whowas_reply(now, id, &param(0).unwrap_or_default(), count);
+            }
             "AWAY" => {
                 let away = param(0).filter(|a| !a.is_empty());
                 let (code, says) = match away {
@@ -898,6 +922,19 @@ impl Server {
                 let server = self.config.irc.server_name.clone();
                 registration::lusers(&mut out, &server, nick.as_str(), self.lusers());
                 self.reply_bytes(now, id, &out);
+            }
+            // A server query naming another server (there is only this one;
+            // a user's nick names this one too).
+            "MOTD" | "VERSION" | "TIME" | "INFO" | "ADMIN"
+                if param(0).is_some_and(|target| {
+                    let server = &self.config.irc.server_name;
+                    !target.eq_ignore_ascii_case(server)
+                        && !mask_matches(&target, server)
+                        && self.lookup_nick(target.as_bytes()).is_none()
+                }) =>
+            {
+                let target = echo(&param(0).unwrap_or_default());
+                self.numeric(now, id, "402", &[&target, "No such server"]);
             }
             "MOTD" => self.motd(now, id, nick),
             "VERSION" => {
@@ -940,7 +977,8 @@ impl Server {
             "LINKS" => {
                 let server = self.config.irc.server_name.clone();
                 let mut out = Vec::new();
-                self.write_numeric(&mut out, id, "364", &["*", &server, "0 sans-IO chat"]);
+                // `364 <client> <mask> <server> :<hopcount> <info>`: one server.
+                self.write_numeric(&mut out, id, "364", &[&server, &server, "0 sans-IO chat"]);
                 self.write_numeric(&mut out, id, "365", &["*", "End of /LINKS list"]);
                 self.reply_bytes(now, id, &out);
             }
@@ -1095,9 +1133,16 @@ impl Server {
                 return self.wait_at(id, i, blocker);
             }
             let key = keys.get(i).map(String::as_str);
-            if let Err(error) = self.channels.join(id, &name, key, &mask) {
-                self.channel_error(now, id, error, name.as_str());
-                continue;
+            match self.channels.join(id, &name, key, &mask) {
+                Err(error) => {
+                    self.channel_error(now, id, error, name.as_str());
+                    continue;
+                }
+                Ok(joined) if joined.created => {
+                    let at = self.unix_at(now);
+                    self.channels.set_created_at(&name, at);
+                }
+                Ok(_) => {}
             }
             let Some(channel) = self.channels.get(&name) else {
                 continue;
@@ -1207,7 +1252,7 @@ impl Server {
             }
             let lobby = name == *self.channels.lobby();
             let mut lines = Vec::new();
-            write_text_lines(&mut lines, &mask, command, name.as_str(), body);
+            write_relayed_line(&mut lines, &mask, command, name.as_str(), body);
             if lobby {
                 let mut native = Vec::new();
                 if let (false, Some(text)) = (notice, native_text(body)) {
@@ -1241,7 +1286,7 @@ impl Server {
                 .name_of(to)
                 .map(|n| n.as_str().to_owned())
                 .unwrap_or_default();
-            write_text_lines(&mut lines, &mask, command, &shown, body);
+            write_relayed_line(&mut lines, &mask, command, &shown, body);
             if let Err(blocker) = self.admit_private(now, to, lines.len()) {
                 return Flow::Wait(blocker);
             }
@@ -1478,9 +1523,19 @@ impl Server {
         let name = channel.name().clone();
         let Some((modes, rest)) = args.split_first() else {
             let (letters, values) = channel.mode_string(channel.member(id).is_some());
+            // The lobby may have been created by a native user, who says
+            // no time: it is as old as the server's clock.
+            let created = channel
+                .created_at()
+                .or(self.wall_clock.map(|(_, unix)| unix))
+                .unwrap_or(0)
+                .to_string();
             let mut params = vec![name.as_str(), letters.as_str()];
             params.extend(values.iter().map(String::as_str));
-            return self.numeric(now, id, "324", &params);
+            let mut out = Vec::new();
+            self.write_numeric(&mut out, id, "324", &params);
+            self.write_numeric(&mut out, id, "329", &[name.as_str(), &created]);
+            return self.reply_bytes(now, id, &out);
         };
         let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
         let request = crate::irc::mode::parse_channel_modes(modes, &rest);
@@ -1532,8 +1587,22 @@ impl Server {
                 Err(nick) => self.numeric(now, id, "401", &[&echo(&nick), "No such nick/channel"]),
             }
         }
+        let invalid = changes
+            .iter()
+            .find_map(ModeChange::invalid_parameter)
+            .map(|(letter, shown)| (letter.to_string(), echo(shown)));
         let applied = match self.channels.change_modes(id, &name, changes) {
             Ok(applied) => applied,
+            Err(ChannelError::InvalidModeParam) => {
+                // `696 <client> <target> <mode char> <parameter> :<description>`
+                let (letter, shown) = invalid.unwrap_or_default();
+                return self.numeric(
+                    now,
+                    id,
+                    "696",
+                    &[name.as_str(), &letter, &shown, "Invalid mode parameter"],
+                );
+            }
             Err(ChannelError::TargetNotOnChannel) => {
                 return self.numeric(
                     now,
@@ -1582,14 +1651,7 @@ impl Server {
                     Some(key.clone().unwrap_or_else(|| "*".into())),
                 ),
                 ModeChange::Limit(limit) => (limit.is_some(), 'l', limit.map(|l| l.to_string())),
-                ModeChange::Mask(list, mask, add) => {
-                    let letter = match list {
-                        List::Ban => 'b',
-                        List::Except => 'e',
-                        List::Invite => 'I',
-                    };
-                    (*add, letter, Some(mask.clone()))
-                }
+                ModeChange::Mask(list, mask, add) => (*add, list.letter(), Some(mask.clone())),
             };
             if sign != Some(on) {
                 letters.push(if on { '+' } else { '-' });
@@ -1698,11 +1760,14 @@ impl Server {
             rows.push(("*".into(), user, false, false));
         } else if mask.contains(['*', '?']) {
             for &user in self.presence.conns() {
+                // `+i` hides a user from masks, except from those who
+                // share a channel with it.
                 let visible = user == id
                     || self
                         .conn(user)
                         .and_then(|c| c.irc.as_deref())
-                        .is_none_or(|i| !i.invisible);
+                        .is_none_or(|i| !i.invisible)
+                    || self.channels.of(user).any(|c| c.member(id).is_some());
                 if visible
                     && self.who(user).is_some_and(|w| {
                         mask_matches(mask, w.nick.as_str()) || mask_matches(mask, &w.mask())
@@ -1818,7 +1883,7 @@ impl Server {
         self.reply_bytes(now, id, &out);
     }
 
-    fn whowas_reply(&mut self, now: Instant, id: ConnId, target: &str) {
+    fn whowas_reply(&mut self, now: Instant, id: ConnId, target: &str, count: Option<usize>) {
         let mut out = Vec::new();
         let wanted = Name::new(target).ok();
         let found: Vec<Gone> = self
@@ -1826,6 +1891,7 @@ impl Server {
             .iter()
             .rev()
             .filter(|g| wanted.is_some_and(|w| w == g.nick))
+            .take(count.unwrap_or(usize::MAX))
             .cloned()
             .collect();
         if found.is_empty() {

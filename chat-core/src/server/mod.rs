@@ -302,6 +302,8 @@ pub struct Server {
     live: usize,
     /// Every registered name, both protocols.
     presence: Presence<ConnId>,
+    /// The most names registered at once (LUSERS 265/266).
+    max_users: usize,
     /// Channels, the lobby among them (every native user is in it).
     channels: Channels<ConnId>,
     /// By channel key: how its IRC members get its lines (see [`fanout`]).
@@ -328,8 +330,8 @@ pub struct Server {
     /// may overstate a queue, never understate it: see `queues_over`): the
     /// first entries have the longest queues.
     load: BTreeSet<(FeedId, i128, ConnId)>,
-    /// Connections that still read a feed up to a stop: closing ones, and
-    /// IRC users that left the lobby with lobby events unread.
+    /// Connections that still read a feed up to a stop: closing ones (a
+    /// member that leaves a channel takes its unread part along instead).
     closing_readers: Vec<ConnId>,
     /// Connections whose input is paused (some entries stale).
     waiting: Vec<ConnId>,
@@ -460,6 +462,7 @@ impl Server {
             open: 0,
             live: 0,
             presence: Presence::default(),
+            max_users: 0,
             channel_feeds: std::collections::HashMap::new(),
             whowas: VecDeque::new(),
             opers_online: 0,
@@ -1404,8 +1407,9 @@ impl Server {
                 let reason = self.closing_reason(id);
                 self.release(now, id, reason, false);
             } else {
-                // Left the lobby with its backlog unread, and still not
-                // reading: a slow consumer like any other.
+                // Only closing connections read up to a stop (a member that
+                // leaves a channel takes its backlog along); were a live one
+                // ever to, far behind it is a slow consumer like any other.
                 self.doom(now, id);
             }
         }

@@ -10,9 +10,11 @@
 //!   BYE) interleaved with its unread part of one feed, in the order they
 //!   were queued: a [`Mark`] says after which feed offset a run of its own
 //!   bytes comes. Nothing is copied out of a feed, so dropping or closing a
-//!   connection that is far behind costs no memory; the one exception is
-//!   [`Stream::discard_after_line`], which copies what the runtime holds
-//!   and the line begun (bounded by what the runtime holds, plus a line).
+//!   connection that is far behind costs no memory. Two exceptions copy,
+//!   each bounded by one queue: [`Stream::discard_after_line`] (what the
+//!   runtime holds and the line begun, for an IRC slow consumer's ERROR),
+//!   and [`Stream::leave_feed_keeping`] (the unread part of a channel's
+//!   feed, for a member that leaves the channel and stays connected).
 //! - A line for several connections outside the feed each reads (a channel
 //!   line for members that read another channel's feed; NICK and QUIT for
 //!   everyone sharing a channel) is stored once in [`SharedLines`], and each
@@ -969,6 +971,30 @@ impl Stream {
             }
         }
         self.leave_feed_if_done(feeds);
+    }
+
+    /// Leaves its feed at once, keeping everything queued: what it has not
+    /// read of the feed, its shared lines and its own frames become its own
+    /// bytes, in order. For a member that leaves a channel whose feed it
+    /// reads and stays connected: from then on it is paced and bounded by
+    /// its own queue like any reader (pacing kept that to about half the
+    /// limit, or the limit for one that stalled), and the feed keeps nothing
+    /// for it, however far the channel runs ahead.
+    pub(super) fn leave_feed_keeping(&mut self, feeds: &mut Feeds, pool: &mut BufferPool) {
+        if self.cursor.is_none() {
+            return;
+        }
+        let mut kept = Vec::with_capacity(self.queued(feeds));
+        self.chunks(feeds, |chunk| {
+            kept.extend_from_slice(chunk);
+            true
+        });
+        let line_open = self.line_open;
+        self.discard(feeds, pool);
+        if !kept.is_empty() {
+            self.push_own(feeds, pool, |out| out.extend_from_slice(&kept));
+        }
+        self.line_open = line_open;
     }
 
     /// [`discard`](Self::discard) for a line-based peer, keeping the first

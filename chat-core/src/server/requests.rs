@@ -124,6 +124,7 @@ impl Server {
             return Flow::Wait(blocker);
         }
         self.presence.insert(name, id);
+        self.max_users = self.max_users.max(self.presence.len());
         // The lobby takes every native user: it has no modes, and a
         // native user is in no other channel (O(1), for connect storms).
         self.channels.join_lobby(id);
