@@ -167,7 +167,7 @@ impl Server {
     /// IRC connection `id` is no longer in `channel` (PART, KICK, QUIT):
     /// no more of its lines, but what was sent before still arrives. The
     /// channel's feed is retired with the channel.
-    pub(super) fn leave_channel(&mut self, id: ConnId, channel: &ChannelName) {
+    pub(super) fn leave_channel(&mut self, now: Instant, id: ConnId, channel: &ChannelName) {
         let key = channel.key();
         let Some(entry) = self.channel_feeds.get_mut(&key) else {
             return;
@@ -197,6 +197,8 @@ impl Server {
                 self.leave_load(id);
             }
         }
+        // Senders paused for it may not need to wait any more.
+        self.wake_waiters(now, id);
         if gone {
             self.feeds.retire(feed);
         }

@@ -671,7 +671,7 @@ impl Server {
         }
         if irc {
             for channel in self.channels.remove(id) {
-                self.leave_channel(id, &channel);
+                self.leave_channel(now, id, &channel);
             }
         } else {
             self.channels.leave_lobby(id);
@@ -925,7 +925,7 @@ impl Server {
             }
             // A server query naming another server (there is only this one;
             // a user's nick names this one too).
-            "MOTD" | "VERSION" | "TIME" | "INFO" | "ADMIN"
+            "MOTD" | "VERSION" | "TIME" | "INFO"
                 if param(0).is_some_and(|target| {
                     let server = &self.config.irc.server_name;
                     !target.eq_ignore_ascii_case(server)
@@ -1214,7 +1214,7 @@ impl Server {
             if self.channels.part(id, &name).is_err() {
                 continue;
             }
-            self.leave_channel(id, &name);
+            self.leave_channel(now, id, &name);
         }
         Flow::Done
     }
@@ -1471,7 +1471,7 @@ impl Server {
                 );
                 // The target is still listed: it hears its KICK, then nothing.
                 self.deliver_channel(now, &name, id, true, Broadcast::Message, &line);
-                self.leave_channel(target, &name);
+                self.leave_channel(now, target, &name);
             }
         }
     }
@@ -1759,15 +1759,20 @@ impl Server {
         } else if let Some(user) = self.lookup_nick(mask.as_bytes()) {
             rows.push(("*".into(), user, false, false));
         } else if mask.contains(['*', '?']) {
+            // `+i` hides a user from masks, except from those who share a
+            // channel with it: looked up once, not per user.
+            let mates: std::collections::HashSet<ConnId> = self
+                .channels
+                .of(id)
+                .flat_map(|c| c.members().iter().map(|m| m.id))
+                .collect();
             for &user in self.presence.conns() {
-                // `+i` hides a user from masks, except from those who
-                // share a channel with it.
                 let visible = user == id
                     || self
                         .conn(user)
                         .and_then(|c| c.irc.as_deref())
                         .is_none_or(|i| !i.invisible)
-                    || self.channels.of(user).any(|c| c.member(id).is_some());
+                    || mates.contains(&user);
                 if visible
                     && self.who(user).is_some_and(|w| {
                         mask_matches(mask, w.nick.as_str()) || mask_matches(mask, &w.mask())

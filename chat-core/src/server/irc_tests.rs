@@ -1453,3 +1453,47 @@ fn a_relayed_irc_message_too_long_for_a_line_is_cut_not_split() {
         .sum();
     assert_eq!(total, 1000);
 }
+
+/// Found by review: a sender paused for a member went on waiting (until the
+/// stall grace) after that member left the channel.
+#[test]
+fn a_sender_waiting_on_a_member_that_left_resumes_at_once() {
+    let mut n = Net::new(ServerConfig {
+        max_outbound: 4096,
+        ..immediate()
+    });
+    let a = n.irc("a");
+    let slow = n.irc("slow");
+    let b = n.irc("b");
+    for c in [a, slow, b] {
+        n.line(c, "JOIN #busy");
+    }
+    for c in [a, slow, b] {
+        n.lines(c);
+    }
+    n.stalled.insert(slow);
+    for i in 0..30 {
+        n.line(a, &format!("PRIVMSG #busy :{i} {}", "x".repeat(100)));
+    }
+    assert!(!n.server.wants_read(a), "paused for slow");
+    let before = said(&n.lines(b)).len();
+    n.line(slow, "PART #busy");
+    let after = said(&n.lines(b)).len();
+    assert_eq!(
+        before + after,
+        30,
+        "resumed once slow left ({before} + {after})"
+    );
+}
+
+/// Found by review: ADMIN (not supported) answered 402 with a target and
+/// 421 without.
+#[test]
+fn an_unsupported_server_query_is_unknown_with_or_without_a_target() {
+    let mut n = Net::default();
+    let a = n.irc("a");
+    n.line(a, "ADMIN");
+    assert_eq!(n.numerics(a), ["421"]);
+    n.line(a, "ADMIN other.example");
+    assert_eq!(n.numerics(a), ["421"]);
+}

@@ -446,6 +446,46 @@ impl Outbox {
         self.buf.len() - self.sent + self.shared_len
     }
 
+    /// Keeps the first `keep` bytes still to be written and drops the rest,
+    /// letting go of the shared lines dropped. Returns false, changing
+    /// nothing, when `keep` ends inside a shared line.
+    fn truncate(&mut self, keep: usize, lines: &mut SharedLines) -> bool {
+        let mut left = keep;
+        let mut from = self.sent;
+        let mut at = self.buf_total_sent;
+        // Where the own buffer is cut, and the first shared run dropped.
+        let mut cut = None;
+        for (index, run) in self.shared.iter().enumerate() {
+            let gap = usize::try_from(run.after.saturating_sub(at)).unwrap_or(usize::MAX);
+            let upto = from.saturating_add(gap).min(self.buf.len());
+            if left < upto - from {
+                cut = Some((from + left, index));
+                break;
+            }
+            left -= upto - from;
+            (from, at) = (upto, run.after);
+            let rest = run.len - run.sent;
+            if left == 0 {
+                cut = Some((from, index));
+                break;
+            }
+            if left < rest {
+                return false;
+            }
+            left -= rest;
+        }
+        let (buf_at, first_dropped) = match cut {
+            Some(cut) => cut,
+            None => ((from + left).min(self.buf.len()), self.shared.len()),
+        };
+        for run in self.shared.drain(first_dropped..) {
+            lines.release(run.line);
+        }
+        self.buf.truncate(buf_at);
+        self.shared_len = self.shared.iter().map(|run| run.len - run.sent).sum();
+        true
+    }
+
     /// Own bytes queued since the connection opened.
     fn total_queued(&self) -> u64 {
         self.total_sent + self.len() as u64
@@ -980,21 +1020,56 @@ impl Stream {
     /// its own queue like any reader (pacing kept that to about half the
     /// limit, or the limit for one that stalled), and the feed keeps nothing
     /// for it, however far the channel runs ahead.
-    pub(super) fn leave_feed_keeping(&mut self, feeds: &mut Feeds, pool: &mut BufferPool) {
-        if self.cursor.is_none() {
-            return;
-        }
-        let mut kept = Vec::with_capacity(self.queued(feeds));
+    ///
+    /// Own bytes queued before its first unread feed byte stay where they
+    /// are; only what follows that byte is rebuilt. Bytes rebuilt are in
+    /// place from then on, so each byte is copied at most once however
+    /// often it joins and leaves: O(1) per byte delivered.
+    ///
+    /// Returns how many bytes it rebuilt.
+    pub(super) fn leave_feed_keeping(&mut self, feeds: &mut Feeds, pool: &mut BufferPool) -> usize {
+        let Some(cursor) = self.cursor else {
+            return 0;
+        };
+        let settled = self
+            .marks
+            .iter()
+            .take_while(|mark| mark.feed_at <= cursor.pos)
+            .last()
+            .map_or(self.own.total_sent, |mark| mark.own_upto);
+        let settled = usize::try_from(settled.saturating_sub(self.own.total_sent))
+            .unwrap_or(usize::MAX)
+            .min(self.own.len());
+        let mut rest = Vec::new();
+        let mut skip = settled;
         self.chunks(feeds, |chunk| {
-            kept.extend_from_slice(chunk);
+            let passed = skip.min(chunk.len());
+            skip -= passed;
+            rest.extend_from_slice(crate::in_bounds(chunk, passed..));
             true
         });
         let line_open = self.line_open;
-        self.discard(feeds, pool);
-        if !kept.is_empty() {
-            self.push_own(feeds, pool, |out| out.extend_from_slice(&kept));
+        if !self.own.truncate(settled, &mut feeds.lines) {
+            // Not reachable (marks sit between whole pushes): copy it all.
+            debug_assert!(false, "a mark inside a shared line");
+            let mut all = Vec::new();
+            self.chunks(feeds, |chunk| {
+                all.extend_from_slice(chunk);
+                true
+            });
+            self.discard(feeds, pool);
+            rest = all;
+        }
+        if let Some(cursor) = self.cursor.take() {
+            feeds.leave(cursor.feed, cursor.pos);
+        }
+        self.marks.clear();
+        self.skips.clear();
+        if !rest.is_empty() {
+            self.push_own(feeds, pool, |out| out.extend_from_slice(&rest));
         }
         self.line_open = line_open;
+        rest.len()
     }
 
     /// [`discard`](Self::discard) for a line-based peer, keeping the first
@@ -1232,6 +1307,45 @@ mod tests {
             assert!(feed.lines.holders().is_empty(), "every line let go of");
             assert_eq!(feed.len(), 0);
             assert_eq!(a.capacity() + b.capacity(), 0, "idle: nothing held");
+        }
+    }
+
+    #[test]
+    fn leaving_a_feed_keeps_everything_and_copies_only_what_follows_the_first_unread_feed_byte() {
+        for chunk in [1, 3, 100] {
+            let mut feeds = Feeds::default();
+            let mut pool = BufferPool::default();
+            let mut s = Stream::default();
+            let x = feeds.lines.insert(b"xx");
+            let y = feeds.lines.insert(b"yyy");
+            // A backlog of its own (a shared line among it) before it reads
+            // the feed: it stays where it is.
+            s.push_own(&feeds, &mut pool, |o| o.extend_from_slice(&[b'o'; 1000]));
+            s.push_shared(&mut feeds, x);
+            s.subscribe(&mut feeds, FeedId::Irc);
+            feeds.irc.append(b"1");
+            s.push_shared(&mut feeds, y);
+            s.push_own(&feeds, &mut pool, |o| o.extend_from_slice(b"p"));
+            feeds.irc.append(b"22");
+            // Only the bytes from the first unread feed byte on are copied.
+            assert_eq!(s.leave_feed_keeping(&mut feeds, &mut pool), 7);
+            assert!(!s.in_feed());
+            feeds.irc.append(b"not for it");
+            // Joining and leaving again with nothing unread copies nothing.
+            s.subscribe(&mut feeds, FeedId::Irc);
+            assert_eq!(s.leave_feed_keeping(&mut feeds, &mut pool), 0);
+            for line in [x, y] {
+                feeds.lines.release(line);
+            }
+            let mut want = vec![b'o'; 1000];
+            want.extend_from_slice(b"xx1yyyp22");
+            assert_eq!(
+                drain(&mut s, &mut feeds, &mut pool, chunk),
+                want,
+                "write size {chunk}"
+            );
+            assert!(feeds.lines.holders().is_empty(), "every line let go of");
+            assert_eq!(feeds.len(), 0, "the feed keeps nothing for it");
         }
     }
 
