@@ -182,7 +182,7 @@ impl Feeds {
     }
 
     /// Channel feed slots, in use or free.
-    #[cfg(any(test, feature = "fuzzing"))]
+    #[cfg(test)]
     pub(super) fn channel_slots(&self) -> usize {
         self.channels.len()
     }
