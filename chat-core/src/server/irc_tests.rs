@@ -1267,26 +1267,32 @@ fn a_gone_channels_feed_is_reused_only_after_its_last_reader_left_it() {
     assert_eq!(n.server.output_memory(), 0);
 }
 
+/// `a`, `slow` and `b` in `#busy` (a 4 KiB limit), `slow` not reading.
+fn busy_channel_with_a_stalled_member() -> (Net, ConnId, ConnId, ConnId) {
+    let mut n = Net::new(ServerConfig {
+        max_outbound: 4096,
+        ..immediate()
+    });
+    let a = n.irc("a");
+    let slow = n.irc("slow");
+    let b = n.irc("b");
+    for c in [a, slow, b] {
+        n.line(c, "JOIN #busy");
+    }
+    for c in [a, slow, b] {
+        n.lines(c);
+    }
+    n.stalled.insert(slow);
+    (n, a, slow, b)
+}
+
 /// Found by review: a member that left a busy channel with lines unread,
 /// and reads on slowly, was dropped once the channel ran a limit ahead of
 /// it (the feed kept its backlog and bounded it like a closing reader's).
 #[test]
 fn a_member_that_left_a_busy_channel_and_reads_on_is_not_dropped() {
     for leave in ["PART #busy", "KICK"] {
-        let mut n = Net::new(ServerConfig {
-            max_outbound: 4096,
-            ..immediate()
-        });
-        let a = n.irc("a");
-        let slow = n.irc("slow");
-        let b = n.irc("b");
-        for c in [a, slow, b] {
-            n.line(c, "JOIN #busy");
-        }
-        for c in [a, slow, b] {
-            n.lines(c);
-        }
-        n.stalled.insert(slow);
+        let (mut n, a, slow, b) = busy_channel_with_a_stalled_member();
         for i in 0..10 {
             n.line(
                 a,
@@ -1458,20 +1464,7 @@ fn a_relayed_irc_message_too_long_for_a_line_is_cut_not_split() {
 /// stall grace) after that member left the channel.
 #[test]
 fn a_sender_waiting_on_a_member_that_left_resumes_at_once() {
-    let mut n = Net::new(ServerConfig {
-        max_outbound: 4096,
-        ..immediate()
-    });
-    let a = n.irc("a");
-    let slow = n.irc("slow");
-    let b = n.irc("b");
-    for c in [a, slow, b] {
-        n.line(c, "JOIN #busy");
-    }
-    for c in [a, slow, b] {
-        n.lines(c);
-    }
-    n.stalled.insert(slow);
+    let (mut n, a, slow, b) = busy_channel_with_a_stalled_member();
     for i in 0..30 {
         n.line(a, &format!("PRIVMSG #busy :{i} {}", "x".repeat(100)));
     }
