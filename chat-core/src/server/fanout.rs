@@ -157,7 +157,6 @@ impl Server {
             });
         let feed = entry.feed;
         if self.conn(id).is_some_and(|c| c.stream.feed_id().is_none()) {
-            self.closing_readers.retain(|&c| c != id);
             self.subscribe(id, feed);
         } else if let Some(entry) = self.channel_feeds.get_mut(&channel.key()) {
             entry.by_copy.push(id);

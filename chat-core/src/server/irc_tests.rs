@@ -1187,7 +1187,8 @@ fn a_member_that_leaves_a_channel_it_reads_gets_its_part_then_nothing_and_reads_
     n.line(a, "PRIVMSG #one :before");
     n.line(hub, "PART #one");
     n.line(a, "PRIVMSG #one :after");
-    // Joined while still reading #one's feed up to its PART: #two by copy.
+    // It left #one's feed at its PART, its backlog kept as its own queue:
+    // #two, joined while that backlog is unread, comes after it.
     n.line(hub, "JOIN #two");
     n.line(a, "PRIVMSG #two :two");
     n.stalled.clear();
@@ -1195,9 +1196,8 @@ fn a_member_that_leaves_a_channel_it_reads_gets_its_part_then_nothing_and_reads_
     let lines = n.lines(hub);
     assert_eq!(said(&lines), ["#one before", "#two two"], "{lines:?}");
     assert!(lines.iter().any(|l| l.ends_with("PART #one")), "{lines:?}");
-    // Drained, it reads no feed: the next channel it joins, it reads
-    // from that channel's feed, and the broadcast names it (it is listed
-    // as idle there, not in #one's list any more).
+    // Out of every channel it reads no feed; the next channel it joins it
+    // reads from that channel's feed, and the broadcast names it.
     n.line(hub, "PART #two");
     n.lines(hub);
     assert_eq!(n.server.conn(hub).and_then(|c| c.stream.feed_id()), None);
