@@ -377,6 +377,66 @@ impl<Id: Copy + PartialEq> Channel<Id> {
     fn member_mut(&mut self, id: Id) -> Option<&mut Member<Id>> {
         self.members.iter_mut().find(|m| m.id == id)
     }
+
+    /// Applies one mode change; `Ok(false)` when it changed nothing.
+    fn apply(&mut self, change: &ModeChange<Id>) -> Result<bool, ChannelError> {
+        if change.invalid_parameter().is_some() {
+            return Err(ChannelError::InvalidModeParam);
+        }
+        let changed = match change {
+            ModeChange::Op(id, on) | ModeChange::Voice(id, on) => {
+                let op = matches!(change, ModeChange::Op(..));
+                let member = self
+                    .member_mut(*id)
+                    .ok_or(ChannelError::TargetNotOnChannel)?;
+                let role = if op {
+                    &mut member.op
+                } else {
+                    &mut member.voice
+                };
+                std::mem::replace(role, *on) != *on
+            }
+            ModeChange::Flag(flag, on) => {
+                let had = self.has(*flag);
+                self.flags.retain(|f| f != flag);
+                if *on {
+                    self.flags.push(*flag);
+                }
+                had != *on
+            }
+            ModeChange::Key(key) => std::mem::replace(&mut self.key, key.clone()) != *key,
+            ModeChange::Limit(limit) => std::mem::replace(&mut self.limit, *limit) != *limit,
+            ModeChange::Mask(list, mask, add) => {
+                let entries = self.lists.entry(*list).or_default();
+                let present = entries.iter().position(|m| m.eq_ignore_ascii_case(mask));
+                match (present, add) {
+                    (None, true) if entries.len() >= MAX_LIST => {
+                        return Err(ChannelError::ListFull);
+                    }
+                    (None, true) => {
+                        entries.push(mask.clone());
+                        true
+                    }
+                    (Some(at), false) => {
+                        entries.remove(at);
+                        true
+                    }
+                    _ => false,
+                }
+            }
+        };
+        Ok(changed)
+    }
+}
+
+/// What one MODE request did, in the order asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModeOutcome<Id> {
+    /// The changes that changed something (to announce).
+    pub applied: Vec<ModeChange<Id>>,
+    /// The changes refused, each with why (`InvalidModeParam`,
+    /// `TargetNotOnChannel` or `ListFull`).
+    pub refused: Vec<(ModeChange<Id>, ChannelError)>,
 }
 
 /// Every channel, and the lobby.
@@ -660,76 +720,33 @@ impl<Id: Copy + PartialEq> Channels<Id> {
         Ok(())
     }
 
-    /// `actor` applies `changes` to `name`'s modes, all or nothing; returns
-    /// the changes that changed something (to announce).
+    /// `actor` applies `changes` to `name`'s modes, each on its own (as
+    /// Modern IRC has it: a refused change does not undo the others). The
+    /// whole request is refused only when the channel does not exist or the
+    /// actor is not its operator.
     pub fn change_modes(
         &mut self,
         actor: Id,
         name: &ChannelName,
         changes: Vec<ModeChange<Id>>,
-    ) -> Result<Vec<ModeChange<Id>>, ChannelError> {
+    ) -> Result<ModeOutcome<Id>, ChannelError> {
         let channel = self
             .by_name
             .get_mut(&name.key())
             .ok_or(ChannelError::NoSuchChannel)?;
         channel.operator(actor)?;
-        let mut next = channel.clone();
-        let mut applied = Vec::new();
+        let mut outcome = ModeOutcome {
+            applied: Vec::new(),
+            refused: Vec::new(),
+        };
         for change in changes {
-            let changed = match &change {
-                ModeChange::Op(id, on) | ModeChange::Voice(id, on) => {
-                    let op = matches!(change, ModeChange::Op(..));
-                    let member = next
-                        .member_mut(*id)
-                        .ok_or(ChannelError::TargetNotOnChannel)?;
-                    let role = if op {
-                        &mut member.op
-                    } else {
-                        &mut member.voice
-                    };
-                    std::mem::replace(role, *on) != *on
-                }
-                ModeChange::Flag(flag, on) => {
-                    let had = next.has(*flag);
-                    next.flags.retain(|f| f != flag);
-                    if *on {
-                        next.flags.push(*flag);
-                    }
-                    had != *on
-                }
-                ModeChange::Key(Some(key)) if !valid_parameter(key, MAX_KEY) => {
-                    return Err(ChannelError::InvalidModeParam);
-                }
-                ModeChange::Key(key) => std::mem::replace(&mut next.key, key.clone()) != *key,
-                ModeChange::Limit(limit) => std::mem::replace(&mut next.limit, *limit) != *limit,
-                ModeChange::Mask(_, mask, true) if !valid_parameter(mask, MAX_MASK) => {
-                    return Err(ChannelError::InvalidModeParam);
-                }
-                ModeChange::Mask(list, mask, add) => {
-                    let entries = next.lists.entry(*list).or_default();
-                    let present = entries.iter().position(|m| m.eq_ignore_ascii_case(mask));
-                    match (present, add) {
-                        (None, true) if entries.len() >= MAX_LIST => {
-                            return Err(ChannelError::ListFull);
-                        }
-                        (None, true) => {
-                            entries.push(mask.clone());
-                            true
-                        }
-                        (Some(at), false) => {
-                            entries.remove(at);
-                            true
-                        }
-                        _ => false,
-                    }
-                }
-            };
-            if changed {
-                applied.push(change);
+            match channel.apply(&change) {
+                Ok(true) => outcome.applied.push(change),
+                Ok(false) => {}
+                Err(error) => outcome.refused.push((change, error)),
             }
         }
-        *channel = next;
-        Ok(applied)
+        Ok(outcome)
     }
 }
 
@@ -936,7 +953,7 @@ mod tests {
     }
 
     #[test]
-    fn mode_changes_apply_all_or_nothing_and_report_what_changed() {
+    fn mode_changes_apply_each_on_its_own_and_report_what_changed() {
         let mut c = channels();
         let x = ch("#x");
         c.join(1, &x, None, "a").unwrap();
@@ -945,39 +962,70 @@ mod tests {
             c.change_modes(2, &x, vec![ModeChange::Flag(Flag::TopicLock, true)]),
             Err(ChannelError::NotOperator)
         );
+        // A change refused (a target not in the channel, a bad key) does not
+        // undo the others: each stands on its own, as in Modern IRC.
         let changes = vec![
             ModeChange::Flag(Flag::TopicLock, true),
-            ModeChange::Voice(2, true),
             ModeChange::Op(9, true),
+            ModeChange::Key(Some("a,b".into())),
+            ModeChange::Voice(2, true),
         ];
+        let outcome = c.change_modes(1, &x, changes).unwrap();
         assert_eq!(
-            c.change_modes(1, &x, changes),
-            Err(ChannelError::TargetNotOnChannel)
+            outcome.applied,
+            [
+                ModeChange::Flag(Flag::TopicLock, true),
+                ModeChange::Voice(2, true)
+            ]
         );
-        assert!(!c.get(&x).unwrap().has(Flag::TopicLock), "nothing applied");
+        assert_eq!(
+            outcome.refused,
+            [
+                (ModeChange::Op(9, true), ChannelError::TargetNotOnChannel),
+                (
+                    ModeChange::Key(Some("a,b".into())),
+                    ChannelError::InvalidModeParam
+                ),
+            ]
+        );
+        assert!(c.get(&x).unwrap().has(Flag::TopicLock));
         let changes = vec![
             ModeChange::Flag(Flag::TopicLock, true),
-            ModeChange::Flag(Flag::TopicLock, true),
+            ModeChange::Flag(Flag::Moderated, true),
             ModeChange::Op(2, true),
             ModeChange::Op(1, true),
         ];
-        let applied = c.change_modes(1, &x, changes).unwrap();
+        let outcome = c.change_modes(1, &x, changes).unwrap();
         assert_eq!(
-            applied,
+            outcome.applied,
             [
-                ModeChange::Flag(Flag::TopicLock, true),
+                ModeChange::Flag(Flag::Moderated, true),
                 ModeChange::Op(2, true)
-            ]
+            ],
+            "only what changed something"
         );
         let (letters, args) = c.get(&x).unwrap().mode_string(true);
-        assert_eq!((letters.as_str(), args.len()), ("+t", 0));
+        assert_eq!((letters.as_str(), args.len()), ("+tm", 0));
         for i in 0..MAX_LIST {
             let mask = format!("m{i}!*@*");
             c.change_modes(1, &x, vec![ModeChange::Mask(List::Ban, mask, true)])
                 .unwrap();
         }
-        let one_more = vec![ModeChange::Mask(List::Ban, "z!*@*".into(), true)];
-        assert_eq!(c.change_modes(1, &x, one_more), Err(ChannelError::ListFull));
+        let changes = vec![
+            ModeChange::Mask(List::Ban, "z!*@*".into(), true),
+            ModeChange::Mask(List::Ban, "m0!*@*".into(), false),
+            ModeChange::Flag(Flag::Moderated, false),
+        ];
+        let outcome = c.change_modes(1, &x, changes).unwrap();
+        assert_eq!(
+            outcome.refused,
+            [(
+                ModeChange::Mask(List::Ban, "z!*@*".into(), true),
+                ChannelError::ListFull
+            )]
+        );
+        assert_eq!(outcome.applied.len(), 2, "the removal and -m still apply");
+        assert_eq!(c.get(&x).unwrap().list(List::Ban).len(), MAX_LIST - 1);
     }
 
     #[test]
@@ -1043,19 +1091,25 @@ mod tests {
         c.set_topic(1, &x, long).unwrap();
         let kept = &c.get(&x).unwrap().topic().unwrap().text;
         assert!(kept.len() <= MAX_TOPIC && kept.chars().all(|ch| ch == 'é'));
+        let refused = |c: &mut Channels<u32>, change: ModeChange<u32>| {
+            let outcome = c.change_modes(1, &x, vec![change]).unwrap();
+            assert!(outcome.applied.is_empty());
+            outcome
+                .refused
+                .into_iter()
+                .map(|(_, e)| e)
+                .collect::<Vec<_>>()
+        };
         for bad in ["", "a b", "a,b", &"k".repeat(MAX_KEY + 1)] {
-            let change = vec![ModeChange::Key(Some(bad.into()))];
+            let change = ModeChange::Key(Some(bad.into()));
             assert_eq!(
-                c.change_modes(1, &x, change),
-                Err(ChannelError::InvalidModeParam),
+                refused(&mut c, change),
+                [ChannelError::InvalidModeParam],
                 "{bad:?}"
             );
         }
-        let change = vec![ModeChange::Mask(List::Ban, "m".repeat(MAX_MASK + 1), true)];
-        assert_eq!(
-            c.change_modes(1, &x, change),
-            Err(ChannelError::InvalidModeParam)
-        );
+        let change = ModeChange::Mask(List::Ban, "m".repeat(MAX_MASK + 1), true);
+        assert_eq!(refused(&mut c, change), [ChannelError::InvalidModeParam]);
         assert!(ChannelName::new("#a\u{85}").is_err(), "C1 controls too");
     }
 

@@ -49,20 +49,7 @@ impl<'a> Message<'a> {
     /// assert_eq!(m.params(), [&b"#lobby"[..], b"hello there"]);
     /// ```
     pub fn parse(line: &'a [u8]) -> Result<Self, ParseError> {
-        let mut rest = trim_spaces(line);
-        let mut tags = None;
-        if let Some(after) = rest.strip_prefix(b"@") {
-            let (word, tail) = split_word(after);
-            tags = Some(word);
-            rest = trim_spaces(tail);
-        }
-        let mut source = None;
-        if let Some(after) = rest.strip_prefix(b":") {
-            let (word, tail) = split_word(after);
-            source = Some(word);
-            rest = trim_spaces(tail);
-        }
-        let (command, tail) = split_word(rest);
+        let (tags, source, command, tail) = head(line);
         if command.is_empty() {
             return Err(ParseError::Empty);
         }
@@ -115,6 +102,34 @@ impl<'a> Message<'a> {
     pub fn param(&self, i: usize) -> Option<&'a [u8]> {
         self.params().get(i).copied()
     }
+}
+
+/// The command word of `line` as sent, valid or not (for the 421 or 451
+/// that answers a line [`Message::parse`] refuses as
+/// [`ParseError::BadCommand`]).
+pub fn command_word(line: &[u8]) -> &[u8] {
+    head(line).2
+}
+
+/// Tags, source, command word and the rest of a line.
+type Head<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, &'a [u8], &'a [u8]);
+
+fn head(line: &[u8]) -> Head<'_> {
+    let mut rest = trim_spaces(line);
+    let mut tags = None;
+    if let Some(after) = rest.strip_prefix(b"@") {
+        let (word, tail) = split_word(after);
+        tags = Some(word);
+        rest = trim_spaces(tail);
+    }
+    let mut source = None;
+    if let Some(after) = rest.strip_prefix(b":") {
+        let (word, tail) = split_word(after);
+        source = Some(word);
+        rest = trim_spaces(tail);
+    }
+    let (command, tail) = split_word(rest);
+    (tags, source, command, tail)
 }
 
 fn trim_spaces(bytes: &[u8]) -> &[u8] {

@@ -27,4 +27,6 @@ pub mod registration;
 pub mod text;
 
 pub use line::{Line, LineReader, MAX_LINE};
-pub use message::{MAX_PARAMS, Message, ParseError, echo, write_message, write_text_message};
+pub use message::{
+    MAX_PARAMS, Message, ParseError, command_word, echo, write_message, write_text_message,
+};

@@ -272,6 +272,7 @@ pub fn isupport(info: &ServerInfo) -> Vec<String> {
         format!("TOPICLEN={}", crate::channel::MAX_TOPIC),
         format!("KEYLEN={}", crate::channel::MAX_KEY),
         format!("CHANLIMIT=#:{}", crate::channel::MAX_CHANNELS_PER_MEMBER),
+        format!("MAXLIST=beI:{}", crate::channel::MAX_LIST),
         "EXCEPTS=e".into(),
         "INVEX=I".into(),
         "TARGMAX=NAMES:1,WHOIS:1".into(),

@@ -30,13 +30,17 @@ use super::*;
 use crate::channel::{ChannelError, ChannelName, Flag, List, ModeChange, Topic, mask_matches};
 use crate::irc::registration::{self, Lusers, Registration, ServerInfo, Step};
 use crate::irc::text::{split_lines, to_native};
-use crate::irc::{Line, LineReader, MAX_LINE, Message, echo, write_message, write_text_message};
+use crate::irc::{
+    Line, LineReader, MAX_LINE, Message, ParseError, command_word, echo, write_message,
+    write_text_message,
+};
 use crate::name::MAX_NAME;
 
 /// Software version in 002, 004 and 351.
 const VERSION: &str = concat!("sansio-chat-", env!("CARGO_PKG_VERSION"));
-/// Most channels one LIST names (the rest are left out, as servers do):
-/// a reply stays a bounded size however many channels exist.
+/// Most channels one LIST names (the most populated; a notice tells of the
+/// rest, which `LIST #name` still finds): a reply stays a bounded size
+/// however many channels exist.
 const MAX_LIST_ROWS: usize = 200;
 /// Departures remembered for `WHOWAS`.
 const WHOWAS_HISTORY: usize = 128;
@@ -113,14 +117,24 @@ fn quit_text(reason: Reason, detail: &str) -> String {
     }
 }
 
-/// The `ERROR` an IRC connection gets when the server closes it.
+/// The `ERROR` an IRC connection gets when the server closes it. A long
+/// reason is cut so that the closing `)` still fits the line.
 pub(super) fn error_text(reason: Reason, detail: &str) -> String {
+    // `ERROR :Closing link (` ... `)` CR LF around the reason.
+    let room = MAX_LINE - "ERROR :Closing link ()\r\n".len();
+    let fit = |text: String| {
+        let mut end = text.len().min(room);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("Closing link ({})", text.get(..end).unwrap_or_default())
+    };
     match reason {
         Reason::Shutdown => "Server shutting down".into(),
         Reason::SlowConsumer => "Closing link (slow consumer)".into(),
-        Reason::Quit => format!("Closing link ({})", quit_text(reason, detail)),
+        Reason::Quit => fit(quit_text(reason, detail)),
         _ if detail.is_empty() => format!("Closing link ({})", reason.describe()),
-        _ => format!("Closing link ({detail})"),
+        _ => fit(detail.to_owned()),
     }
 }
 
@@ -257,9 +271,19 @@ impl Server {
     }
 
     fn irc_line(&mut self, now: Instant, id: ConnId, line: &[u8]) -> Flow {
-        // An empty line (or one of spaces) is ignored, as servers do.
-        let Ok(message) = Message::parse(line) else {
-            return Flow::Done;
+        let message = match Message::parse(line) {
+            Ok(message) => message,
+            // An empty line (or one of spaces) is ignored, as servers do.
+            Err(ParseError::Empty) => return Flow::Done,
+            // A command that is not letters is no command this server knows.
+            Err(ParseError::BadCommand) => {
+                let command = echo(&text(command_word(line)));
+                match self.name_of(id) {
+                    Some(_) => self.numeric(now, id, "421", &[&command, "Unknown command"]),
+                    None => self.numeric(now, id, "451", &["You have not registered"]),
+                }
+                return Flow::Done;
+            }
         };
         match self.name_of(id) {
             None => {
@@ -396,6 +420,15 @@ impl Server {
     }
 
     // ----- who is who -----
+
+    /// Whether a server query's target names a server other than this one
+    /// (a user's nick names this one too: every user is here).
+    fn names_another_server(&self, target: &str) -> bool {
+        let server = &self.config.irc.server_name;
+        !target.eq_ignore_ascii_case(server)
+            && !mask_matches(target, server)
+            && self.lookup_nick(target.as_bytes()).is_none()
+    }
 
     pub(super) fn is_irc(&self, id: ConnId) -> bool {
         self.conn(id).is_some_and(|c| c.irc.is_some())
@@ -656,16 +689,9 @@ impl Server {
         let gone = self.who_as(id, name);
         let mask = gone.as_ref().map(Who::mask).unwrap_or_default();
         if let Some(gone) = gone {
-            if self.whowas.len() >= WHOWAS_HISTORY {
-                self.whowas.pop_front();
-            }
-            self.whowas.push_back(Gone {
-                nick: gone.nick,
-                user: gone.user,
-                host: gone.host,
-                realname: gone.realname,
-            });
-            if gone.oper {
+            let oper = gone.oper;
+            self.remember_gone(gone);
+            if oper {
                 self.opers_online = self.opers_online.saturating_sub(1);
             }
         }
@@ -734,6 +760,9 @@ impl Server {
         let param = |i: usize| message.param(i).map(text);
         let count = message.params().len();
         let needs = |n: usize| count >= n && message.param(n - 1).is_some_and(|p| !p.is_empty());
+        // A list of targets that names at least one (`,` alone names none).
+        let names_one = |p: &String| p.split(',').any(|t| !t.is_empty());
+        let lists = |n: usize| needs(n) && param(n - 1).is_some_and(|p| names_one(&p));
         let too_few = |server: &mut Self| {
             server.numeric(now, id, "461", &[&echo(&command), "Not enough parameters"]);
             Flow::Done
@@ -801,13 +830,13 @@ impl Server {
                     self.rename(now, id, nick, &wanted);
                 }
             },
-            "JOIN" if !needs(1) => return too_few(self),
+            "JOIN" if !lists(1) => return too_few(self),
             "JOIN" => return self.join(now, id, &param(0).unwrap_or_default(), param(1)),
-            "PART" if !needs(1) => return too_few(self),
+            "PART" if !lists(1) => return too_few(self),
             "PART" => return self.part(now, id, &param(0).unwrap_or_default(), param(1)),
             "PRIVMSG" | "NOTICE" => {
                 let notice = command == "NOTICE";
-                match (param(0).filter(|p| !p.is_empty()), message.param(1)) {
+                match (param(0).filter(names_one), message.param(1)) {
                     (None, _) if !notice => {
                         let text = format!("No recipient given ({command})");
                         self.numeric(now, id, "411", &[&text]);
@@ -851,8 +880,8 @@ impl Server {
                 }
                 self.topic(now, id, &channel, param(1));
             }
-            "LIST" => self.list(now, id),
-            "KICK" if !needs(2) => return too_few(self),
+            "LIST" => self.list(now, id, param(0).filter(|p| !p.is_empty()).as_deref()),
+            "KICK" if !lists(1) || !lists(2) => return too_few(self),
             "KICK" => {
                 let (channel, target) =
                     (param(0).unwrap_or_default(), param(1).unwrap_or_default());
@@ -890,6 +919,11 @@ impl Server {
                 }
             }
             "WHO" => self.who_reply(now, id, &param(0).unwrap_or_else(|| "*".into())),
+            // `WHOIS <server> <nick>` asks the server named.
+            "WHOIS" if count > 1 && param(0).is_some_and(|t| self.names_another_server(&t)) => {
+                let target = echo(&param(0).unwrap_or_default());
+                self.numeric(now, id, "402", &[&target, "No such server"]);
+            }
             "WHOIS" if !needs(1) => {
                 self.numeric(now, id, "431", &["No nickname given"]);
             }
@@ -926,12 +960,7 @@ impl Server {
             // A server query naming another server (there is only this one;
             // a user's nick names this one too).
             "MOTD" | "VERSION" | "TIME" | "INFO"
-                if param(0).is_some_and(|target| {
-                    let server = &self.config.irc.server_name;
-                    !target.eq_ignore_ascii_case(server)
-                        && !mask_matches(&target, server)
-                        && self.lookup_nick(target.as_bytes()).is_none()
-                }) =>
+                if param(0).is_some_and(|target| self.names_another_server(&target)) =>
             {
                 let target = echo(&param(0).unwrap_or_default());
                 self.numeric(now, id, "402", &[&target, "No such server"]);
@@ -983,18 +1012,30 @@ impl Server {
                 self.reply_bytes(now, id, &out);
             }
             "HELP" | "HELPOP" => self.help(now, id, param(0)),
+            "ISON" if !needs(1) => return too_few(self),
             "ISON" => {
-                let mut online = Vec::new();
+                // Whole nicks, as many as fit after `:server 303 nick :`.
+                let room = MAX_LINE
+                    .saturating_sub(self.config.irc.server_name.len() + nick.as_str().len() + 10);
+                let mut online = String::new();
                 for word in message
                     .params()
                     .iter()
                     .flat_map(|p| p.split(|&b| b == b' '))
                 {
-                    if let Some(found) = self.lookup_nick(word).and_then(|c| self.name_of(c)) {
-                        online.push(found.as_str().to_owned());
+                    let Some(found) = self.lookup_nick(word).and_then(|c| self.name_of(c)) else {
+                        continue;
+                    };
+                    let separator = usize::from(!online.is_empty());
+                    if online.len() + separator + found.as_str().len() > room {
+                        break;
                     }
+                    if separator == 1 {
+                        online.push(' ');
+                    }
+                    online.push_str(found.as_str());
                 }
-                self.numeric(now, id, "303", &[&online.join(" ")]);
+                self.numeric(now, id, "303", &[&online]);
             }
             "USERHOST" if !needs(1) => return too_few(self),
             "USERHOST" => {
@@ -1034,6 +1075,20 @@ impl Server {
         Flow::Done
     }
 
+    /// Keeps a nick no longer in use for `WHOWAS` (RFC 2812: a departure or
+    /// a rename), the oldest forgotten beyond [`WHOWAS_HISTORY`].
+    fn remember_gone(&mut self, gone: Who) {
+        if self.whowas.len() >= WHOWAS_HISTORY {
+            self.whowas.pop_front();
+        }
+        self.whowas.push_back(Gone {
+            nick: gone.nick,
+            user: gone.user,
+            host: gone.host,
+            realname: gone.realname,
+        });
+    }
+
     fn rename(&mut self, now: Instant, id: ConnId, old: Name, wanted: &str) {
         let new = match Name::new(wanted) {
             Ok(name) => name,
@@ -1057,6 +1112,9 @@ impl Server {
             );
         }
         let mask = self.mask_of(id);
+        if let Some(gone) = self.who(id) {
+            self.remember_gone(gone);
+        }
         let in_lobby = self.in_lobby(id);
         let mut peers = self.irc_peers_outside_lobby(id);
         if !in_lobby {
@@ -1407,14 +1465,36 @@ impl Server {
         self.deliver_channel(now, &name, id, true, Broadcast::Message, &line);
     }
 
-    fn list(&mut self, now: Instant, id: ConnId) {
-        let mut out = Vec::new();
-        self.write_numeric(&mut out, id, "321", &["Channel", "Users  Name"]);
-        let mut rows: Vec<(String, String, String)> = self
-            .channels
+    /// `LIST [channel{,channel}]`: the channels named, or every channel the
+    /// asker may see (`+s` ones only to their members); beyond
+    /// [`MAX_LIST_ROWS`], the most populated, and a notice says so.
+    fn list(&mut self, now: Instant, id: ConnId, wanted: Option<&str>) {
+        let visible =
+            |c: &&crate::channel::Channel<ConnId>| !c.has(Flag::Secret) || c.member(id).is_some();
+        let mut shown: Vec<&crate::channel::Channel<ConnId>> = match wanted {
+            Some(names) => {
+                let mut named: Vec<_> = names
+                    .split(',')
+                    .filter_map(|n| ChannelName::new(n).ok())
+                    .filter_map(|n| self.channels.get(&n))
+                    .filter(visible)
+                    .collect();
+                named.sort_by_key(|c| c.name().key());
+                named.dedup_by_key(|c| c.name().key());
+                named
+            }
+            None => self.channels.iter().filter(visible).collect(),
+        };
+        let total = shown.len();
+        if total > MAX_LIST_ROWS {
+            shown.select_nth_unstable_by_key(MAX_LIST_ROWS, |c| {
+                std::cmp::Reverse(c.members().len())
+            });
+            shown.truncate(MAX_LIST_ROWS);
+        }
+        shown.sort_by_key(|c| c.name().key());
+        let rows: Vec<(String, String, String)> = shown
             .iter()
-            .take(MAX_LIST_ROWS)
-            .filter(|c| !c.has(Flag::Secret) || c.member(id).is_some())
             .map(|c| {
                 (
                     c.name().as_str().to_owned(),
@@ -1423,9 +1503,21 @@ impl Server {
                 )
             })
             .collect();
-        rows.sort();
+        let mut out = Vec::new();
+        self.write_numeric(&mut out, id, "321", &["Channel", "Users  Name"]);
         for (name, count, topic) in rows {
             self.write_numeric(&mut out, id, "322", &[&name, &count, &topic]);
+        }
+        if total > MAX_LIST_ROWS {
+            let server = self.config.irc.server_name.clone();
+            let nick = self
+                .name_of(id)
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_default();
+            let note = format!(
+                "LIST shows the {MAX_LIST_ROWS} largest of {total} channels; LIST #name,#other asks for others"
+            );
+            write_text_message(&mut out, Some(&server), "NOTICE", &[&nick, &note]);
         }
         self.write_numeric(&mut out, id, "323", &["End of /LIST"]);
         self.reply_bytes(now, id, &out);
@@ -1587,32 +1679,46 @@ impl Server {
                 Err(nick) => self.numeric(now, id, "401", &[&echo(&nick), "No such nick/channel"]),
             }
         }
-        let invalid = changes
-            .iter()
-            .find_map(ModeChange::invalid_parameter)
-            .map(|(letter, shown)| (letter.to_string(), echo(shown)));
-        let applied = match self.channels.change_modes(id, &name, changes) {
-            Ok(applied) => applied,
-            Err(ChannelError::InvalidModeParam) => {
-                // `696 <client> <target> <mode char> <parameter> :<description>`
-                let (letter, shown) = invalid.unwrap_or_default();
-                return self.numeric(
-                    now,
-                    id,
-                    "696",
-                    &[name.as_str(), &letter, &shown, "Invalid mode parameter"],
-                );
-            }
-            Err(ChannelError::TargetNotOnChannel) => {
-                return self.numeric(
-                    now,
-                    id,
-                    "441",
-                    &["*", name.as_str(), "They aren't on that channel"],
-                );
-            }
+        let outcome = match self.channels.change_modes(id, &name, changes) {
+            Ok(outcome) => outcome,
             Err(error) => return self.channel_error(now, id, error, name.as_str()),
         };
+        let mut out = Vec::new();
+        for (change, error) in &outcome.refused {
+            match (error, change) {
+                (ChannelError::InvalidModeParam, change) => {
+                    // `696 <client> <target> <mode char> <parameter> :<description>`
+                    let (letter, shown) = change.invalid_parameter().unwrap_or(('*', "*"));
+                    let letter = letter.to_string();
+                    let shown = echo(shown);
+                    let params = [name.as_str(), &letter, &shown, "Invalid mode parameter"];
+                    self.write_numeric(&mut out, id, "696", &params);
+                }
+                (
+                    ChannelError::TargetNotOnChannel,
+                    ModeChange::Op(target, _) | ModeChange::Voice(target, _),
+                ) => {
+                    let nick = self
+                        .name_of(*target)
+                        .map(|n| n.as_str().to_owned())
+                        .unwrap_or_else(|| "*".into());
+                    let params = [nick.as_str(), name.as_str(), "They aren't on that channel"];
+                    self.write_numeric(&mut out, id, "441", &params);
+                }
+                (ChannelError::ListFull, ModeChange::Mask(list, ..)) => {
+                    // `478 <client> <channel> <char> :<reason>`
+                    let letter = list.letter().to_string();
+                    let params = [name.as_str(), &letter, "Channel list is full"];
+                    self.write_numeric(&mut out, id, "478", &params);
+                }
+                (error, _) => {
+                    let code = format!("{:03}", error.numeric());
+                    self.write_numeric(&mut out, id, &code, &[name.as_str(), &error.to_string()]);
+                }
+            }
+        }
+        self.reply_bytes(now, id, &out);
+        let applied = outcome.applied;
         if applied.is_empty() {
             return;
         }
@@ -2079,5 +2185,13 @@ mod tests {
         );
         assert_eq!(error_text(Reason::Quit, "bye"), "Closing link (Quit: bye)");
         assert_eq!(quit_text(Reason::Quit, ""), "Quit");
+        // A reason too long for the line is cut before the closing `)`.
+        for reason in [Reason::Quit, Reason::Disconnected] {
+            let text = error_text(reason, &"é".repeat(400));
+            let mut line = Vec::new();
+            crate::irc::write_text_message(&mut line, None, "ERROR", &[&text]);
+            assert!(line.ends_with(")\r\n".as_bytes()), "{reason:?}");
+            assert!(line.len() <= MAX_LINE, "{}", line.len());
+        }
     }
 }

@@ -1327,6 +1327,167 @@ fn a_member_that_left_a_busy_channel_and_reads_on_is_not_dropped() {
     }
 }
 
+/// Lines the command table never reaches still get their numeric: a
+/// command that is not letters (421, or 451 before registration), a list of
+/// targets that names none (411 or 461), ISON without nicks (461), and an
+/// ISON answer that would not fit a line (whole nicks only).
+#[test]
+fn odd_commands_empty_target_lists_and_long_ison_answers_get_their_numerics() {
+    let mut n = Net::default();
+    let early = n.server.handle_accept_irc(n.now);
+    n.line(early, "CAP_LS");
+    assert_eq!(
+        n.lines(early),
+        [":chat.local 451 * :You have not registered"]
+    );
+    let bob = n.irc("bob");
+    for (sent, reply) in [
+        ("FOO_", ":chat.local 421 bob FOO_ :Unknown command"),
+        ("P\x01NG x", ":chat.local 421 bob P\x01NG :Unknown command"),
+        ("PING\t:x", ":chat.local 421 bob PING\t:x :Unknown command"),
+        (
+            "PRIVMSG , :hi",
+            ":chat.local 411 bob :No recipient given (PRIVMSG)",
+        ),
+        ("JOIN ,", ":chat.local 461 bob JOIN :Not enough parameters"),
+        ("PART ,,", ":chat.local 461 bob PART :Not enough parameters"),
+        (
+            "KICK , ,",
+            ":chat.local 461 bob KICK :Not enough parameters",
+        ),
+        (
+            "KICK #lobby ,",
+            ":chat.local 461 bob KICK :Not enough parameters",
+        ),
+        ("ISON", ":chat.local 461 bob ISON :Not enough parameters"),
+        ("WHOIS far.away bob", ":chat.local 402 bob far.away :No such server"),
+    ] {
+        n.line(bob, sent);
+        assert_eq!(n.lines(bob), [reply], "{sent:?}");
+    }
+    for asked in ["WHOIS chat.local bob", "WHOIS bob bob", "WHOIS *.local bob"] {
+        n.line(bob, asked);
+        assert_eq!(n.numerics(bob), ["311", "312", "318"], "{asked}");
+    }
+    let nicks: Vec<String> = (0..14)
+        .map(|i| format!("O{i:02}{}", "o".repeat(29)))
+        .collect();
+    for nick in &nicks {
+        n.irc(nick);
+    }
+    n.line(bob, &format!("ISON {}", nicks.join(" ")));
+    let reply = n.lines(bob);
+    assert_eq!(reply.len(), 1);
+    assert!(reply[0].len() + 2 <= 512, "{}", reply[0].len());
+    let (_, online) = reply[0].split_once(" :").unwrap();
+    let online: Vec<&str> = online.split(' ').collect();
+    assert_eq!(online, nicks[..online.len()], "whole nicks, in order");
+    assert!(online.len() >= 12, "as many as fit: {}", online.len());
+}
+
+/// LIST with names answers for those channels (a secret one only to its
+/// members); without, every channel the asker may see, the most populated
+/// when there are more than a reply holds, and a notice says so.
+#[test]
+fn list_answers_for_the_channels_named_and_says_when_it_leaves_some_out() {
+    let mut n = Net::default();
+    let asker = n.irc("asker");
+    let op = n.irc("op");
+    for channel in ["#a", "#b", "#s"] {
+        n.line(op, &format!("JOIN {channel}"));
+    }
+    n.line(op, "MODE #s +s");
+    n.lines(op);
+    n.line(asker, "LIST #b,#nowhere,#s,#a,#A");
+    let rows: Vec<String> = n
+        .lines(asker)
+        .iter()
+        .filter(|l| l.contains(" 322 "))
+        .cloned()
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ":chat.local 322 asker #a 1 :",
+            ":chat.local 322 asker #b 1 :"
+        ]
+    );
+    // More channels than a reply lists: 20 members in each of five, and
+    // 300 more of one member each.
+    for i in 0..20 {
+        let member = n.irc(&format!("c{i}"));
+        for big in 0..5 {
+            n.line(member, &format!("JOIN #big{big}"));
+        }
+        for own in 0..15 {
+            n.line(member, &format!("JOIN #own{i}-{own}"));
+        }
+        n.lines(member);
+    }
+    n.line(asker, "LIST");
+    let reply = n.lines(asker);
+    let rows: Vec<&String> = reply.iter().filter(|l| l.contains(" 322 ")).collect();
+    assert_eq!(rows.len(), 200, "{}", reply.len());
+    for big in 0..5 {
+        let row = format!(":chat.local 322 asker #big{big} 20 :");
+        assert!(reply.contains(&row), "{row}");
+    }
+    assert!(!reply.iter().any(|l| l.contains("#s ")), "secret");
+    let notice = &reply[reply.len() - 2];
+    assert!(
+        notice.starts_with(":chat.local NOTICE asker :LIST shows the 200 largest of 307 channels"),
+        "{notice}"
+    );
+}
+
+/// Each change of a MODE line stands on its own (Modern IRC): one refused
+/// with 696, 441 or 478 does not cancel the others, which are announced.
+#[test]
+fn a_refused_mode_change_does_not_cancel_the_rest_of_the_line() {
+    let mut n = Net::default();
+    let op = n.irc("op");
+    let other = n.irc("other");
+    n.line(op, "JOIN #m");
+    n.line(other, "JOIN #m");
+    n.lines(op);
+    n.lines(other);
+    n.line(op, "MODE #m +tk+o a,b nobody-here");
+    let reply = n.lines(op);
+    assert_eq!(
+        reply,
+        [
+            ":chat.local 401 op nobody-here :No such nick/channel",
+            ":chat.local 696 op #m k * :Invalid mode parameter",
+            ":op!op@irc MODE #m +t",
+        ],
+        "{reply:?}"
+    );
+    assert_eq!(n.lines(other), [":op!op@irc MODE #m +t"]);
+    n.line(other, "PART #m");
+    n.lines(other);
+    n.lines(op);
+    n.line(op, "MODE #m +mv other");
+    assert_eq!(
+        n.lines(op),
+        [
+            ":chat.local 441 op other #m :They aren't on that channel",
+            ":op!op@irc MODE #m +m",
+        ]
+    );
+    for i in 0..crate::channel::MAX_LIST {
+        n.line(op, &format!("MODE #m +b m{i}!*@*"));
+    }
+    n.lines(op);
+    n.line(op, "MODE #m +b-b z!*@* m0!*@*");
+    assert_eq!(
+        n.lines(op),
+        [
+            ":chat.local 478 op #m b :Channel list is full",
+            ":op!op@irc MODE #m -b m0!*@*",
+        ]
+    );
+}
+
 /// Details the irctest conformance suite checks (found by running it; see
 /// docs/TESTING.md), each as the Modern IRC document words it.
 #[test]
@@ -1398,12 +1559,18 @@ fn whowas_takes_a_count_and_who_masks_see_invisible_users_in_shared_channels() {
         n.line(gone, "NICK gone");
         n.line(gone, "QUIT");
     }
-    n.line(asker, "WHOWAS gone");
-    assert_eq!(n.numerics(asker), ["314", "314", "314", "369"]);
-    n.line(asker, "WHOWAS gone 2");
-    assert_eq!(n.numerics(asker), ["314", "314", "369"]);
-    n.line(asker, "WHOWAS gone -1");
-    assert_eq!(n.numerics(asker), ["314", "314", "314", "369"]);
+    // A rename leaves the old nick to WHOWAS too (RFC 2812): each round
+    // gives `gone` twice and `gone<round>` once.
+    let entries = |n: &mut Net, asked: &str| {
+        n.line(asker, asked);
+        let codes = n.numerics(asker);
+        assert_eq!(codes.last().map(String::as_str), Some("369"), "{asked}");
+        codes.iter().filter(|c| *c == "314").count()
+    };
+    assert_eq!(entries(&mut n, "WHOWAS gone"), 6);
+    assert_eq!(entries(&mut n, "WHOWAS gone 2"), 2);
+    assert_eq!(entries(&mut n, "WHOWAS gone -1"), 6);
+    assert_eq!(entries(&mut n, "WHOWAS gone1"), 1);
     let evan = n.irc("evan");
     n.line(evan, "MODE evan +i");
     n.lines(evan);
