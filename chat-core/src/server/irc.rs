@@ -847,8 +847,14 @@ impl Server {
                     (Some(targets), Some(body)) if !body.is_empty() => {
                         let body = text(body);
                         let done = self.take_resume(id);
-                        let targets = targets.split(',').filter(|t| !t.is_empty());
-                        for (i, target) in targets.enumerate().skip(done) {
+                        // A target named twice gets the message once.
+                        let mut unique: Vec<&str> = Vec::new();
+                        for target in targets.split(',').filter(|t| !t.is_empty()) {
+                            if !unique.iter().any(|u| u.eq_ignore_ascii_case(target)) {
+                                unique.push(target);
+                            }
+                        }
+                        for (i, target) in unique.into_iter().enumerate().skip(done) {
                             if let Flow::Wait(blocker) =
                                 self.message(now, id, &command, target, &body)
                             {

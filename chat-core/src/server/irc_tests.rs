@@ -1360,7 +1360,10 @@ fn odd_commands_empty_target_lists_and_long_ison_answers_get_their_numerics() {
             ":chat.local 461 bob KICK :Not enough parameters",
         ),
         ("ISON", ":chat.local 461 bob ISON :Not enough parameters"),
-        ("WHOIS far.away bob", ":chat.local 402 bob far.away :No such server"),
+        (
+            "WHOIS far.away bob",
+            ":chat.local 402 bob far.away :No such server",
+        ),
     ] {
         n.line(bob, sent);
         assert_eq!(n.lines(bob), [reply], "{sent:?}");
@@ -1383,6 +1386,27 @@ fn odd_commands_empty_target_lists_and_long_ison_answers_get_their_numerics() {
     let online: Vec<&str> = online.split(' ').collect();
     assert_eq!(online, nicks[..online.len()], "whole nicks, in order");
     assert!(online.len() >= 12, "as many as fit: {}", online.len());
+}
+
+/// A target named twice in one PRIVMSG (in any case) gets it once: a
+/// 512-byte line cannot make a hundred copies for each member.
+#[test]
+fn a_target_named_twice_gets_the_message_once() {
+    let mut n = Net::default();
+    let alice = n.irc("alice");
+    let bob = n.irc("bob");
+    n.line(alice, "JOIN #c");
+    n.line(bob, "JOIN #c");
+    n.lines(alice);
+    n.lines(bob);
+    n.line(alice, "PRIVMSG bob,#c,BOB,#C,bob :hi");
+    assert_eq!(
+        n.lines(bob),
+        [
+            ":alice!alice@irc PRIVMSG bob :hi",
+            ":alice!alice@irc PRIVMSG #c :hi"
+        ]
+    );
 }
 
 /// LIST with names answers for those channels (a secret one only to its
