@@ -272,7 +272,8 @@ pub fn isupport(info: &ServerInfo) -> Vec<String> {
         format!("TOPICLEN={}", crate::channel::MAX_TOPIC),
         format!("KEYLEN={}", crate::channel::MAX_KEY),
         format!("CHANLIMIT=#:{}", crate::channel::MAX_CHANNELS_PER_MEMBER),
-        format!("MAXLIST=beI:{}", crate::channel::MAX_LIST),
+        // Each list on its own (`beI:100` would cap the three together).
+        format!("MAXLIST=b:{0},e:{0},I:{0}", crate::channel::MAX_LIST),
         "EXCEPTS=e".into(),
         "INVEX=I".into(),
         "TARGMAX=NAMES:1,WHOIS:1".into(),

@@ -1118,8 +1118,11 @@ impl Server {
             );
         }
         let mask = self.mask_of(id);
-        if let Some(gone) = self.who(id) {
-            self.remember_gone(gone);
+        // A change of case only leaves no nick behind.
+        if !new.as_str().eq_ignore_ascii_case(old.as_str()) {
+            if let Some(gone) = self.who(id) {
+                self.remember_gone(gone);
+            }
         }
         let in_lobby = self.in_lobby(id);
         let mut peers = self.irc_peers_outside_lobby(id);
@@ -1150,6 +1153,9 @@ impl Server {
 
     fn join(&mut self, now: Instant, id: ConnId, channels: &str, keys: Option<String>) -> Flow {
         if channels == "0" {
+            // Run again after a wait, it lists only the channels still to
+            // leave: it starts from the first of them, whatever it did.
+            self.take_resume(id);
             let mine: Vec<String> = self
                 .channels
                 .of(id)
@@ -1475,8 +1481,12 @@ impl Server {
     /// asker may see (`+s` ones only to their members); beyond
     /// [`MAX_LIST_ROWS`], the most populated, and a notice says so.
     fn list(&mut self, now: Instant, id: ConnId, wanted: Option<&str>) {
-        let visible =
-            |c: &&crate::channel::Channel<ConnId>| !c.has(Flag::Secret) || c.member(id).is_some();
+        // The asker's own channels (at most CHANLIMIT): a secret channel is
+        // shown only to its members, looked up here rather than per channel.
+        let mine: Vec<String> = self.channels.of(id).map(|c| c.name().key()).collect();
+        let visible = |c: &&crate::channel::Channel<ConnId>| {
+            !c.has(Flag::Secret) || mine.contains(&c.name().key())
+        };
         let mut shown: Vec<&crate::channel::Channel<ConnId>> = match wanted {
             Some(names) => {
                 let mut named: Vec<_> = names
@@ -1485,8 +1495,8 @@ impl Server {
                     .filter_map(|n| self.channels.get(&n))
                     .filter(visible)
                     .collect();
-                named.sort_by_key(|c| c.name().key());
-                named.dedup_by_key(|c| c.name().key());
+                named.sort_by_cached_key(|c| c.name().key());
+                named.dedup_by(|a, b| a.name() == b.name());
                 named
             }
             None => self.channels.iter().filter(visible).collect(),
@@ -1498,7 +1508,7 @@ impl Server {
             });
             shown.truncate(MAX_LIST_ROWS);
         }
-        shown.sort_by_key(|c| c.name().key());
+        shown.sort_by_cached_key(|c| c.name().key());
         let rows: Vec<(String, String, String)> = shown
             .iter()
             .map(|c| {

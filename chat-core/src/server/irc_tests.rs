@@ -1043,6 +1043,48 @@ fn a_multi_target_message_that_waits_is_not_sent_twice() {
     );
 }
 
+/// `JOIN 0` that waits for a reader part-way runs again over the channels
+/// it is still in: none is skipped (found by review: the resumed line
+/// skipped as many channels as it had already left).
+#[test]
+fn a_join_zero_that_waits_parts_every_channel() {
+    let mut n = Net::new(ServerConfig {
+        max_outbound: 2048,
+        ..immediate()
+    });
+    let u = n.irc("u");
+    let b = n.irc("b");
+    let sender = n.irc("sender");
+    for channel in ["#c1", "#c2", "#c3", "#c4"] {
+        n.line(u, &format!("JOIN {channel}"));
+    }
+    n.line(b, "JOIN #c4");
+    n.lines(u);
+    n.lines(b);
+    // b is not reading for the moment, its queue just short of half the
+    // limit: the PART of #c4 must wait for it.
+    n.stalled.insert(b);
+    for _ in 0..7 {
+        n.line(sender, &format!("PRIVMSG b :{}", "x".repeat(100)));
+    }
+    n.line(sender, &format!("PRIVMSG b :{}", "y".repeat(50)));
+    n.line(u, "JOIN 0");
+    assert!(!n.server.wants_read(u), "waiting for b");
+    n.stalled.remove(&b);
+    n.pump();
+    let parts: Vec<String> = n
+        .lines(u)
+        .into_iter()
+        .filter(|l| l.contains(" PART "))
+        .collect();
+    assert_eq!(parts.len(), 4, "{parts:?}");
+    n.line(u, "WHOIS u");
+    assert!(
+        !n.numerics(u).contains(&"319".to_owned()),
+        "in no channel any more"
+    );
+}
+
 #[test]
 fn a_rename_flood_waits_for_a_reader_that_still_reads() {
     let mut n = Net::new(ServerConfig {
@@ -1595,6 +1637,10 @@ fn whowas_takes_a_count_and_who_masks_see_invisible_users_in_shared_channels() {
     assert_eq!(entries(&mut n, "WHOWAS gone 2"), 2);
     assert_eq!(entries(&mut n, "WHOWAS gone -1"), 6);
     assert_eq!(entries(&mut n, "WHOWAS gone1"), 1);
+    // A change of case leaves no nick behind.
+    let casey = n.irc("casey");
+    n.line(casey, "NICK Casey");
+    assert_eq!(entries(&mut n, "WHOWAS casey"), 0);
     let evan = n.irc("evan");
     n.line(evan, "MODE evan +i");
     n.lines(evan);
