@@ -102,8 +102,16 @@ fn command_of(message: &Message<'_>) -> String {
     String::from_utf8_lossy(message.command).to_ascii_uppercase()
 }
 
+/// A parameter as text. What no IRC line can carry (NUL, a CR inside the
+/// line) becomes U+FFFD, as invalid UTF-8 does: a message that holds one is
+/// relayed, not dropped without a word.
 fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    let text = String::from_utf8_lossy(bytes);
+    if text.contains(['\0', '\r']) {
+        text.replace(['\0', '\r'], "\u{FFFD}")
+    } else {
+        text.into_owned()
+    }
 }
 
 /// The text IRC users see when a user leaves.

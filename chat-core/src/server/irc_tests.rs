@@ -1451,6 +1451,27 @@ fn a_target_named_twice_gets_the_message_once() {
     );
 }
 
+/// NUL or a lone CR inside a line cannot be relayed as is: like invalid
+/// UTF-8 it becomes U+FFFD, and the message goes (it was dropped without a
+/// word).
+#[test]
+fn nul_and_lone_cr_in_a_line_are_relayed_as_replacement_characters() {
+    let mut n = Net::default();
+    let alice = n.irc("alice");
+    let bob = n.irc("bob");
+    n.line(alice, "JOIN #c");
+    n.line(bob, "JOIN #c");
+    n.lines(alice);
+    n.lines(bob);
+    n.bytes(alice, b"PRIVMSG #c :a\0b\rc\r\n");
+    assert_eq!(
+        n.lines(bob),
+        [":alice!alice@irc PRIVMSG #c :a\u{FFFD}b\u{FFFD}c"]
+    );
+    n.bytes(alice, b"PING :x\ry\n");
+    assert_eq!(n.lines(alice), [":chat.local PONG chat.local :x\u{FFFD}y"]);
+}
+
 /// LIST with names answers for those channels (a secret one only to its
 /// members); without, every channel the asker may see, the most populated
 /// when there are more than a reply holds, and a notice says so.
