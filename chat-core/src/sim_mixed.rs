@@ -696,6 +696,7 @@ pub(crate) fn run_mixed_with(config: ServerConfig, data: &[u8]) -> Mixed {
             (2, Some(p)) if world.peers[p].irc && arg % 5 == 3 => world.say_in(p, THIRD, 40),
             (2, Some(p)) => world.say(p, [8, 100, 400][usize::from(*arg) % 3]),
             (3, Some(p)) if world.peers[p].irc => world.line(p, &format!("JOIN {channel}")),
+            (4, Some(p)) if world.peers[p].irc && arg % 7 == 6 => world.line(p, "JOIN 0"),
             (4, Some(p)) if world.peers[p].irc => world.line(p, &format!("PART {channel} :bye")),
             (5, Some(p)) if world.peers[p].irc => world.line(p, &format!("NICK {name}")),
             (6, Some(p)) if world.peers[p].irc => world.line(p, &format!("PRIVMSG {name} :hi")),
@@ -744,11 +745,17 @@ pub(crate) fn run_mixed_with(config: ServerConfig, data: &[u8]) -> Mixed {
                 world.advance(Duration::from_millis(u64::from(*arg) * 5));
             }
             (14, _) => world.advance(Duration::from_millis(u64::from(*arg) * 500)),
-            (15, Some(p)) if world.peers[p].irc && arg % 2 == 0 => {
+            (15, Some(p)) if world.peers[p].irc && arg % 3 == 0 => {
                 world.line(p, &format!("KICK {channel} {name} :out"));
             }
-            (15, Some(p)) if world.peers[p].irc => {
+            (15, Some(p)) if world.peers[p].irc && arg % 3 == 1 => {
                 world.line(p, &format!("TOPIC {channel} :topic {arg}"));
+            }
+            (15, Some(p)) if world.peers[p].irc => {
+                // Several changes, some refused (a ban list entry twice,
+                // a nick perhaps not in the channel).
+                let mode = format!("MODE {channel} +ov-o+b {name} {name} {name} {name}!*@*");
+                world.line(p, &mode);
             }
             _ => world.advance(Duration::from_millis(1)),
         }
