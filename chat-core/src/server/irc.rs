@@ -196,12 +196,21 @@ fn write_text_lines(out: &mut Vec<u8>, source: &str, command: &str, target: &str
 fn write_relayed_line(out: &mut Vec<u8>, source: &str, command: &str, target: &str, text: &str) {
     let overhead = source.len() + command.len() + target.len() + 7;
     let room = crate::irc::MAX_LINE.saturating_sub(overhead);
-    let mut end = text.len().min(room);
+    if text.len() <= room {
+        write_text_message(out, Some(source), command, &[target, text]);
+        return;
+    }
+    // A CTCP (`\x01ACTION …\x01`) cut keeps its closing `\x01`.
+    let ctcp = text.len() > 1 && text.starts_with('\x01') && text.ends_with('\x01');
+    let mut end = room.saturating_sub(usize::from(ctcp));
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    let text = text.get(..end).unwrap_or_default();
-    write_text_message(out, Some(source), command, &[target, text]);
+    let mut cut = text.get(..end).unwrap_or_default().to_owned();
+    if ctcp {
+        cut.push('\x01');
+    }
+    write_text_message(out, Some(source), command, &[target, &cut]);
 }
 
 impl Server {

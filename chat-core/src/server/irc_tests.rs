@@ -1704,6 +1704,17 @@ fn a_relayed_irc_message_too_long_for_a_line_is_cut_not_split() {
             "{relayed}"
         );
     }
+    // A CTCP ACTION cut to fit keeps its closing \x01.
+    let action = format!("\x01ACTION {}\x01", "w".repeat(480));
+    n.line(a, &format!("PRIVMSG #c :{action}"));
+    let got = n.lines(b);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].len() + 2, 512, "as long as a line may be");
+    let relayed = got[0].rsplit_once(" :").unwrap().1;
+    assert!(
+        relayed.starts_with("\x01ACTION ww") && relayed.ends_with("w\x01"),
+        "{relayed:?}"
+    );
     // Native text is still split, never cut (the contract's rule for it).
     let alice = n.native("alice");
     n.line(b, "JOIN #lobby");
