@@ -62,6 +62,17 @@ impl Net {
         id
     }
 
+    /// Two IRC users in `channel`, what they were sent so far read.
+    fn irc_pair_in(&mut self, first: &str, second: &str, channel: &str) -> (ConnId, ConnId) {
+        let (a, b) = (self.irc(first), self.irc(second));
+        for id in [a, b] {
+            self.line(id, &format!("JOIN {channel}"));
+        }
+        self.lines(a);
+        self.lines(b);
+        (a, b)
+    }
+
     /// A native user registered as `name`, its welcome and roster read.
     fn native(&mut self, user: &str) -> ConnId {
         let id = self.server.handle_accept(self.now);
@@ -1435,12 +1446,7 @@ fn odd_commands_empty_target_lists_and_long_ison_answers_get_their_numerics() {
 #[test]
 fn a_target_named_twice_gets_the_message_once() {
     let mut n = Net::default();
-    let alice = n.irc("alice");
-    let bob = n.irc("bob");
-    n.line(alice, "JOIN #c");
-    n.line(bob, "JOIN #c");
-    n.lines(alice);
-    n.lines(bob);
+    let (alice, bob) = n.irc_pair_in("alice", "bob", "#c");
     n.line(alice, "PRIVMSG bob,#c,BOB,#C,bob :hi");
     assert_eq!(
         n.lines(bob),
@@ -1457,12 +1463,7 @@ fn a_target_named_twice_gets_the_message_once() {
 #[test]
 fn nul_and_lone_cr_in_a_line_are_relayed_as_replacement_characters() {
     let mut n = Net::default();
-    let alice = n.irc("alice");
-    let bob = n.irc("bob");
-    n.line(alice, "JOIN #c");
-    n.line(bob, "JOIN #c");
-    n.lines(alice);
-    n.lines(bob);
+    let (alice, bob) = n.irc_pair_in("alice", "bob", "#c");
     n.bytes(alice, b"PRIVMSG #c :a\0b\rc\r\n");
     assert_eq!(
         n.lines(bob),
@@ -1532,12 +1533,7 @@ fn list_answers_for_the_channels_named_and_says_when_it_leaves_some_out() {
 #[test]
 fn a_refused_mode_change_does_not_cancel_the_rest_of_the_line() {
     let mut n = Net::default();
-    let op = n.irc("op");
-    let other = n.irc("other");
-    n.line(op, "JOIN #m");
-    n.line(other, "JOIN #m");
-    n.lines(op);
-    n.lines(other);
+    let (op, other) = n.irc_pair_in("op", "other", "#m");
     n.line(op, "MODE #m +tk+o a,b nobody-here");
     let reply = n.lines(op);
     assert_eq!(
