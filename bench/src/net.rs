@@ -478,11 +478,7 @@ pub(crate) fn scan_irc(
             .and_then(|params| params.strip_prefix(channel))
             .and_then(|params| params.strip_prefix(b" :"))
         {
-            let nick = &source[..find(source, b'!').unwrap_or(source.len())];
-            payload.clear();
-            payload.push(nick.len() as u8);
-            payload.extend_from_slice(nick);
-            payload.extend_from_slice(text);
+            put_message(payload, source, text);
             f(op::MESSAGE, payload);
             continue;
         }
@@ -492,17 +488,11 @@ pub(crate) fn scan_irc(
         let params = params.get(1..).unwrap_or_default();
         match command {
             b"PRIVMSG" => {
-                let nick_end = find(source, b'!').unwrap_or(source.len());
-                let nick = &source[..nick_end];
                 // `target :text`: a target has no spaces.
                 let text_at = find(params, b' ').map_or(params.len(), |at| {
                     at + 1 + usize::from(params.get(at + 1) == Some(&b':'))
                 });
-                let text = &params[text_at.min(params.len())..];
-                payload.clear();
-                payload.push(nick.len() as u8);
-                payload.extend_from_slice(nick);
-                payload.extend_from_slice(text);
+                put_message(payload, source, &params[text_at.min(params.len())..]);
                 f(op::MESSAGE, payload);
             }
             b"366" => f(op::WELCOME, &[]),
@@ -521,6 +511,19 @@ pub(crate) fn scan_irc(
         return Err("protocol error: an IRC line without its end".into());
     }
     Ok(pos)
+}
+
+/// The MESSAGE payload a native client would get for an IRC PRIVMSG from
+/// `source` (`nick!user@host`).
+fn put_message(payload: &mut Vec<u8>, source: &[u8], text: &[u8]) {
+    let nick = &source[..source
+        .iter()
+        .position(|&c| c == b'!')
+        .unwrap_or(source.len())];
+    payload.clear();
+    payload.push(nick.len() as u8);
+    payload.extend_from_slice(nick);
+    payload.extend_from_slice(text);
 }
 
 /// Splits a MESSAGE payload into the sender's number and the text's sequence
