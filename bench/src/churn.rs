@@ -31,25 +31,35 @@ pub(crate) struct Churn {
     second: Histogram<u64>,
 }
 
-impl Handler for Churn {
-    fn on_frame(&mut self, net: &mut Net, slot: usize, op: u8, payload: &[u8], now_ns: u64) {
-        match op {
-            op::MESSAGE => {
-                let Some((from, seq, ts)) = parse_message(payload) else {
-                    self.errors += 1;
-                    return;
-                };
-                self.deliveries += 1;
-                let latency = now_ns.saturating_sub(ts).max(1);
-                self.hist.saturating_record(latency);
-                self.second.saturating_record(latency);
-                if let Some(m) = self.members.get_mut(slot).filter(|m| m.id == from) {
-                    if seq != m.echo_expected {
-                        self.out_of_order += 1;
-                    }
-                    m.echo_expected = seq + 1;
-                }
+impl Churn {
+    fn on_message(&mut self, slot: usize, from: &[u8], text: &[u8], now_ns: u64) {
+        let Some((from, seq, ts)) = parse_message(from, text) else {
+            self.errors += 1;
+            return;
+        };
+        self.deliveries += 1;
+        let latency = now_ns.saturating_sub(ts).max(1);
+        self.hist.saturating_record(latency);
+        self.second.saturating_record(latency);
+        if let Some(m) = self.members.get_mut(slot).filter(|m| m.id == from) {
+            if seq != m.echo_expected {
+                self.out_of_order += 1;
             }
+            m.echo_expected = seq + 1;
+        }
+    }
+}
+
+impl Handler for Churn {
+    fn on_frame(&mut self, net: &mut Net, slot: usize, frame: Frame<'_>, now_ns: u64) {
+        let (op, payload) = match frame {
+            Frame::Message { from, text } => {
+                self.on_message(slot, from, text, now_ns);
+                return;
+            }
+            Frame::Other { op, payload } => (op, payload),
+        };
+        match op {
             op::WELCOME => {
                 self.welcomed += 1;
                 if let Some(m) = self.members.get_mut(slot) {

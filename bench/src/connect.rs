@@ -19,12 +19,14 @@ impl Registers for Connect {
 }
 
 impl Handler for Connect {
-    fn on_frame(&mut self, net: &mut Net, slot: usize, op: u8, payload: &[u8], _now_ns: u64) {
-        match op {
-            op::WELCOME => self.welcomed += 1,
-            op::JOINED => self.joined += 1,
-            op::USERS => self.rosters += 1,
-            _ => answer_or_count(net, slot, op, payload, &mut self.errors),
+    fn on_frame(&mut self, net: &mut Net, slot: usize, frame: Frame<'_>, _now_ns: u64) {
+        match frame {
+            Frame::Other {
+                op: op::WELCOME, ..
+            } => self.welcomed += 1,
+            Frame::Other { op: op::JOINED, .. } => self.joined += 1,
+            Frame::Other { op: op::USERS, .. } => self.rosters += 1,
+            _ => answer_or_count(net, slot, frame, &mut self.errors),
         }
     }
 

@@ -49,10 +49,10 @@ impl Registers for Fanout {
 }
 
 impl Handler for Fanout {
-    fn on_frame(&mut self, net: &mut Net, slot: usize, op: u8, payload: &[u8], now_ns: u64) {
-        match op {
-            op::MESSAGE => {
-                let Some((sender, text)) = split_message(payload) else {
+    fn on_frame(&mut self, net: &mut Net, slot: usize, frame: Frame<'_>, now_ns: u64) {
+        match frame {
+            Frame::Message { from, text } => {
+                let Some(sender) = parse_id(from) else {
                     self.bad_frames += 1;
                     return;
                 };
@@ -110,8 +110,10 @@ impl Handler for Fanout {
                     }
                 }
             }
-            op::WELCOME => self.welcomed += 1,
-            _ => answer_or_count(net, slot, op, payload, &mut self.errors),
+            Frame::Other {
+                op: op::WELCOME, ..
+            } => self.welcomed += 1,
+            Frame::Other { .. } => answer_or_count(net, slot, frame, &mut self.errors),
         }
     }
 

@@ -60,10 +60,19 @@ pub(crate) trait Registers {
     fn registration(&self) -> (usize, Option<&String>);
 }
 
+/// A received frame as scenarios see it. A MESSAGE comes as its sender's
+/// name and text, slices of the read buffer, so an IRC line needs no copy
+/// into the shape of a native frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Frame<'a> {
+    Message { from: &'a [u8], text: &'a [u8] },
+    Other { op: u8, payload: &'a [u8] },
+}
+
 /// What a scenario does with the frames its clients receive.
 pub(crate) trait Handler {
     /// One frame for the client in `slot`; `now_ns` is the time of the read.
-    fn on_frame(&mut self, net: &mut Net, slot: usize, op: u8, payload: &[u8], now_ns: u64);
+    fn on_frame(&mut self, net: &mut Net, slot: usize, frame: Frame<'_>, now_ns: u64);
     /// The client in `slot` is gone (`why` is `None` on a clean end of stream).
     fn on_closed(&mut self, slot: usize, id: u64, why: Option<String>);
 }
@@ -254,7 +263,6 @@ impl Net {
     pub(crate) fn read<H: Handler>(&mut self, h: &mut H, slot: usize) {
         let mut buf = std::mem::take(&mut self.rbuf);
         let mut plain = std::mem::take(&mut self.plain);
-        let mut payload = Vec::new();
         let t0 = self.t0;
         for _ in 0..READS_PER_EVENT {
             let Some(Some(conn)) = self.conns.get_mut(slot) else {
@@ -292,13 +300,9 @@ impl Net {
                     }
                     let data = if is_tls { &plain[..] } else { &buf[..kept + n] };
                     let scanned = if conn.irc {
-                        scan_irc(data, &mut payload, |op, payload| {
-                            h.on_frame(self, slot, op, payload, now_ns);
-                        })
+                        scan_irc(data, |frame| h.on_frame(self, slot, frame, now_ns))
                     } else {
-                        scan(data, |op, payload| {
-                            h.on_frame(self, slot, op, payload, now_ns);
-                        })
+                        scan(data, |frame| h.on_frame(self, slot, frame, now_ns))
                     };
                     match scanned {
                         Ok(used) => {
@@ -414,7 +418,7 @@ impl Net {
 }
 
 /// Calls `f` for each whole frame at the front of `data`; returns the bytes used.
-pub(crate) fn scan(data: &[u8], mut f: impl FnMut(u8, &[u8])) -> Result<usize, String> {
+pub(crate) fn scan<'a>(data: &'a [u8], mut f: impl FnMut(Frame<'a>)) -> Result<usize, String> {
     let mut pos = 0;
     while let Some(header) = data.get(pos..pos + HEADER_LEN) {
         let length = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
@@ -424,7 +428,16 @@ pub(crate) fn scan(data: &[u8], mut f: impl FnMut(u8, &[u8])) -> Result<usize, S
         let Some(body) = data.get(pos + HEADER_LEN..pos + HEADER_LEN + length) else {
             break;
         };
-        f(body[0], &body[1..]);
+        let (op, payload) = (body[0], &body[1..]);
+        f(if op == op::MESSAGE {
+            // A name longer than the payload leaves an empty text, which no
+            // scenario takes for a message of its own.
+            let (&name_len, rest) = payload.split_first().unwrap_or((&0, &[]));
+            let (from, text) = rest.split_at(usize::from(name_len).min(rest.len()));
+            Frame::Message { from, text }
+        } else {
+            Frame::Other { op, payload }
+        });
         pos += HEADER_LEN + length;
     }
     Ok(pos)
@@ -434,11 +447,7 @@ pub(crate) fn scan(data: &[u8], mut f: impl FnMut(u8, &[u8])) -> Result<usize, S
 /// the frame a native client would have got (`PRIVMSG` to the channel as MESSAGE,
 /// the end of the JOIN's names as WELCOME, `PING` as PING, `ERROR` as BYE);
 /// other lines are skipped. Returns the bytes used.
-pub(crate) fn scan_irc(
-    data: &[u8],
-    payload: &mut Vec<u8>,
-    mut f: impl FnMut(u8, &[u8]),
-) -> Result<usize, String> {
+pub(crate) fn scan_irc<'a>(data: &'a [u8], mut f: impl FnMut(Frame<'a>)) -> Result<usize, String> {
     let mut pos = 0;
     // A nick, a command or a target is a few bytes: a plain scan beats
     // setting up a vector search for it.
@@ -449,18 +458,17 @@ pub(crate) fn scan_irc(
         pos += end + 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let Some(rest) = line.strip_prefix(b":") else {
+            let other = |op, payload| Frame::Other { op, payload };
             if let Some(token) = line.strip_prefix(b"PING ") {
-                payload.clear();
-                payload.extend_from_slice(token);
-                f(op::PING, payload);
+                f(other(op::PING, token));
             } else if line.starts_with(b"ERROR") {
-                f(op::SERVER_BYE, line);
+                f(other(op::SERVER_BYE, line));
             } else if line == b"PONG" {
                 // NATS (IRC's PONG has a source): the answer to the PING
                 // after CONNECT, which registers the client.
-                f(op::WELCOME, &[]);
+                f(other(op::WELCOME, &[]));
             } else if line.starts_with(b"-ERR") {
-                f(op::ERROR, line);
+                f(other(op::ERROR, line));
             }
             continue;
         };
@@ -478,8 +486,7 @@ pub(crate) fn scan_irc(
             .and_then(|params| params.strip_prefix(channel))
             .and_then(|params| params.strip_prefix(b" :"))
         {
-            put_message(payload, source, text);
-            f(op::MESSAGE, payload);
+            f(message(source, text));
             continue;
         }
         let after = &after[1..];
@@ -492,18 +499,20 @@ pub(crate) fn scan_irc(
                 let text_at = find(params, b' ').map_or(params.len(), |at| {
                     at + 1 + usize::from(params.get(at + 1) == Some(&b':'))
                 });
-                put_message(payload, source, &params[text_at.min(params.len())..]);
-                f(op::MESSAGE, payload);
+                f(message(source, &params[text_at.min(params.len())..]));
             }
-            b"366" => f(op::WELCOME, &[]),
-            b"PING" => {
-                payload.clear();
-                payload.extend_from_slice(params);
-                f(op::PING, payload);
-            }
-            b"432" | b"433" | b"451" | b"461" | b"421" | b"404" | b"403" => {
-                f(op::ERROR, line);
-            }
+            b"366" => f(Frame::Other {
+                op: op::WELCOME,
+                payload: &[],
+            }),
+            b"PING" => f(Frame::Other {
+                op: op::PING,
+                payload: params,
+            }),
+            b"432" | b"433" | b"451" | b"461" | b"421" | b"404" | b"403" => f(Frame::Other {
+                op: op::ERROR,
+                payload: line,
+            }),
             _ => {}
         }
     }
@@ -513,33 +522,24 @@ pub(crate) fn scan_irc(
     Ok(pos)
 }
 
-/// The MESSAGE payload a native client would get for an IRC PRIVMSG from
-/// `source` (`nick!user@host`).
-fn put_message(payload: &mut Vec<u8>, source: &[u8], text: &[u8]) {
-    let nick = &source[..source
+/// The MESSAGE a native client would get for an IRC PRIVMSG from `source`
+/// (`nick!user@host`).
+fn message<'a>(source: &'a [u8], text: &'a [u8]) -> Frame<'a> {
+    let nick_end = source
         .iter()
         .position(|&c| c == b'!')
-        .unwrap_or(source.len())];
-    payload.clear();
-    payload.push(nick.len() as u8);
-    payload.extend_from_slice(nick);
-    payload.extend_from_slice(text);
+        .unwrap_or(source.len());
+    Frame::Message {
+        from: &source[..nick_end],
+        text,
+    }
 }
 
-/// Splits a MESSAGE payload into the sender's number and the text's sequence
-/// number and send time.
-pub(crate) fn parse_message(payload: &[u8]) -> Option<(u64, u64, u64)> {
-    let (from, text) = split_message(payload)?;
+/// The sender's number and the text's sequence number and send time of a
+/// MESSAGE.
+pub(crate) fn parse_message(from: &[u8], text: &[u8]) -> Option<(u64, u64, u64)> {
     let (seq, ts) = parse_stamp(text)?;
-    Some((from, seq, ts))
-}
-
-/// Splits a MESSAGE payload into the sender's number and the text.
-pub(crate) fn split_message(payload: &[u8]) -> Option<(u64, &[u8])> {
-    let (&name_len, rest) = payload.split_first()?;
-    let name = rest.get(..usize::from(name_len))?;
-    let text = rest.get(usize::from(name_len)..)?;
-    Some((parse_id(name)?, text))
+    Some((parse_id(from)?, seq, ts))
 }
 
 /// The sequence number and send time a text starts with.
@@ -657,13 +657,10 @@ pub(crate) fn register_all<H: Handler + Registers>(
 
 /// The frames every scenario treats alike: answers a PING, and counts (and
 /// reports the first few) ERROR and BYE frames. Other ops are ignored.
-pub(crate) fn answer_or_count(
-    net: &mut Net,
-    slot: usize,
-    op: u8,
-    payload: &[u8],
-    errors: &mut u64,
-) {
+pub(crate) fn answer_or_count(net: &mut Net, slot: usize, frame: Frame<'_>, errors: &mut u64) {
+    let Frame::Other { op, payload } = frame else {
+        return;
+    };
     match op {
         op::PING
             if net
@@ -722,9 +719,16 @@ mod tests {
             assert!(text.starts_with(&stamp(seq, ts)));
             assert!(text[STAMP_LEN..].iter().all(|&b| b == b'x'));
             // What the server relays: MESSAGE(name "b7", the same text).
-            let mut payload = vec![2, b'b', b'7'];
-            payload.extend_from_slice(text);
-            assert_eq!(parse_message(&payload), Some((7, seq, ts)));
+            let mut frame = Vec::new();
+            put_header(&mut frame, op::MESSAGE, 3 + text.len());
+            frame.extend_from_slice(&[2, b'b', b'7']);
+            frame.extend_from_slice(text);
+            let mut seen = Vec::new();
+            assert_eq!(scan(&frame, |f| seen.push(f)), Ok(frame.len()));
+            let [Frame::Message { from, text }] = seen[..] else {
+                panic!("one MESSAGE expected, got {seen:?}");
+            };
+            assert_eq!(parse_message(from, text), Some((7, seq, ts)));
         }
     }
 
@@ -734,7 +738,11 @@ mod tests {
         text[3] = b'g';
         assert_eq!(parse_stamp(&text), None);
         assert_eq!(parse_stamp(&text[..20]), None);
-        assert_eq!(split_message(&[2, b'x', b'7']), None, "names are b<number>");
+        assert_eq!(
+            parse_message(b"x7", &stamp(42, 99)),
+            None,
+            "names are b<number>"
+        );
     }
 }
 
@@ -755,15 +763,28 @@ mod irc_tests {
             b"\r\n:chat.local 366 b1 #lobby :End\r\nPING :chat.local\r\n:partial",
         );
         let mut seen = Vec::new();
-        let mut payload = Vec::new();
-        let used = scan_irc(&data, &mut payload, |op, p| seen.push((op, p.to_vec()))).unwrap();
+        let used = scan_irc(&data, |frame| seen.push(frame)).unwrap();
         assert_eq!(&data[used..], b":partial");
-        assert_eq!(seen[0].0, op::MESSAGE);
-        assert_eq!(parse_message(&seen[0].1), Some((3, 5, 77)));
-        assert_eq!(seen[1].0, op::MESSAGE);
-        assert_eq!(parse_message(&seen[1].1), Some((4, 6, 78)));
-        assert_eq!(seen[2].0, op::WELCOME);
-        assert_eq!(seen[3], (op::PING, b":chat.local".to_vec()));
-        assert_eq!(seen.len(), 4);
+        let messages: Vec<_> = seen
+            .iter()
+            .filter_map(|frame| match *frame {
+                Frame::Message { from, text } => parse_message(from, text),
+                Frame::Other { .. } => None,
+            })
+            .collect();
+        assert_eq!(messages, [(3, 5, 77), (4, 6, 78)]);
+        assert_eq!(
+            seen[2..],
+            [
+                Frame::Other {
+                    op: op::WELCOME,
+                    payload: b""
+                },
+                Frame::Other {
+                    op: op::PING,
+                    payload: b":chat.local"
+                }
+            ]
+        );
     }
 }
