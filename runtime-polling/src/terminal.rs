@@ -536,9 +536,13 @@ struct Editor {
 impl Editor {
     /// Prints above the edited line; false when no `readline` is under way
     /// (the terminal is then in its normal mode: print directly).
+    ///
+    /// The line goes with its newline: between a request and the editor
+    /// thread entering `readline` the printer writes as it is handed, and a
+    /// line without its end would be wiped by the prompt drawn next.
     fn print(&self, line: &str) -> bool {
         self.reading.load(Ordering::SeqCst)
-            && self.printer.borrow_mut().print(line.to_owned()).is_ok()
+            && self.printer.borrow_mut().print(format!("{line}\n")).is_ok()
     }
 
     fn request(&self, prompt: &'static str) {
@@ -554,8 +558,16 @@ impl Editor {
 struct TerminalRestore(Option<rustix::termios::Termios>);
 
 impl TerminalRestore {
+    /// Only where the line editor runs (stdin and stdout both terminals):
+    /// elsewhere the terminal is never changed, and the clean-up's escape
+    /// sequence must not reach a stdout that is a file or a pipe.
     fn capture() -> Self {
-        Self(rustix::termios::tcgetattr(io::stdin()).ok())
+        let editing = io::stdin().is_terminal() && io::stdout().is_terminal();
+        Self(
+            editing
+                .then(|| rustix::termios::tcgetattr(io::stdin()).ok())
+                .flatten(),
+        )
     }
 }
 

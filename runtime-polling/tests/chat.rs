@@ -567,6 +567,8 @@ fn server_bye_detail_is_escaped() {
 /// the other side (escape sequences included) on a reader thread.
 struct Pty {
     master: std::fs::File,
+    /// The child's stdout when it is a pipe rather than the terminal.
+    stdout: Option<std::process::ChildStdout>,
     output: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
     /// Ends once the child has closed the terminal and all it wrote is in `output`.
     reader: Option<std::thread::JoinHandle<()>>,
@@ -575,6 +577,11 @@ struct Pty {
 
 impl Pty {
     fn spawn(args: &[&str]) -> Self {
+        Self::spawn_with(args, true)
+    }
+
+    /// With `stdout_on_terminal` false, stdout is a pipe ([`Pty::stdout`]).
+    fn spawn_with(args: &[&str], stdout_on_terminal: bool) -> Self {
         use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
         let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
         grantpt(&master).unwrap();
@@ -595,10 +602,14 @@ impl Pty {
                 .open(&path)
                 .unwrap()
         };
-        let child = Command::new(env!("CARGO_BIN_EXE_chat"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat"))
             .args(args)
             .stdin(terminal())
-            .stdout(terminal())
+            .stdout(if stdout_on_terminal {
+                Stdio::from(terminal())
+            } else {
+                Stdio::piped()
+            })
             .stderr(terminal())
             .spawn()
             .unwrap();
@@ -616,6 +627,7 @@ impl Pty {
         });
         Self {
             master,
+            stdout: child.stdout.take(),
             output,
             reader: Some(reader),
             child,
@@ -714,6 +726,46 @@ fn on_a_terminal_typed_text_survives_incoming_lines_and_the_terminal_is_restored
             .contains(rustix::termios::LocalModes::ICANON),
         "the terminal is back in its normal (canonical) mode"
     );
+}
+
+#[test]
+fn lines_answering_what_was_just_typed_stay_on_the_terminal() {
+    let server = Server::start(&[]);
+    let _alice = Chat::join(&server.addr, "alice", "alice");
+    let mut term = Pty::spawn(&["--connect", &server.addr]);
+    let at = term.wait_for("name: ", 0);
+    // The answer comes back while the prompt is being asked for again: it
+    // must end its line, or the prompt drawn next wipes it.
+    term.type_keys("alice\r");
+    let at = term.wait_for("! name taken\r\n", at);
+    let at = term.wait_for("name: ", at);
+    term.type_keys("zed\r");
+    let mut at = term.wait_for("* users: alice, zed\r\n", at);
+    for i in 0..10 {
+        term.type_keys(&format!("/msg alice hi{i}\r"));
+        at = term.wait_for(&format!("-> *alice* hi{i}\r\n"), at);
+    }
+    term.type_keys("/quit\r");
+    assert!(term.wait_exit().success());
+}
+
+#[test]
+fn typing_on_a_terminal_with_stdout_piped_writes_no_escape_sequences() {
+    let server = Server::start(&[]);
+    let mut alice = Chat::join(&server.addr, "alice", "alice");
+    let mut term = Pty::spawn_with(&["--connect", &server.addr, "--name", "eve"], false);
+    let mut stdout = term.stdout.take().unwrap();
+    alice.expect("* eve joined");
+    alice.send("hey");
+    term.type_keys("hello\n");
+    alice.expect("<eve> hello");
+    term.type_keys("/quit\n");
+    assert!(term.wait_exit().success());
+    let mut output = Vec::new();
+    stdout.read_to_end(&mut output).unwrap();
+    let output = String::from_utf8(output).unwrap();
+    assert!(output.starts_with("* users: alice, eve\n"), "{output:?}");
+    assert!(!output.contains('\x1b'), "{output:?}");
 }
 
 // ----- TLS -----
