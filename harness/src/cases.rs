@@ -257,6 +257,51 @@ pub fn leaving_by_bye_eof_and_reset(target: &Target) {
     Client::join(server.addr, "quitter");
 }
 
+/// `printf … | nc -N`: requests, then the end of the client's half of the
+/// stream at once. The answers still come, then a clean end of stream.
+pub fn a_half_closed_client_gets_its_answers(target: &Target) {
+    let server = target.start(ServerConfig::default());
+    let (mut watcher, _) = Client::join(server.addr, "w");
+    let mut half = Client::connect(server.addr);
+    let mut requests = ClientFrame::Hello { name: name("half") }.to_bytes();
+    requests.extend(ClientFrame::Who.to_bytes());
+    requests.extend(
+        ClientFrame::Say {
+            text: text("bye now"),
+        }
+        .to_bytes(),
+    );
+    half.send_raw(&requests);
+    half.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut frames = Vec::new();
+    while let Received::Frame(frame) = half.receive() {
+        frames.push(frame);
+    }
+    assert!(!half.cut, "a clean end of stream, not a reset: {frames:?}");
+    assert_eq!(
+        frames.first(),
+        Some(&ServerFrame::Welcome { name: name("half") })
+    );
+    assert_eq!(
+        frames.last(),
+        Some(&message("half", "bye now")),
+        "{frames:?}"
+    );
+    let rosters = frames
+        .iter()
+        .filter(|f| matches!(f, ServerFrame::Users { last: true, .. }))
+        .count();
+    assert_eq!(rosters, 2, "WELCOME's roster and WHO's: {frames:?}");
+    assert_eq!(
+        [watcher.recv(), watcher.recv(), watcher.recv()],
+        [
+            ServerFrame::Joined { name: name("half") },
+            message("half", "bye now"),
+            left("half", Reason::Disconnected),
+        ]
+    );
+}
+
 pub fn handshake_timeout(target: &Target) {
     let server = target.start(ServerConfig {
         handshake_timeout: Duration::from_millis(300),

@@ -112,6 +112,7 @@ macro_rules! irc_cases {
     ($target:expr) => {
         $crate::server_cases!(@each_in irc; $target;
             irc_and_native_users_share_the_lobby, irc_bad_input_gets_numerics,
+            irc_half_closed_client_gets_its_answers,
             irc_registration_times_out, irc_stalled_reader_is_dropped,
             irc_flood_is_served_in_order, irc_channel_flood_reaches_every_member,
             irc_shutdown_says_error);
@@ -189,6 +190,39 @@ pub fn irc_bad_input_gets_numerics(target: &Target) {
         }
     }
     assert_eq!(codes, ["417", "421", "461", "PONG"]);
+    server.stop();
+}
+
+/// `printf 'NICK …' | nc -N`: the whole session in one write, then the end
+/// of the client's half of the stream. Every answer still comes, then a
+/// clean end of stream; the channel sees it all.
+pub fn irc_half_closed_client_gets_its_answers(target: &Target) {
+    let server = target.start(ServerConfig::default());
+    let mut watcher = IrcClient::register(irc_addr(&server), "watcher");
+    watcher.send("JOIN #t");
+    watcher.expect(|l| numeric(l) == Some("366"));
+    let mut half = IrcClient::connect(irc_addr(&server));
+    half.send_raw(b"NICK half\r\nUSER half 0 * :h\r\nJOIN #t\r\nPRIVMSG #t :hi\r\nPING :last\r\n");
+    half.writer.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        match half.reader.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => lines.push(line.trim_end().to_owned()),
+            Err(e) => panic!("after {lines:?}: {e} (a clean end of stream was expected)"),
+        }
+    }
+    assert_eq!(numeric(&lines[0]), Some("001"), "{lines:?}");
+    assert!(lines.iter().any(|l| numeric(l) == Some("366")), "{lines:?}");
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some(":chat.local PONG chat.local :last"),
+        "the last answer, then the end"
+    );
+    watcher.expect(|l| l.starts_with(":half!") && l.ends_with(" JOIN #t"));
+    watcher.expect(|l| l.starts_with(":half!") && l.ends_with(" PRIVMSG #t :hi"));
+    watcher.expect(|l| l.starts_with(":half!") && l.contains(" QUIT "));
     server.stop();
 }
 

@@ -334,6 +334,9 @@ pub struct Client {
     tls: Option<Arc<tls::Shared>>,
     deframer: Deframer,
     pending: std::collections::VecDeque<ServerFrame>,
+    /// The stream ended with a reset (or, over TLS, without close_notify)
+    /// rather than a clean end.
+    pub cut: bool,
 }
 
 /// Writes to a [`Client`]'s connection from another thread.
@@ -371,6 +374,7 @@ impl Client {
             tls: tls::client_for(addr),
             deframer: Deframer::new(),
             pending: std::collections::VecDeque::new(),
+            cut: false,
         };
         client
             .stream
@@ -496,6 +500,7 @@ impl Client {
                         ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof
                     ) =>
                 {
+                    self.cut = true;
                     return Some(Received::Closed);
                 }
                 Err(e) => panic!("read failed: {e}"),
@@ -542,7 +547,8 @@ macro_rules! server_cases {
         $crate::server_cases!(@each $target;
             registration_and_roster, names_taken_invalid_and_retry, requests_before_hello,
             public_and_private_messages, who_and_ping, bad_text_is_refused, bytewise_and_pipelined,
-            protocol_errors_are_fatal, leaving_by_bye_eof_and_reset, handshake_timeout,
+            protocol_errors_are_fatal, leaving_by_bye_eof_and_reset,
+            a_half_closed_client_gets_its_answers, handshake_timeout,
             ping_then_idle_timeout, max_clients, one_burst_over_the_limit_drops_only_the_stalled_reader,
             readers_among_many_stalled, pipelining_client_is_slowed,
             shutdown_says_bye, many_clients_receive_a_broadcast);

@@ -156,7 +156,7 @@ impl Server {
             self.schedule(id);
             if self.wants_read(id) {
                 if self.conn(id).is_some_and(|c| c.eof_pending) {
-                    self.depart(now, id, Reason::Disconnected, Farewell::Abort);
+                    self.depart(now, id, Reason::Disconnected, Farewell::Flush);
                 } else {
                     self.events.push_back(ServerEvent::Resume { conn: id });
                 }

@@ -420,6 +420,10 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 enum Farewell<'a> {
     /// Queue `BYE(reason, detail)`, then close once it is flushed.
     Bye(&'a str),
+    /// No BYE, but what is queued is still written before a graceful close
+    /// (within the linger): a peer that ended its half of the stream may
+    /// still be reading the answers to what it sent before.
+    Flush,
     /// Close at once, discarding queued output.
     Abort,
 }
@@ -782,8 +786,10 @@ impl Server {
 
     /// The peer ended its stream (a read returned 0). Mid-frame or not, a
     /// connection that had not said BYE is gone: `LEFT(DISCONNECTED)`, once
-    /// any input it sent before and that is paused has been acted on. A
-    /// connection already closing keeps flushing its BYE.
+    /// any input it sent before and that is paused has been acted on. What
+    /// is queued for it is still written (a half-closed peer reads on), then
+    /// it is closed gracefully; a connection already closing keeps flushing
+    /// its BYE.
     pub fn handle_eof(&mut self, now: Instant, conn: ConnId) {
         let Some(c) = self.conn_mut(conn) else { return };
         if c.is_closing() {
@@ -793,7 +799,7 @@ impl Server {
             c.eof_pending = true;
             return;
         }
-        self.depart(now, conn, Reason::Disconnected, Farewell::Abort);
+        self.depart(now, conn, Reason::Disconnected, Farewell::Flush);
         self.reap(now);
     }
 
@@ -1119,7 +1125,7 @@ impl Server {
         // Out of the feed before the LEFT: a connection saying goodbye still
         // gets what was queued for it, then its BYE.
         match farewell {
-            Farewell::Bye(_) => conn.stream.stop_receiving(feeds),
+            Farewell::Bye(_) | Farewell::Flush => conn.stream.stop_receiving(feeds),
             Farewell::Abort => conn.stream.discard(feeds, pool),
         }
         self.leave_load(id);
@@ -1127,7 +1133,7 @@ impl Server {
         if let Some(name) = name {
             let detail = match farewell {
                 Farewell::Bye(detail) => detail,
-                Farewell::Abort => "",
+                Farewell::Flush | Farewell::Abort => "",
             };
             self.announce_departure(now, id, name, reason, detail);
             self.presence.remove(&name);
@@ -1139,7 +1145,13 @@ impl Server {
         }
         match farewell {
             Farewell::Abort => self.release(now, id, reason, false),
-            Farewell::Bye(detail) => {
+            Farewell::Flush
+                if live_conn(&mut self.slots, id)
+                    .is_some_and(|c| !c.doomed && c.stream.queued(&self.feeds) == 0) =>
+            {
+                self.release(now, id, reason, true);
+            }
+            Farewell::Bye(_) | Farewell::Flush => {
                 let deadline = now.checked_add(self.config.linger);
                 let Some(conn) = live_conn(&mut self.slots, id) else {
                     return;
@@ -1154,6 +1166,10 @@ impl Server {
                     self.release(now, id, reason, false);
                     return;
                 }
+                let Farewell::Bye(detail) = farewell else {
+                    self.schedule(id);
+                    return;
+                };
                 self.send(now, id, Delivery::Farewell, |out| {
                     if irc {
                         crate::irc::write_text_message(

@@ -328,6 +328,73 @@ fn end_of_stream_and_resets_are_disconnected_even_mid_frame() {
     assert_eq!(w.server.registered_count(), 1);
 }
 
+/// `printf … | nc -N`: requests, then the end of the stream at once, the
+/// peer reading on. The answers must not be thrown away with the connection.
+#[test]
+fn a_half_closed_peer_still_gets_the_answers_to_what_it_sent() {
+    let mut w = world();
+    let a = w.join("a");
+    w.take(a);
+    let b = w.connect();
+    w.set_reading(b, false);
+    let mut requests = hello("b").to_bytes();
+    requests.extend(ClientFrame::Who.to_bytes());
+    requests.extend(say("last words").to_bytes());
+    w.send_bytes(b, &requests);
+    w.eof(b);
+    assert_eq!(w.peers[b].closed, None, "its answers are still to go");
+    assert_eq!(
+        w.take(a),
+        [
+            ServerFrame::Joined { name: name("b") },
+            message("b", "last words"),
+            ServerFrame::Left {
+                name: name("b"),
+                reason: Reason::Disconnected
+            },
+        ]
+    );
+    w.set_reading(b, true);
+    let frames = w.take(b);
+    assert!(
+        matches!(frames[0], ServerFrame::Welcome { .. }),
+        "{frames:?}"
+    );
+    assert_eq!(
+        frames.last(),
+        Some(&message("b", "last words")),
+        "{frames:?}"
+    );
+    assert!(
+        !frames.iter().any(|f| matches!(f, ServerFrame::Bye { .. })),
+        "no BYE: the peer did not say one"
+    );
+    assert_eq!(w.peers[b].closed, Some(Reason::Disconnected));
+    let conn = w.peers[b].conn;
+    assert!(w.events.iter().any(|e| matches!(
+        e,
+        ServerEvent::Close { conn: c, graceful: true, .. } if *c == conn
+    )));
+}
+
+#[test]
+fn a_half_closed_peer_that_never_reads_is_closed_after_linger() {
+    let mut w = world();
+    let b = w.connect();
+    w.set_reading(b, false);
+    w.send(b, &hello("b"));
+    w.eof(b);
+    w.advance(Duration::from_millis(999));
+    assert_eq!(w.peers[b].closed, None, "flushing its answers");
+    w.advance(Duration::from_millis(1));
+    assert_eq!(w.peers[b].closed, Some(Reason::Disconnected));
+    let conn = w.peers[b].conn;
+    assert!(w.events.iter().any(|e| matches!(
+        e,
+        ServerEvent::Close { conn: c, graceful: false, .. } if *c == conn
+    )));
+}
+
 #[test]
 fn every_malformed_frame_is_fatal_with_a_protocol_error_bye() {
     let cases: &[&[u8]] = &[
@@ -914,8 +981,9 @@ fn stale_ids_are_ignored() {
         Some(ServerEvent::Close {
             conn: a,
             reason: Reason::Disconnected,
-            graceful: false
-        })
+            graceful: true
+        }),
+        "nothing was queued: closed at once, gracefully"
     );
     let b = server.handle_accept(now);
     assert_eq!(a.index(), b.index(), "the slot is reused");
