@@ -101,6 +101,8 @@ impl Registration {
                 Some(other) => reply(out, "410", &[&echo(other), "Invalid CAP command"]),
                 None => reply(out, "461", &["CAP", "Not enough parameters"]),
             },
+            // No password is asked for; a PASS must still be well formed.
+            "PASS" if param(0).is_none() => reply(out, "461", &["PASS", "Not enough parameters"]),
             "PASS" => {}
             "NICK" => match param(0).filter(|nick| !nick.is_empty()) {
                 None => reply(out, "431", &["No nickname given"]),
@@ -207,6 +209,8 @@ fn truncate(text: &mut String, max: usize) {
 pub struct Lusers {
     /// Registered users, both protocols.
     pub users: usize,
+    /// Of those, IRC users with `+i`.
+    pub invisible: usize,
     /// IRC operators online.
     pub operators: usize,
     /// Connections not registered yet.
@@ -220,8 +224,9 @@ pub struct Lusers {
 /// Writes the LUSERS numerics (251–255) for `nick`.
 pub fn lusers(out: &mut Vec<u8>, server: &str, nick: &str, counts: Lusers) {
     let users = format!(
-        "There are {} users and 0 invisible on 1 servers",
-        counts.users
+        "There are {} users and {} invisible on 1 servers",
+        counts.users.saturating_sub(counts.invisible),
+        counts.invisible
     );
     write_message(out, Some(server), "251", &[nick, &users]);
     let (ops, unknown, channels) = (
@@ -381,6 +386,14 @@ mod tests {
     fn nick_then_user_registers() {
         let mut r = Registration::new();
         assert_eq!(
+            run(&mut r, "PASS", &[]),
+            (
+                Step::Pending,
+                ":chat.local 461 * PASS :Not enough parameters\r\n".into()
+            ),
+            "a bare PASS is refused, and registration goes on"
+        );
+        assert_eq!(
             run(&mut r, "PASS secret", &[]),
             (Step::Pending, String::new())
         );
@@ -501,6 +514,7 @@ mod tests {
         };
         let counts = Lusers {
             users: 3,
+            invisible: 1,
             operators: 0,
             unknown: 1,
             channels: 2,

@@ -422,6 +422,7 @@ impl Server {
     fn lusers(&self) -> Lusers {
         Lusers {
             users: self.presence.len(),
+            invisible: self.invisible_online,
             operators: self.opers_online,
             unknown: self.open.saturating_sub(self.presence.len()),
             channels: self.channels.iter().count(),
@@ -445,6 +446,14 @@ impl Server {
         !target.eq_ignore_ascii_case(server)
             && !mask_matches(target, server)
             && self.lookup_nick(target.as_bytes()).is_none()
+    }
+
+    /// Whether `id` is an IRC user with `+i`: hidden from NAMES, WHO and
+    /// LUSERS' count of users, except from those who share a channel with it.
+    fn is_invisible(&self, id: ConnId) -> bool {
+        self.conn(id)
+            .and_then(|c| c.irc.as_deref())
+            .is_some_and(|i| i.invisible)
     }
 
     pub(super) fn is_irc(&self, id: ConnId) -> bool {
@@ -701,6 +710,9 @@ impl Server {
         // Called once the connection has lost its name: a native user is
         // in the lobby by definition.
         let irc = self.is_irc(id);
+        if self.is_invisible(id) {
+            self.invisible_online = self.invisible_online.saturating_sub(1);
+        }
         let in_lobby = !irc || self.in_lobby(id);
         let peers = self.irc_peers_outside_lobby(id);
         let gone = self.who_as(id, name);
@@ -1402,12 +1414,13 @@ impl Server {
             .and_then(|n| self.channels.get(&n));
         let shown = channel.map_or_else(|| echo(wanted), |c| c.name().as_str().to_owned());
         if let Some(channel) = channel {
-            let visible = !channel.has(Flag::Secret) || channel.member(id).is_some();
-            if visible {
+            let member = channel.member(id).is_some();
+            if member || !channel.has(Flag::Secret) {
                 let symbol = if channel.has(Flag::Secret) { "@" } else { "=" };
                 let names: Vec<String> = channel
                     .members()
                     .iter()
+                    .filter(|m| member || !self.is_invisible(m.id))
                     .filter_map(|m| {
                         let name = self.name_of(m.id)?;
                         let prefix = if m.op {
@@ -1837,9 +1850,17 @@ impl Server {
                     on = false;
                     continue;
                 }
-                'i' => self
-                    .irc_mut(id)
-                    .is_some_and(|irc| std::mem::replace(&mut irc.invisible, on) != on),
+                'i' => {
+                    let flipped = self
+                        .irc_mut(id)
+                        .is_some_and(|irc| std::mem::replace(&mut irc.invisible, on) != on);
+                    if flipped && on {
+                        self.invisible_online += 1;
+                    } else if flipped {
+                        self.invisible_online = self.invisible_online.saturating_sub(1);
+                    }
+                    flipped
+                }
                 // Operator status comes from OPER only; it can be dropped.
                 'o' if !on => {
                     let was = self
@@ -1886,12 +1907,14 @@ impl Server {
             .ok()
             .and_then(|n| self.channels.get(&n))
         {
-            if !channel.has(Flag::Secret) || channel.member(id).is_some() {
+            let member = channel.member(id).is_some();
+            if member || !channel.has(Flag::Secret) {
                 let shown = channel.name().as_str().to_owned();
                 rows.extend(
                     channel
                         .members()
                         .iter()
+                        .filter(|m| member || !self.is_invisible(m.id))
                         .map(|m| (shown.clone(), m.id, m.op, m.voice)),
                 );
             }
@@ -1906,12 +1929,7 @@ impl Server {
                 .flat_map(|c| c.members().iter().map(|m| m.id))
                 .collect();
             for &user in self.presence.conns() {
-                let visible = user == id
-                    || self
-                        .conn(user)
-                        .and_then(|c| c.irc.as_deref())
-                        .is_none_or(|i| !i.invisible)
-                    || mates.contains(&user);
+                let visible = user == id || !self.is_invisible(user) || mates.contains(&user);
                 if visible
                     && self.who(user).is_some_and(|w| {
                         mask_matches(mask, w.nick.as_str()) || mask_matches(mask, &w.mask())
@@ -2154,6 +2172,15 @@ impl Server {
             return self.numeric(now, id, "401", &[&echo(victim), "No such nick/channel"]);
         };
         let detail = format!("Killed by {nick} ({reason})");
+        if self.is_irc(target)
+            && let Some(victim) = self.name_of(target)
+        {
+            // Modern IRC: the victim gets the KILL itself, then its ERROR.
+            let mut line = Vec::new();
+            let source = self.mask_of(id);
+            write_text_message(&mut line, Some(&source), "KILL", &[victim.as_str(), reason]);
+            self.deliver(now, &line, &[target]);
+        }
         self.depart(now, target, Reason::Disconnected, Farewell::Bye(&detail));
     }
 

@@ -738,7 +738,11 @@ fn operators_kill_on_either_protocol_and_shutdown_says_so_in_irc() {
     n.line(bob, "KILL carol :enough");
     assert_eq!(
         n.lines(carol),
-        ["ERROR :Closing link (Killed by bob (enough))"]
+        [
+            ":bob!bob@irc KILL carol :enough",
+            "ERROR :Closing link (Killed by bob (enough))"
+        ],
+        "Modern IRC: the victim gets the KILL, then its ERROR"
     );
     n.line(bob, "WHOWAS carol");
     let whowas = n.numerics(bob);
@@ -1754,4 +1758,51 @@ fn an_unsupported_server_query_is_unknown_with_or_without_a_target() {
     assert_eq!(n.numerics(a), ["421"]);
     n.line(a, "ADMIN other.example");
     assert_eq!(n.numerics(a), ["421"]);
+}
+
+#[test]
+fn invisible_users_are_hidden_from_those_outside_their_channels_and_counted_apart() {
+    let mut n = Net::default();
+    let (alice, bob) = n.irc_pair_in("alice", "bob", "#pub");
+    let carol = n.irc("carol");
+    n.line(alice, "MODE alice +i");
+    n.lines(alice);
+    // Outside the channel: alice is not listed, in NAMES or WHO.
+    n.line(carol, "NAMES #pub");
+    assert_eq!(
+        n.lines(carol),
+        [
+            ":chat.local 353 carol = #pub bob",
+            ":chat.local 366 carol #pub :End of /NAMES list"
+        ]
+    );
+    n.line(carol, "WHO #pub");
+    let who = n.lines(carol);
+    assert!(
+        who.len() == 2 && who[0].contains(" bob ") && who[1].contains(" 315 "),
+        "{who:?}"
+    );
+    // Inside it, she is.
+    n.line(bob, "NAMES #pub");
+    assert_eq!(n.lines(bob)[0], ":chat.local 353 bob = #pub :@alice bob");
+    n.line(bob, "WHO #pub");
+    assert_eq!(n.numerics(bob), ["352", "352", "315"]);
+    // LUSERS counts her apart, and forgets her when she goes or shows.
+    let lusers = |n: &mut Net| {
+        n.line(carol, "LUSERS");
+        n.lines(carol)
+            .into_iter()
+            .find(|l| l.contains(" 251 "))
+            .unwrap()
+    };
+    assert!(lusers(&mut n).ends_with(":There are 2 users and 1 invisible on 1 servers"));
+    n.line(alice, "MODE alice +i");
+    assert!(n.lines(alice).is_empty(), "already +i: nothing changes");
+    assert!(lusers(&mut n).ends_with(":There are 2 users and 1 invisible on 1 servers"));
+    n.line(alice, "MODE alice -i");
+    n.lines(alice);
+    assert!(lusers(&mut n).ends_with(":There are 3 users and 0 invisible on 1 servers"));
+    n.line(alice, "MODE alice +i");
+    n.line(alice, "QUIT");
+    assert!(lusers(&mut n).ends_with(":There are 2 users and 0 invisible on 1 servers"));
 }

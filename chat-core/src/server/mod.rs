@@ -312,6 +312,8 @@ pub struct Server {
     whowas: VecDeque<irc::Gone>,
     /// IRC operators online.
     opers_online: usize,
+    /// IRC users online with `+i` (LUSERS counts them apart).
+    invisible_online: usize,
     /// An instant and the Unix time at it, if the runtime gave one.
     wall_clock: Option<(Instant, u64)>,
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
@@ -470,6 +472,7 @@ impl Server {
             channel_feeds: std::collections::HashMap::new(),
             whowas: VecDeque::new(),
             opers_online: 0,
+            invisible_online: 0,
             wall_clock: None,
             timers: BinaryHeap::new(),
             events: VecDeque::new(),
