@@ -1049,9 +1049,12 @@ impl Server {
             "HELP" | "HELPOP" => self.help(now, id, param(0)),
             "ISON" if !needs(1) => return too_few(self),
             "ISON" => {
-                // Whole nicks, as many as fit after `:server 303 nick :`.
+                // Whole nicks after `:server 303 nick :`; an answer longer
+                // than a line goes on in another 303 (a long asking nick
+                // can make it so), rather than call someone absent.
                 let room = MAX_LINE
                     .saturating_sub(self.config.irc.server_name.len() + nick.as_str().len() + 10);
+                let mut out = Vec::new();
                 let mut online = String::new();
                 for word in message
                     .params()
@@ -1061,16 +1064,17 @@ impl Server {
                     let Some(found) = self.lookup_nick(word).and_then(|c| self.name_of(c)) else {
                         continue;
                     };
-                    let separator = usize::from(!online.is_empty());
-                    if online.len() + separator + found.as_str().len() > room {
-                        break;
+                    if !online.is_empty() && online.len() + 1 + found.as_str().len() > room {
+                        self.write_numeric(&mut out, id, "303", &[&online]);
+                        online.clear();
                     }
-                    if separator == 1 {
+                    if !online.is_empty() {
                         online.push(' ');
                     }
                     online.push_str(found.as_str());
                 }
-                self.numeric(now, id, "303", &[&online]);
+                self.write_numeric(&mut out, id, "303", &[&online]);
+                self.reply_bytes(now, id, &out);
             }
             "USERHOST" if !needs(1) => return too_few(self),
             "USERHOST" => {

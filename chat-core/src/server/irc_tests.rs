@@ -1387,7 +1387,7 @@ fn a_member_that_left_a_busy_channel_and_reads_on_is_not_dropped() {
 /// Lines the command table never reaches still get their numeric: a
 /// command that is not letters (421, or 451 before registration), a list of
 /// targets that names none (411 or 461), ISON without nicks (461), and an
-/// ISON answer that would not fit a line (whole nicks only).
+/// ISON answer that would not fit a line (whole nicks, over two lines).
 #[test]
 fn odd_commands_empty_target_lists_and_long_ison_answers_get_their_numerics() {
     let mut n = Net::default();
@@ -1435,14 +1435,21 @@ fn odd_commands_empty_target_lists_and_long_ison_answers_get_their_numerics() {
     for nick in &nicks {
         n.irc(nick);
     }
-    n.line(bob, &format!("ISON {}", nicks.join(" ")));
-    let reply = n.lines(bob);
-    assert_eq!(reply.len(), 1);
-    assert!(reply[0].len() + 2 <= 512, "{}", reply[0].len());
-    let (_, online) = reply[0].split_once(" :").unwrap();
-    let online: Vec<&str> = online.split(' ').collect();
-    assert_eq!(online, nicks[..online.len()], "whole nicks, in order");
-    assert!(online.len() >= 12, "as many as fit: {}", online.len());
+    // Asked by a long nick, the answer needs two lines: every nick online
+    // is named, whole, in order.
+    let asker = n.irc(&"A".repeat(32));
+    n.line(asker, &format!("ISON {}", nicks.join(" ")));
+    let reply = n.lines(asker);
+    assert_eq!(reply.len(), 2, "{reply:?}");
+    let mut online = Vec::new();
+    for line in &reply {
+        assert!(line.len() + 2 <= 512, "{}", line.len());
+        assert!(line.contains(" 303 "), "{line}");
+        // `:server 303 asker :names`, the colon only where needed.
+        let names = line.splitn(4, ' ').nth(3).unwrap();
+        online.extend(names.trim_start_matches(':').split(' '));
+    }
+    assert_eq!(online, nicks, "whole nicks, in order, none left out");
 }
 
 /// A target named twice in one PRIVMSG (in any case) gets it once: a
