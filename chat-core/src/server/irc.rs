@@ -2180,10 +2180,12 @@ impl Server {
             && let Some(victim) = self.name_of(target)
         {
             // Modern IRC: the victim gets the KILL itself, then its ERROR.
-            let mut line = Vec::new();
+            // Part of the farewell: a victim whose queue is nearly full must
+            // not be dropped by it before its ERROR.
             let source = self.mask_of(id);
-            write_text_message(&mut line, Some(&source), "KILL", &[victim.as_str(), reason]);
-            self.deliver(now, &line, &[target]);
+            self.send(now, target, Delivery::Farewell, |out| {
+                write_text_message(out, Some(&source), "KILL", &[victim.as_str(), reason]);
+            });
         }
         self.depart(now, target, Reason::Disconnected, Farewell::Bye(&detail));
     }

@@ -1813,3 +1813,44 @@ fn invisible_users_are_hidden_from_those_outside_their_channels_and_counted_apar
     n.line(alice, "QUIT");
     assert!(lusers(&mut n).ends_with(":There are 2 users and 0 invisible on 1 servers"));
 }
+
+/// The KILL line is part of the victim's farewell: a stalled victim whose
+/// queue is nearly full is not dropped by it before its ERROR.
+#[test]
+fn a_kill_victim_with_a_nearly_full_queue_still_gets_its_error() {
+    let mut config = ServerConfig {
+        max_outbound: 4096,
+        ..immediate()
+    };
+    config.irc.opers = vec![("root".into(), "hunter2".into())];
+    let mut n = Net::new(config);
+    let bob = n.irc("bob");
+    let carol = n.irc("carol");
+    n.line(bob, "OPER root hunter2");
+    n.lines(bob);
+    n.stalled.insert(carol);
+    n.line(bob, "PRIVMSG carol :first");
+    n.advance(Duration::from_secs(1));
+    // To 16 bytes short of the limit (a line to carol is its text plus 30
+    // bytes), past the stall grace: the KILL line alone passes the limit.
+    let target = 4096 - 16;
+    while n.server.queued(carol) < target {
+        let room = target - n.server.queued(carol);
+        let len = if room > 260 { 200 } else { room - 30 };
+        n.line(bob, &format!("PRIVMSG carol :{}", "y".repeat(len)));
+        assert!(!n.is_closed(carol), "dropped while being filled");
+    }
+    assert_eq!(n.server.queued(carol), target);
+    n.advance(Duration::from_secs(1));
+    n.line(bob, "KILL carol :enough");
+    n.stalled.remove(&carol);
+    n.pump();
+    let lines = n.lines(carol);
+    assert_eq!(
+        lines[lines.len() - 2..],
+        [
+            ":bob!bob@irc KILL carol :enough",
+            "ERROR :Closing link (Killed by bob (enough))"
+        ]
+    );
+}

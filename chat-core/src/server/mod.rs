@@ -700,7 +700,8 @@ impl Server {
         })
     }
 
-    /// Whether `conn` is saying goodbye: its BYE is queued, its input is
+    /// Whether `conn` is saying goodbye: its last output (a BYE, or after
+    /// an end of stream what was queued) is being written, its input is
     /// ignored, and it is closed once flushed or after `linger`.
     pub fn is_closing(&self, conn: ConnId) -> bool {
         self.conn(conn).is_some_and(Conn::is_closing)
