@@ -482,13 +482,16 @@ impl Client {
     }
 
     /// Says `text` to `to` only (WHISPER), and emits
-    /// [`ClientEvent::PrivateSent`] at once so the program can show it.
+    /// [`ClientEvent::PrivateSent`] at once so the program can show it,
+    /// naming the recipient as the roster spells it (names match in any
+    /// case: `/msg BOB` reaches `Bob`, and shows as `Bob`).
     pub fn whisper(&mut self, now: Instant, to: Name, text: Text) -> Result<(), UsageError> {
         self.user_activity(now)?;
         self.send(&ClientFrame::Whisper {
             to,
             text: text.clone(),
         });
+        let to = self.roster.get(&to).copied().unwrap_or(to);
         self.events.push_back(ClientEvent::PrivateSent { to, text });
         Ok(())
     }

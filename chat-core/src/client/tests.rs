@@ -290,6 +290,26 @@ fn a_roster_too_big_for_one_frame_arrives_whole() {
 }
 
 #[test]
+fn a_whisper_sent_names_its_recipient_as_the_roster_spells_it() {
+    let clock = Clock::new();
+    let mut c = registered(&clock);
+    c.handle_input(clock.at(0.5), &wire(&[users(true, &["alice", "Bob"])]));
+    drain(&mut c);
+    for (typed, shown) in [("BOB", "Bob"), ("nobody", "nobody")] {
+        c.whisper(clock.at(1.0), n(typed), t("psst")).unwrap();
+        let events = drain(&mut c);
+        let [ClientEvent::PrivateSent { to, .. }] = events.as_slice() else {
+            panic!("{events:?}")
+        };
+        assert_eq!(
+            to.as_str(),
+            shown,
+            "names compare in any case: the spelling is the point"
+        );
+    }
+}
+
+#[test]
 fn every_display_event_and_the_bytes_of_each_intent() {
     let clock = Clock::new();
     let mut c = registered(&clock);
