@@ -27,6 +27,9 @@ pub struct ModeRequest {
     pub unknown: Vec<char>,
     /// A letter needed an argument that was not there (461, once).
     pub missing_argument: bool,
+    /// A limit that is not a positive number (`+l lots`): the letter and
+    /// the argument, for a 696 ERR_INVALIDMODEPARAM each.
+    pub invalid: Vec<(char, String)>,
 }
 
 /// Reads `modes` (`+ok-l`) and its `args`.
@@ -49,6 +52,7 @@ pub fn parse_channel_modes(modes: &str, args: &[&str]) -> ModeRequest {
         queries: Vec::new(),
         unknown: Vec::new(),
         missing_argument: false,
+        invalid: Vec::new(),
     };
     let mut args = args.iter().copied();
     let mut with_argument = 0;
@@ -102,9 +106,12 @@ pub fn parse_channel_modes(modes: &str, args: &[&str]) -> ModeRequest {
             ('k', _) => ModeChange::Key(on.then(|| argument.to_owned())),
             _ => match argument.parse::<usize>() {
                 Ok(limit) if limit > 0 => ModeChange::Limit(Some(limit)),
-                // A limit that is not a positive number: ignored, as most
-                // servers do.
-                _ => continue,
+                // Not a positive number: refused with its own 696, the rest
+                // of the line goes on.
+                _ => {
+                    request.invalid.push((letter, argument.to_owned()));
+                    continue;
+                }
             },
         };
         request.changes.push(change);
@@ -148,7 +155,15 @@ mod tests {
             parse_channel_modes("-k", &[]).changes,
             [ModeChange::Key(None)]
         );
-        assert!(parse_channel_modes("+l", &["lots"]).changes.is_empty());
+        for bad in ["lots", "0", "-1"] {
+            let request = parse_channel_modes("+lt", &[bad]);
+            assert_eq!(request.invalid, [('l', bad.to_owned())]);
+            assert_eq!(
+                request.changes,
+                [ModeChange::Flag(Flag::TopicLock, true)],
+                "the rest of the line goes on"
+            );
+        }
     }
 
     #[test]

@@ -1694,6 +1694,17 @@ impl Server {
         if request.missing_argument {
             self.write_numeric(&mut out, id, "461", &["MODE", "Not enough parameters"]);
         }
+        for (letter, argument) in &request.invalid {
+            // `696 <client> <target> <mode char> <parameter> :<description>`
+            let letter = letter.to_string();
+            let params = [
+                name.as_str(),
+                &letter,
+                &echo(argument),
+                "Invalid mode parameter",
+            ];
+            self.write_numeric(&mut out, id, "696", &params);
+        }
         for list in &request.queries {
             let (item, end, what) = match list {
                 List::Ban => ("367", "368", "End of channel ban list"),

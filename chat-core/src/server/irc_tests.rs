@@ -1568,6 +1568,14 @@ fn a_refused_mode_change_does_not_cancel_the_rest_of_the_line() {
             ":op!op@irc MODE #m +m",
         ]
     );
+    n.line(op, "MODE #m +l-m lots");
+    assert_eq!(
+        n.lines(op),
+        [
+            ":chat.local 696 op #m l lots :Invalid mode parameter",
+            ":op!op@irc MODE #m -m",
+        ]
+    );
     for i in 0..crate::channel::MAX_LIST {
         n.line(op, &format!("MODE #m +b m{i}!*@*"));
     }
