@@ -649,6 +649,11 @@ pub fn command_line(path: &str, program: &str) {
         &["--idle-timeout", "0.0001"],
         &["--handshake-timeout", "-1"],
         &["--max-clients", "many"],
+        &["--listen", "nonsense"],
+        &["--listen", "127.0.0.1"],
+        &["--listen", ":0"],
+        &["--listen", "127.0.0.1:70000"],
+        &["--irc-listen", "127.0.0.1:port"],
     ] {
         let out = run(bad);
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
@@ -660,6 +665,10 @@ pub fn command_line(path: &str, program: &str) {
     let addr = server.addr.to_string();
     let out = run(&["--listen", &addr]);
     assert_eq!(out.status.code(), Some(1), "binding {addr} twice");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot bind"));
+    // Well formed, but nothing to bind: exit 1 too.
+    let out = run(&["--listen", "no-such-host.invalid:7878"]);
+    assert_eq!(out.status.code(), Some(1), "an unknown host");
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot bind"));
     let out = run(&["--version"]);
     assert_eq!(out.status.code(), Some(0));

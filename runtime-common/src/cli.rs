@@ -23,7 +23,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 )]
 pub struct ServerArgs {
     /// Address to listen on; port 0 picks a free port.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878", value_parser = parse_listen_addr)]
     pub listen: String,
     /// Most open connections, registered or not (at least 1).
     #[arg(long, value_name = "N", default_value = "4096", value_parser = parse_positive)]
@@ -43,7 +43,7 @@ pub struct ServerArgs {
     pub max_outbound: usize,
     /// Also serve the protocol over TLS on this address (with --tls-cert
     /// and --tls-key).
-    #[arg(long, value_name = "ADDR", requires_all = ["tls_cert", "tls_key"])]
+    #[arg(long, value_name = "ADDR", requires_all = ["tls_cert", "tls_key"], value_parser = parse_listen_addr)]
     pub tls_listen: Option<String>,
     /// The TLS certificate chain, PEM, the server's certificate first.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
@@ -52,11 +52,11 @@ pub struct ServerArgs {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Also accept IRC clients on this address (IRC.md).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen_addr)]
     pub irc_listen: Option<String>,
     /// Also accept IRC clients over TLS on this address (with --tls-cert
     /// and --tls-key).
-    #[arg(long, value_name = "ADDR", requires_all = ["tls_cert", "tls_key"])]
+    #[arg(long, value_name = "ADDR", requires_all = ["tls_cert", "tls_key"], value_parser = parse_listen_addr)]
     pub irc_tls_listen: Option<String>,
     /// The server's name in IRC prefixes and numerics.
     #[arg(long, value_name = "NAME", default_value = "chat.local")]
@@ -137,7 +137,9 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("`{s}` is not a number of seconds"))?;
     if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
-        return Err(format!("`{s}` must be a positive number of seconds"));
+        return Err(format!(
+            "`{s}` must be a positive number of seconds, at most 1000000000"
+        ));
     }
     let duration = Duration::from_secs_f64(secs);
     if duration < ServerConfig::MIN_DURATION {
@@ -146,6 +148,19 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
         ));
     }
     Ok(duration)
+}
+
+/// Checks that a listening address has the form `HOST:PORT` (`[::1]:0`
+/// for IPv6) with a port from 0 to 65535: anything else is a bad flag
+/// (exit 2). A well-formed address that names nothing this machine can
+/// bind (an unknown host, an address in use) is found when binding (exit 1).
+pub fn parse_listen_addr(s: &str) -> Result<String, String> {
+    let bad = || format!("`{s}` is not an address of the form HOST:PORT (127.0.0.1:7878, [::1]:0)");
+    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    if host.is_empty() || host == "[]" || port.parse::<u16>().is_err() {
+        return Err(bad());
+    }
+    Ok(s.to_owned())
 }
 
 /// Parses a whole number of at least 1.
