@@ -2187,9 +2187,8 @@ impl Server {
             return self.numeric(now, id, "401", &[&echo(victim), "No such nick/channel"]);
         };
         let detail = format!("Killed by {nick} ({reason})");
-        if self.is_irc(target)
-            && let Some(victim) = self.name_of(target)
-        {
+        // (No let chain: the core builds with Rust 1.85.)
+        if let Some(victim) = self.name_of(target).filter(|_| self.is_irc(target)) {
             // Modern IRC: the victim gets the KILL itself, then its ERROR.
             // Part of the farewell: a victim whose queue is nearly full must
             // not be dropped by it before its ERROR.
