@@ -17,6 +17,8 @@ use crate::{Client, PATIENCE, Target};
 pub struct IrcClient {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
+    /// The stream ended with a reset rather than a clean end.
+    pub cut: bool,
 }
 
 impl IrcClient {
@@ -28,6 +30,7 @@ impl IrcClient {
         Self {
             reader: BufReader::new(stream),
             writer,
+            cut: false,
         }
     }
 
@@ -55,7 +58,10 @@ impl IrcClient {
         match self.reader.read_line(&mut line) {
             Ok(0) => None,
             Ok(_) => Some(line.trim_end_matches(['\r', '\n']).to_owned()),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                self.cut = true;
+                None
+            }
             Err(e) => panic!("no line within {PATIENCE:?}: {e}"),
         }
     }
@@ -204,15 +210,8 @@ pub fn irc_half_closed_client_gets_its_answers(target: &Target) {
     let mut half = IrcClient::connect(irc_addr(&server));
     half.send_raw(b"NICK half\r\nUSER half 0 * :h\r\nJOIN #t\r\nPRIVMSG #t :hi\r\nPING :last\r\n");
     half.writer.shutdown(std::net::Shutdown::Write).unwrap();
-    let mut lines = Vec::new();
-    loop {
-        let mut line = String::new();
-        match half.reader.read_line(&mut line) {
-            Ok(0) => break,
-            Ok(_) => lines.push(line.trim_end().to_owned()),
-            Err(e) => panic!("after {lines:?}: {e} (a clean end of stream was expected)"),
-        }
-    }
+    let lines = half.expect_closed();
+    assert!(!half.cut, "a clean end of stream, not a reset: {lines:?}");
     assert_eq!(numeric(&lines[0]), Some("001"), "{lines:?}");
     assert!(lines.iter().any(|l| numeric(l) == Some("366")), "{lines:?}");
     assert_eq!(

@@ -183,7 +183,7 @@ impl Terminal {
                 let _ = waker.notify();
             }
         }))?;
-        let editor = if io::stdin().is_terminal() && io::stdout().is_terminal() {
+        let editor = if uses_editor() {
             Some(spawn_editor_thread(sender, Arc::clone(&poller))?)
         } else {
             spawn_stdin_thread(sender, Arc::clone(&poller))?;
@@ -562,13 +562,18 @@ impl TerminalRestore {
     /// elsewhere the terminal is never changed, and the clean-up's escape
     /// sequence must not reach a stdout that is a file or a pipe.
     fn capture() -> Self {
-        let editing = io::stdin().is_terminal() && io::stdout().is_terminal();
         Self(
-            editing
+            uses_editor()
                 .then(|| rustix::termios::tcgetattr(io::stdin()).ok())
                 .flatten(),
         )
     }
+}
+
+/// Lines are edited (rustyline, escape sequences and all) only when stdin
+/// and stdout are both terminals; otherwise plain lines in and out.
+fn uses_editor() -> bool {
+    io::stdin().is_terminal() && io::stdout().is_terminal()
 }
 
 impl Drop for TerminalRestore {

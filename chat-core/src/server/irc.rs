@@ -448,8 +448,9 @@ impl Server {
             && self.lookup_nick(target.as_bytes()).is_none()
     }
 
-    /// Whether `id` is an IRC user with `+i`: hidden from NAMES, WHO and
-    /// LUSERS' count of users, except from those who share a channel with it.
+    /// Whether `id` is an IRC user with `+i`: left out of a channel's NAMES
+    /// and WHO for those not in that channel, of WHO masks for those who
+    /// share no channel with it, and counted apart by LUSERS.
     fn is_invisible(&self, id: ConnId) -> bool {
         self.conn(id)
             .and_then(|c| c.irc.as_deref())

@@ -1150,7 +1150,8 @@ impl Server {
         match farewell {
             Farewell::Abort => self.release(now, id, reason, false),
             Farewell::Flush
-                if live_conn(&mut self.slots, id)
+                if self
+                    .conn(id)
                     .is_some_and(|c| !c.doomed && c.stream.queued(&self.feeds) == 0) =>
             {
                 self.release(now, id, reason, true);

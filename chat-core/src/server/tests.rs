@@ -370,11 +370,7 @@ fn a_half_closed_peer_still_gets_the_answers_to_what_it_sent() {
         "no BYE: the peer did not say one"
     );
     assert_eq!(w.peers[b].closed, Some(Reason::Disconnected));
-    let conn = w.peers[b].conn;
-    assert!(w.events.iter().any(|e| matches!(
-        e,
-        ServerEvent::Close { conn: c, graceful: true, .. } if *c == conn
-    )));
+    assert_eq!(closed_gracefully(&w, b), Some(true));
 }
 
 #[test]
@@ -388,11 +384,22 @@ fn a_half_closed_peer_that_never_reads_is_closed_after_linger() {
     assert_eq!(w.peers[b].closed, None, "flushing its answers");
     w.advance(Duration::from_millis(1));
     assert_eq!(w.peers[b].closed, Some(Reason::Disconnected));
-    let conn = w.peers[b].conn;
-    assert!(w.events.iter().any(|e| matches!(
-        e,
-        ServerEvent::Close { conn: c, graceful: false, .. } if *c == conn
-    )));
+    assert_eq!(
+        closed_gracefully(&w, b),
+        Some(false),
+        "unread past the linger"
+    );
+}
+
+/// Whether the server's Close of `peer` was graceful (`None`: not closed).
+fn closed_gracefully(w: &World, peer: usize) -> Option<bool> {
+    let conn = w.peers[peer].conn;
+    w.events.iter().find_map(|e| match e {
+        ServerEvent::Close {
+            conn: c, graceful, ..
+        } if *c == conn => Some(*graceful),
+        _ => None,
+    })
 }
 
 #[test]
